@@ -1,0 +1,66 @@
+"""The ASGI application: collection API, REST API, OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from segmint import __version__
+from segmint.api import explorer
+from segmint.api.errors import install_error_handlers
+from segmint.catalog.keys import KeyChecker
+from segmint.collect import http as collect_http
+from segmint.collect.writer import GroupCommitWriter
+from segmint.runtime import Runtime
+from segmint.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. With no ``runtime`` it opens one from ``settings`` at start-up and
+    closes it at shutdown; a given runtime is left open for its owner."""
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        rt = runtime or Runtime.open(settings)
+        app.state.runtime = rt
+        app.state.settings = settings
+        app.state.write_keys = KeyChecker(rt.catalog, "write")
+        app.state.api_keys = KeyChecker(rt.catalog, "admin")
+        app.state.writer = GroupCommitWriter(rt.collector)
+        try:
+            yield
+        finally:
+            app.state.writer.close()
+            if owned:
+                rt.close()
+
+    app = FastAPI(
+        title="Segmint",
+        version=__version__,
+        description="Audience engine: Segment-compatible collection API and REST API.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["POST", "GET", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=3600,
+    )
+    install_error_handlers(app)
+    app.include_router(collect_http.router)
+    app.include_router(explorer.router)
+
+    @app.get("/health", tags=["health"], summary="Liveness check")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,64 @@
+"""What every command shares: the console, settings, opening the runtime, and turning errors
+into a clear message and an exit code (never a stack trace)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from segmint.errors import SegmintError, Unauthorized
+from segmint.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INPUT = 2
+EXIT_AUTH = 3
+EXIT_INTERNAL = 1
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        err_console.print(
+            f"[red]Invalid setting SEGMINT_{field.upper()}:[/] {first['msg']}"
+        )
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+def friendly_errors(func: F) -> F:
+    """Run a command, printing a :class:`SegmintError` as one red line and exiting non-zero."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SegmintError as exc:
+            where = f" ({exc.path})" if exc.path else ""
+            err_console.print(f"[red]Error{where}:[/] {exc.message}")
+            raise typer.Exit(EXIT_AUTH if isinstance(exc, Unauthorized) else EXIT_INPUT) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]Interrupted.[/]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            logging.getLogger("segmint").debug("unexpected error", exc_info=True)
+            err_console.print(
+                f"[red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
+                "Run with SEGMINT_DEBUG=1 for details, and report it if it persists."
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]

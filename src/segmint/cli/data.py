@@ -1,0 +1,123 @@
+"""``segmint import FILE`` and ``segmint generate``: data into the warehouse."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.collect.importer import ImportSummary, Row, import_file, import_rows
+from segmint.errors import InvalidInput
+from segmint.runtime import Runtime
+
+
+def _progress(total: int | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+def _print_summary(summary: ImportSummary, seconds: float) -> None:
+    rate = summary.rows / seconds if seconds > 0 else 0.0
+    table = Table(show_header=False, box=None)
+    table.add_row("rows read", f"{summary.rows:,}")
+    table.add_row("imported", f"[green]{summary.imported:,}[/]")
+    table.add_row("duplicates skipped", f"{summary.duplicates:,}")
+    table.add_row("rejected", f"[red]{summary.rejected:,}[/]" if summary.rejected else "0")
+    table.add_row("profiles merged", f"{summary.merges:,}")
+    table.add_row("time", f"{seconds:.1f} s ({rate:,.0f} rows/s)")
+    console.print(table)
+    if summary.reasons:
+        reasons = Table("reason", "rows", title="Rejected rows")
+        for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:10]:
+            reasons.add_row(reason, f"{count:,}")
+        console.print(reasons)
+        console.print(f"Rejected rows, with their reasons, are in {summary.rejected_file}")
+
+
+@friendly_errors
+def import_command(
+    file: Annotated[Path, typer.Argument(help="A .jsonl, .csv or .parquet file (.gz allowed for text).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet.")] = None,
+    rejected: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows (default FILE.rejected.jsonl).")
+    ] = None,
+) -> None:
+    """Import historical events in Segment-spec shape, with the API's validation, enrichment
+    and identity resolution."""
+    settings = load_settings()
+    runtime = Runtime.open(settings)
+    try:
+        start = time.perf_counter()
+        with _progress(None) as progress:
+            task = progress.add_task(f"Importing {file.name}", total=None)
+            summary = import_file(
+                runtime.collector,
+                file,
+                fmt=fmt,
+                rejected_path=rejected,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        _print_summary(summary, time.perf_counter() - start)
+    finally:
+        runtime.close()
+    if summary.rows and not summary.imported and not summary.duplicates:
+        raise typer.Exit(2)
+
+
+@friendly_errors
+def generate_command(
+    users: Annotated[int, typer.Option(min=1, help="How many people visit the shop.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="How many days of history.")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 1,
+    end: Annotated[
+        datetime | None, typer.Option(help="Last instant of the data (UTC); default now.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write a .jsonl file instead of loading the warehouse.")
+    ] = None,
+) -> None:
+    """Generate realistic events of an online shop and load them (or write them to a file)."""
+    from segmint.generate.shop import generate_events
+
+    end_at = (end or datetime.now(UTC)).replace(tzinfo=None)
+    events = generate_events(users=users, days=days, seed=seed, end=end_at)
+    start = time.perf_counter()
+    if out is not None:
+        if out.suffix.lower() not in (".jsonl", ".ndjson"):
+            raise InvalidInput("--out must name a .jsonl file")
+        count = 0
+        with out.open("wb") as handle:
+            for event in events:
+                handle.write(orjson.dumps(event) + b"\n")
+                count += 1
+        console.print(f"Wrote {count:,} events to {out} in {time.perf_counter() - start:.1f} s")
+        return
+    settings = load_settings()
+    runtime = Runtime.open(settings)
+    try:
+        with _progress(None) as progress:
+            task = progress.add_task("Generating and loading", total=None)
+            summary = import_rows(
+                runtime.collector,
+                (Row(i, e) for i, e in enumerate(events, start=1)),
+                source="generator",
+                rejected_path=settings.data_dir / "generated.rejected.jsonl",
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        _print_summary(summary, time.perf_counter() - start)
+    finally:
+        runtime.close()

@@ -1,0 +1,54 @@
+"""``segmint keys create|list|revoke``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from segmint.catalog import open_catalog
+from segmint.catalog.keys import create_key, list_keys, revoke_key
+from segmint.cli.common import console, friendly_errors, load_settings
+
+app = typer.Typer(help="Write keys (for sources) and admin keys (for the REST API).",
+                  no_args_is_help=True)
+
+
+@app.command("create")
+@friendly_errors
+def create(
+    name: Annotated[str, typer.Argument(help="Who uses the key, e.g. 'website'.")],
+    scope: Annotated[str, typer.Option(help="'write' to send events, 'admin' for /api/v1.")] = "write",
+) -> None:
+    """Create a key and print it (it is shown only once)."""
+    settings = load_settings()
+    settings.ensure_data_dir()
+    catalog = open_catalog(settings.catalog_database_url)
+    info, key = create_key(catalog, name, scope)
+    console.print(f"Created {info.scope} key #{info.id} for [bold]{info.name}[/]:")
+    console.print(key, soft_wrap=True, highlight=False)
+    console.print("[dim]Store it now: only its hash is kept.[/]")
+
+
+@app.command("list")
+@friendly_errors
+def list_command() -> None:
+    """List keys (never the keys themselves)."""
+    settings = load_settings()
+    catalog = open_catalog(settings.catalog_database_url)
+    table = Table("id", "name", "scope", "starts with", "created", "revoked")
+    for info in list_keys(catalog):
+        table.add_row(str(info.id), info.name, info.scope, info.key_prefix + "…",
+                      f"{info.created_at:%Y-%m-%d %H:%M}",
+                      f"{info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "")
+    console.print(table)
+
+
+@app.command("revoke")
+@friendly_errors
+def revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")]) -> None:
+    """Revoke a key: requests with it are refused from then on."""
+    settings = load_settings()
+    info = revoke_key(open_catalog(settings.catalog_database_url), key_id)
+    console.print(f"Revoked key #{info.id} ({info.name}).")

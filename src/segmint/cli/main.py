@@ -1,0 +1,62 @@
+"""``segmint``: serve, keys, import, generate ... (``segmint --help`` lists them)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segmint.cli import data, keys
+
+app = typer.Typer(
+    name="segmint",
+    help="Segmint: collect events, build audiences, keep them fresh, sync them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(keys.app, name="keys")
+app.command("import")(data.import_command)
+app.command("generate")(data.generate_command)
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data directory (default ./.segmint, or SEGMINT_DATA_DIR)."),
+    ] = None,
+) -> None:
+    if data_dir is not None:
+        os.environ["SEGMINT_DATA_DIR"] = str(data_dir)
+    level = logging.DEBUG if os.environ.get("SEGMINT_DEBUG") else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the server: collection API, REST API and web UI."""
+    import uvicorn
+
+    from segmint.api.app import create_app
+    from segmint.cli.common import load_settings
+
+    settings = load_settings()
+    logging.getLogger("segmint").setLevel(logging.INFO)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Collection: validate Segment-spec messages, de-duplicate, enrich, resolve identity, store."""

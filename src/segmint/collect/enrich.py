@@ -1,0 +1,335 @@
+"""Enrichment: the columns collection derives from a message's context — UTM parameters,
+ad click ids, ad cookies, page, user agent, locale and location.
+
+``Enricher.enrich`` is pure apart from cached lookups (user agent, IP); it runs once per
+event, so it touches the URL parser only when there is a query string and caches the slow
+parts by their input string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ua_parser import parse as parse_user_agent
+
+from segmint.collect.geo import GeoLocator, GeoResult, normalize_country
+from segmint.collect.messages import Enrichment, Message
+
+# context.campaign key -> Enrichment field (Segment names the campaign itself "name").
+CAMPAIGN_FIELDS = {
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "name": "utm_campaign",
+    "term": "utm_term",
+    "content": "utm_content",
+}
+UTM_FIELDS = tuple(CAMPAIGN_FIELDS.values())
+# Ad platforms' click ids, by query parameter (= Enrichment field) name: Google (gclid,
+# wbraid, gbraid), Meta (fbclid), TikTok (ttclid), LinkedIn (li_fat_id), Microsoft (msclkid).
+CLICK_ID_FIELDS = ("gclid", "fbclid", "ttclid", "li_fat_id", "msclkid", "wbraid", "gbraid")
+# Enrichment field -> first-party cookie that carries it.
+COOKIE_FIELDS = {"fbp": "_fbp", "fbc": "_fbc", "ga": "_ga"}
+
+# User agents repeat heavily (a few thousand distinct ones cover most traffic) and a parse
+# costs tens of microseconds to milliseconds; a hit costs a dict lookup.
+USER_AGENT_CACHE_SIZE = 4096
+
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
+
+
+class Enricher:
+    """Derives an ``Enrichment`` from a message. ``geo`` locates the IP address when the
+    message carries no location of its own; without it, location comes from the message only."""
+
+    def __init__(self, geo: GeoLocator | None = None) -> None:
+        self.geo = geo
+
+    def enrich(self, message: Message) -> Enrichment:
+        """Every derived column of ``message``; fields with nothing to derive from are None.
+        Never raises on odd context shapes: a field of the wrong type counts as absent."""
+        context = message.context
+        enrichment = Enrichment()
+        page = _page_fields(message)
+        enrichment.page_url = page.url
+        enrichment.page_path = page.path
+        enrichment.referrer = page.referrer
+        params = _query_params(page.queries)
+        _set_utm(enrichment, _mapping(context.get("campaign")), params)
+        for name in CLICK_ID_FIELDS:
+            setattr(enrichment, name, _first(params, name))
+        _set_cookies(enrichment, context, message.timestamp)
+        _set_user_agent(enrichment, _text(context.get("userAgent")))
+        locale = _text(context.get("locale"))
+        if locale is not None:
+            enrichment.locale, enrichment.language = normalize_locale(locale)
+        enrichment.timezone = _text(context.get("timezone"))
+        enrichment.ip = _text(context.get("ip"))
+        location = _message_location(message) or self._ip_location(enrichment.ip)
+        enrichment.country, enrichment.region, enrichment.city = (
+            location.country,
+            location.region,
+            location.city,
+        )
+        return enrichment
+
+    def _ip_location(self, ip: str | None) -> GeoResult:
+        if self.geo is None or ip is None:
+            return GeoResult()
+        return self.geo.lookup(ip)
+
+
+# --- page, UTM, click ids --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Page:
+    url: str | None
+    path: str | None
+    referrer: str | None
+    queries: tuple[str, ...]
+
+
+def _page_fields(message: Message) -> _Page:
+    """URL, path, referrer and the query strings to read parameters from.
+
+    ``context.page`` is what analytics.js sends with every call; a page call's own
+    properties (url, path, referrer, search) stand in for each field it lacks."""
+    page = _mapping(message.context.get("page"))
+    props = message.properties if message.type == "page" else {}
+    url = _text(page.get("url")) or _text(props.get("url"))
+    search = _text(page.get("search")) or _text(props.get("search"))
+    path = _text(page.get("path")) or _text(props.get("path"))
+    referrer = _text(page.get("referrer")) or _text(props.get("referrer"))
+    url_query = None
+    if url is not None and ("?" in url or path is None):
+        # Only split the URL when it has something we need from it.
+        parts = urlsplit(url)
+        url_query = parts.query or None
+        path = path or parts.path or None
+    # The URL's query first, then ``search``: analytics.js puts the canonical URL (often
+    # without the query) in page.url but the browser's real query in page.search.
+    search_query = search.lstrip("?") if search else None
+    queries = tuple(dict.fromkeys(q for q in (url_query, search_query) if q))
+    return _Page(url, path, referrer, queries)
+
+
+def _query_params(queries: tuple[str, ...]) -> dict[str, list[str]]:
+    """Parameters of the query strings, percent-decoded ('+' is a space); for a name in
+    several strings the first string wins."""
+    if not queries:
+        return {}
+    params = parse_qs(queries[0])
+    for query in queries[1:]:
+        for name, values in parse_qs(query).items():
+            params.setdefault(name, values)
+    return params
+
+
+def _first(params: Mapping[str, list[str]], name: str) -> str | None:
+    """The first non-blank value of a parameter, trimmed."""
+    for value in params.get(name, ()):
+        value = value.strip()
+        if value:
+            return value
+    return None
+
+
+def _set_utm(
+    enrichment: Enrichment, campaign: Mapping[str, Any], params: Mapping[str, list[str]]
+) -> None:
+    """UTM values from ``context.campaign`` when it holds any, else from the page query.
+    All five come from one source, so a campaign never mixes with another's URL."""
+    from_campaign = {field: _text(campaign.get(key)) for key, field in CAMPAIGN_FIELDS.items()}
+    if any(from_campaign.values()):
+        for field, value in from_campaign.items():
+            setattr(enrichment, field, value)
+    elif params:
+        for field in UTM_FIELDS:
+            setattr(enrichment, field, _first(params, field))
+
+
+# --- cookies -----------------------------------------------------------------------------------
+
+
+def _set_cookies(enrichment: Enrichment, context: Mapping[str, Any], timestamp: datetime) -> None:
+    """``_fbp``/``_fbc``/``_ga`` from ``context.cookies``, else ``context.fbp``/``fbc``/``ga``.
+
+    Without an ``_fbc`` cookie but with an ``fbclid`` in the URL, fbc is built the way Meta's
+    pixel builds the cookie: ``fb.1.<event time in ms>.<fbclid>``."""
+    cookies = _mapping(context.get("cookies"))
+    for field, cookie in COOKIE_FIELDS.items():
+        setattr(enrichment, field, _text(cookies.get(cookie)) or _text(context.get(field)))
+    if enrichment.fbc is None and enrichment.fbclid is not None:
+        enrichment.fbc = meta_fbc(enrichment.fbclid, timestamp)
+
+
+def meta_fbc(fbclid: str, timestamp: datetime) -> str:
+    """Meta's ``fbc`` value for a click id seen at ``timestamp`` (naive UTC): subdomain index 1
+    (the registrable domain), then the time in milliseconds, then the click id."""
+    milliseconds = int(timestamp.replace(tzinfo=UTC).timestamp() * 1000)
+    return f"fb.1.{milliseconds}.{fbclid}"
+
+
+# --- user agent --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentInfo:
+    """What a user agent string says about the browser, OS and kind of device."""
+
+    browser: str | None = None
+    browser_version: str | None = None
+    os: str | None = None
+    os_version: str | None = None
+    device_type: str | None = None
+
+
+def _set_user_agent(enrichment: Enrichment, user_agent: str | None) -> None:
+    if user_agent is None:
+        return
+    enrichment.user_agent = user_agent
+    info = parse_device(user_agent)
+    enrichment.browser, enrichment.browser_version = info.browser, info.browser_version
+    enrichment.os, enrichment.os_version = info.os, info.os_version
+    enrichment.device_type = info.device_type
+
+
+# ua-parser's families for operating systems of phones; a tablet is told apart first.
+_MOBILE_OS = frozenset(
+    {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Symbian OS"}
+    | {"Tizen", "Sailfish", "webOS", "Bada", "MeeGo", "HarmonyOS", "Windows Mobile"}
+)
+_DESKTOP_OS = frozenset(
+    {"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "Debian", "FreeBSD"}
+    | {"OpenBSD", "NetBSD", "Solaris", "Red Hat", "SUSE", "Mint", "Gentoo", "Arch Linux"}
+)
+_TABLET_DEVICE = re.compile(r"iPad|Kindle|Tablet|Nexus (?:7|9|10)\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=USER_AGENT_CACHE_SIZE)
+def parse_device(user_agent: str) -> UserAgentInfo:
+    """Browser family, browser version (major.minor), OS family, OS version and device type
+    (one of ``DEVICE_TYPES``) of a user agent string, using ua-parser's families
+    ("Chrome", "Mobile Safari", "Mac OS X", "iOS" ...); cached per string."""
+    result = parse_user_agent(user_agent)
+    agent, os, device = result.user_agent, result.os, result.device
+    browser = agent.family if agent is not None and agent.family != "Other" else None
+    os_family = os.family if os is not None and os.family != "Other" else None
+    return UserAgentInfo(
+        browser=browser,
+        browser_version=_version(agent.major, agent.minor) if browser and agent else None,
+        os=os_family,
+        os_version=_version(os.major, os.minor) if os_family and os else None,
+        device_type=_device_type(user_agent, os_family, device.family if device else None),
+    )
+
+
+def _version(major: str | None, minor: str | None) -> str | None:
+    if not major:
+        return None
+    return f"{major}.{minor}" if minor else major
+
+
+def _device_type(user_agent: str, os_family: str | None, device_family: str | None) -> str:
+    """Form factor from ua-parser's device and OS families plus the UA's own tokens.
+
+    Android tablets are the Android agents without "Mobile" (Google's rule for Chrome). iPads
+    on iPadOS 13+ send a Mac user agent and count as desktops: nothing in the string differs."""
+    if device_family == "Spider":  # ua-parser's family for crawlers and bots
+        return "bot"
+    if (device_family and _TABLET_DEVICE.search(device_family)) or (
+        os_family == "Android" and "Mobile" not in user_agent
+    ):
+        return "tablet"
+    if "Tablet" in user_agent and os_family in _MOBILE_OS:
+        return "tablet"
+    if os_family in _MOBILE_OS or "Mobi" in user_agent:
+        return "mobile"
+    if os_family in _DESKTOP_OS:
+        return "desktop"
+    return "other"
+
+
+# --- locale ------------------------------------------------------------------------------------
+
+# language[-Script][-REGION][-variants...]; "_" as separator too (POSIX / Java style).
+_LOCALE = re.compile(
+    r"(?P<language>[A-Za-z]{2,3})"
+    r"(?:[-_](?P<script>[A-Za-z]{4}))?"
+    r"(?:[-_](?P<region>[A-Za-z]{2}|[0-9]{3}))?"
+    r"(?P<rest>(?:[-_][A-Za-z0-9]{1,8})*)"
+)
+
+
+@lru_cache(maxsize=256)
+def normalize_locale(locale: str) -> tuple[str, str | None]:
+    """(locale, language): "en_us" → ("en-US", "en"), "zh-hant-tw" → ("zh-Hant-TW", "zh").
+
+    A POSIX suffix ("en_US.UTF-8", "de_DE@euro") is dropped. A locale that is not
+    language[-Script][-REGION][-variant] is kept as given (trimmed) with language None."""
+    text = locale.strip()
+    match = _LOCALE.fullmatch(re.split(r"[.@]", text, maxsplit=1)[0])
+    if match is None:
+        return text, None
+    language = match["language"].lower()
+    parts = [language]
+    if match["script"]:
+        parts.append(match["script"].title())
+    if match["region"]:
+        parts.append(match["region"].upper())
+    if match["rest"]:
+        parts.extend(part.lower() for part in re.split(r"[-_]", match["rest"][1:]))
+    return "-".join(parts), language
+
+
+# --- location ----------------------------------------------------------------------------------
+
+
+def _message_location(message: Message) -> GeoResult | None:
+    """Location the message states itself: ``context.location`` first, then the user's
+    address trait (an identify call's traits, then ``context.traits``). None when neither
+    has a country, region or city; the three always come from one source."""
+    location = _mapping(message.context.get("location"))
+    found = _location(location.get("country"), location.get("region"), location.get("city"))
+    if found is not None:
+        return found
+    # A group call's traits describe the group (a company), not the user: not theirs to use.
+    trait_sources = (message.traits,) if message.type == "identify" else ()
+    for traits in (*trait_sources, _mapping(message.context.get("traits"))):
+        address = _mapping(traits.get("address"))
+        region = address.get("state") or address.get("region")
+        found = _location(address.get("country"), region, address.get("city"))
+        if found is not None:
+            return found
+    return None
+
+
+def _location(country: Any, region: Any, city: Any) -> GeoResult | None:
+    country_text, region_text, city_text = _text(country), _text(region), _text(city)
+    if country_text is None and region_text is None and city_text is None:
+        return None
+    return GeoResult(
+        normalize_country(country_text) if country_text else None, region_text, city_text
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    """A trimmed non-empty string; numbers are written out (a campaign term may be 42)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None

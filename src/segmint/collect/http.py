@@ -1,0 +1,181 @@
+"""The Segment-compatible tracking API: ``/v1/track`` ... ``/v1/batch`` and the short paths
+analytics.js posts to (``/v1/t`` ... ``/v1/b``).
+
+Rules (see docs/collection.md):
+- write key as the HTTP Basic user name, or ``writeKey`` in the body; unknown → 401;
+- bodies may be gzip-compressed (``Content-Encoding: gzip``) and sent as ``text/plain``;
+- invalid JSON, a message over 32 KB, a batch over 500 KB or 2,500 messages → 400;
+- a single message that breaks the spec → 400 naming the field;
+- in a batch, valid messages are stored even when neighbours are invalid; the answer is 200
+  and lists the rejected ones (index, field, reason); 400 only when none was valid;
+- 200 means stored durably (committed to the warehouse).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import zlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from segmint.collect.messages import Message
+from segmint.collect.pipeline import utcnow
+from segmint.collect.validate import parse_timestamp, validate_message
+from segmint.errors import InvalidInput, InvalidMessage, PayloadTooLarge, SegmintError
+
+router = APIRouter(tags=["collection"])
+
+SINGLE_ROUTES = {
+    "track": "t",
+    "identify": "i",
+    "page": "p",
+    "screen": "s",
+    "group": "g",
+    "alias": "a",
+}
+
+
+def _basic_user(header: str | None) -> str | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0] or None
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """Read at most ``limit`` bytes (after gunzip) and parse them as JSON, whatever the
+    Content-Type (analytics.js sends JSON as text/plain)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {int(declared):,} bytes; the limit is {limit:,}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise InvalidInput("the body says Content-Encoding: gzip but is not gzip data") from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the uncompressed body is over the limit of {limit:,} bytes")
+    if not raw.strip():
+        raise InvalidInput("the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+
+
+def _source(request: Request, body: Any) -> str:
+    key = _basic_user(request.headers.get("authorization"))
+    if key is None and isinstance(body, dict):
+        value = body.get("writeKey")
+        key = value if isinstance(value, str) else None
+    checker = request.app.state.write_keys
+    return str(checker.name_for(key, time.monotonic()))
+
+
+def _store(request: Request, messages: list[Message]) -> None:
+    request.app.state.writer.submit(messages)
+
+
+@router.post("/v1/batch", summary="Send many messages at once")
+@router.post("/v1/b", include_in_schema=False)
+@router.post("/v1/import", include_in_schema=False)
+async def batch(request: Request) -> ORJSONResponse:
+    settings = request.app.state.settings
+    body = await read_json_body(request, settings.max_batch_bytes)
+    source = _source(request, body)
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise InvalidInput('a batch is a JSON object {"batch": [message, ...]}', path="batch")
+    items = body["batch"]
+    if not items:
+        raise InvalidInput("batch is empty; send at least one message", path="batch")
+    if len(items) > settings.max_batch_messages:
+        raise PayloadTooLarge(
+            f"the batch has {len(items):,} messages; at most {settings.max_batch_messages:,} "
+            "are allowed per request — split it",
+            path="batch",
+        )
+    context, integrations = body.get("context"), body.get("integrations")
+    if context is not None and not isinstance(context, dict):
+        raise InvalidInput("context must be a JSON object", path="context")
+    if integrations is not None and not isinstance(integrations, dict):
+        raise InvalidInput("integrations must be a JSON object", path="integrations")
+    sent_at = parse_timestamp(body.get("sentAt"), "sentAt")
+    received_at = utcnow()
+    accepted: list[Message] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            accepted.append(
+                validate_message(
+                    item,
+                    received_at=received_at,
+                    batch_sent_at=sent_at,
+                    batch_context=context,
+                    batch_integrations=integrations,
+                    max_bytes=settings.max_message_bytes,
+                    path=f"batch[{index}].",
+                    source=source,
+                )
+            )
+        except SegmintError as exc:
+            rejected.append({"index": index, **exc.to_dict()})
+    if accepted:
+        await run_in_threadpool(_store, request, accepted)
+    if not rejected:
+        return ORJSONResponse({"success": True})
+    status = 200 if accepted else 400
+    return ORJSONResponse(
+        {
+            "success": bool(accepted),
+            "accepted": len(accepted),
+            "rejected": rejected,
+            "message": f"{len(rejected)} of {len(items)} messages were rejected; "
+            "the others were stored",
+        },
+        status_code=status,
+    )
+
+
+def _single_route(kind: str) -> Any:
+    async def handler(request: Request) -> ORJSONResponse:
+        settings = request.app.state.settings
+        body = await read_json_body(request, settings.max_message_bytes)
+        source = _source(request, body)
+        if not isinstance(body, dict):
+            raise InvalidMessage("the body must be a JSON object (one message)")
+        message = validate_message(
+            body, received_at=utcnow(), implied_type=kind, source=source
+        )
+        await run_in_threadpool(_store, request, [message])
+        return ORJSONResponse({"success": True})
+
+    handler.__name__ = kind
+    return handler
+
+
+for _kind, _short in SINGLE_ROUTES.items():
+    _handler = _single_route(_kind)
+    router.add_api_route(
+        f"/v1/{_kind}", _handler, methods=["POST"], summary=f"Send one {_kind} message"
+    )
+    router.add_api_route(
+        f"/v1/{_short}", _handler, methods=["POST"], include_in_schema=False
+    )

@@ -1,0 +1,183 @@
+"""The collection pipeline shared by the HTTP API and bulk import:
+de-duplicate → enrich → resolve identity → store (events, identities, profiles) in one
+warehouse transaction. An ingest either stores all of its messages or none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from segmint.collect.dedupe import RecentMessageIds
+from segmint.collect.enrich import Enricher
+from segmint.collect.geo import GeoLocator
+from segmint.collect.identity import IdentityResolver, apply_identity_changes
+from segmint.collect.messages import ENRICHMENT_FIELDS, Message
+from segmint.collect.profiles import upsert_profiles
+from segmint.settings import Settings
+from segmint.warehouse.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us")
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("profile_id", pa.int64()),
+        ("type", pa.string()),
+        ("event", pa.string()),
+        ("name", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("group_id", pa.string()),
+        ("previous_id", pa.string()),
+        ("timestamp", _TS),
+        ("original_timestamp", _TS),
+        ("sent_at", _TS),
+        ("received_at", _TS),
+        ("properties", pa.string()),
+        ("traits", pa.string()),
+        ("context", pa.string()),
+        ("integrations", pa.string()),
+        ("source", pa.string()),
+        *((name, pa.string()) for name in ENRICHMENT_FIELDS),
+    ]
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: dict[str, Any]) -> str | None:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() if value else None
+
+
+def events_table(messages: list[Message]) -> pa.Table:
+    """The warehouse rows of resolved messages, as one Arrow table."""
+    columns: dict[str, list[Any]] = {
+        "message_id": [m.message_id for m in messages],
+        "profile_id": [m.profile_id for m in messages],
+        "type": [m.type for m in messages],
+        "event": [m.event for m in messages],
+        "name": [m.name for m in messages],
+        "user_id": [m.user_id for m in messages],
+        "anonymous_id": [m.anonymous_id for m in messages],
+        "group_id": [m.group_id for m in messages],
+        "previous_id": [m.previous_id for m in messages],
+        "timestamp": [m.timestamp for m in messages],
+        "original_timestamp": [m.original_timestamp for m in messages],
+        "sent_at": [m.sent_at for m in messages],
+        "received_at": [m.received_at for m in messages],
+        "properties": [_json(m.properties) for m in messages],
+        "traits": [_json(m.traits) for m in messages],
+        "context": [_json(m.context) for m in messages],
+        "integrations": [_json(m.integrations) for m in messages],
+        "source": [m.source for m in messages],
+    }
+    for name in ENRICHMENT_FIELDS:
+        columns[name] = [getattr(m.enrichment, name) for m in messages]
+    return pa.Table.from_pydict(columns, schema=_EVENT_SCHEMA)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What an ingest did: messages stored, duplicates skipped, profiles merged."""
+
+    stored: int = 0
+    duplicates: int = 0
+    merges: int = 0
+    profile_ids: list[int] = field(default_factory=list)
+
+
+class Collector:
+    """Owns the write side of a warehouse: the de-duplication index and the identity map
+    live here, so exactly one Collector may write to a warehouse at a time."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        enricher: Enricher,
+        dedupe_window: timedelta = timedelta(days=7),
+        now: datetime | None = None,
+    ) -> None:
+        self.engine = engine
+        self.enricher = enricher
+        self.resolver = IdentityResolver(engine)
+        self.recent = RecentMessageIds.load(engine, dedupe_window, now or utcnow())
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> Collector:
+        geo = GeoLocator(settings.geoip_city_db)
+        return cls(
+            engine,
+            enricher=Enricher(geo),
+            dedupe_window=timedelta(hours=settings.dedupe_window_hours),
+        )
+
+    def _fresh(self, messages: list[Message], check_table: bool) -> list[Message]:
+        """Drop messages seen before: in the recent window, earlier in this list, and (when
+        asked) anywhere in the events table."""
+        fresh: list[Message] = []
+        batch_ids: set[str] = set()
+        for message in messages:
+            if message.message_id in self.recent or message.message_id in batch_ids:
+                continue
+            batch_ids.add(message.message_id)
+            fresh.append(message)
+        if check_table and fresh:
+            ids = pa.table({"message_id": pa.array(list(batch_ids), pa.string())})
+            known = {
+                row[0]
+                for row in self._rows_with(
+                    "SELECT e.message_id FROM events e SEMI JOIN _ids USING (message_id)", ids
+                )
+            }
+            fresh = [m for m in fresh if m.message_id not in known]
+        return fresh
+
+    def _rows_with(self, sql: str, ids: pa.Table) -> list[tuple[Any, ...]]:
+        con = self.engine.connection  # type: ignore[attr-defined]
+        con.register("_ids", ids)
+        try:
+            return self.engine.rows(sql)
+        finally:
+            con.unregister("_ids")
+
+    def ingest(self, messages: list[Message], *, check_table: bool = False) -> IngestResult:
+        """Store validated messages (all or nothing) and return what happened.
+
+        Messages whose messageId was already stored are skipped and counted as duplicates.
+        """
+        with self._lock:
+            now = utcnow()
+            fresh = self._fresh(messages, check_table)
+            result = IngestResult(duplicates=len(messages) - len(fresh))
+            if not fresh:
+                return result
+            for message in fresh:
+                message.enrichment = self.enricher.enrich(message)
+            changes = self.resolver.resolve(fresh)
+            try:
+                with self.engine.transaction():
+                    self.engine.append("events", events_table(fresh))
+                    apply_identity_changes(self.engine, changes, merged_at=now)
+                    upsert_profiles(self.engine, fresh)
+            except BaseException:
+                self.resolver.discard()
+                raise
+            self.resolver.commit(changes)
+            self.recent.add_all((m.received_at, m.message_id) for m in fresh)
+            self.recent.prune(now)
+            result.stored = len(fresh)
+            result.merges = len(changes.merges)
+            result.profile_ids = [m.profile_id for m in fresh if m.profile_id is not None]
+            return result

@@ -1,0 +1,199 @@
+"""Validation of Segment-spec messages: shape, types, required ids, timestamps.
+
+Turns one raw JSON object into a :class:`Message` or raises :class:`InvalidMessage` naming
+the exact field. Also applies the spec's clock-skew correction:
+``timestamp = receivedAt - (sentAt - originalTimestamp)``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from segmint.collect.messages import MESSAGE_TYPES, Message
+from segmint.errors import InvalidMessage, PayloadTooLarge
+
+MAX_MESSAGE_ID_LENGTH = 100
+MAX_ID_LENGTH = 1024
+_EARLIEST = datetime(1970, 1, 1)
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+
+
+def parse_timestamp(value: Any, field: str) -> datetime | None:
+    """Parse an ISO-8601 timestamp into naive UTC; ``None`` stays ``None``.
+
+    A timestamp without a zone is taken as UTC (what the spec says all timestamps are)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidMessage(
+            f"{field} must be an ISO-8601 string such as '2025-06-01T12:00:00Z', "
+            f"not {type(value).__name__}",
+            path=field,
+        )
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidMessage(
+            f"{field} {value[:60]!r} is not an ISO-8601 timestamp; send e.g. "
+            "'2025-06-01T12:00:00.000Z'",
+            path=field,
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    if parsed < _EARLIEST:
+        raise InvalidMessage(f"{field} {value!r} is before 1970", path=field)
+    return parsed
+
+
+def _identifier(raw: dict[str, Any], key: str, path: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidMessage(
+            f"{key} must be a string, not {type(value).__name__}", path=f"{path}{key}"
+        )
+    text = str(value).strip()
+    if len(text) > MAX_ID_LENGTH:
+        raise InvalidMessage(
+            f"{key} is {len(text)} characters long; at most {MAX_ID_LENGTH} are allowed",
+            path=f"{path}{key}",
+        )
+    return text or None
+
+
+def _object(raw: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidMessage(
+            f"{key} must be a JSON object, not {type(value).__name__}", path=f"{path}{key}"
+        )
+    return value
+
+
+def _message_id(raw: dict[str, Any], path: str) -> str:
+    value = raw.get("messageId")
+    if value is None:
+        # The spec lets servers fill it; a random id means the message cannot be de-duplicated.
+        return str(uuid.uuid4())
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidMessage("messageId must be a non-empty string", path=f"{path}messageId")
+    if len(value) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidMessage(
+            f"messageId is {len(value)} characters long; the spec allows at most "
+            f"{MAX_MESSAGE_ID_LENGTH}",
+            path=f"{path}messageId",
+        )
+    return value
+
+
+def validate_message(
+    raw: Any,
+    *,
+    received_at: datetime,
+    implied_type: str | None = None,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+    batch_integrations: dict[str, Any] | None = None,
+    max_bytes: int | None = None,
+    path: str = "",
+    source: str | None = None,
+) -> Message:
+    """Validate one raw message and return it normalized.
+
+    ``implied_type`` is the type a single-message route implies (``/v1/track`` → track);
+    inside a batch every message names its own ``type``. ``path`` prefixes field names in
+    errors (``batch[3].``). Raises :class:`InvalidMessage` or :class:`PayloadTooLarge`.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidMessage(
+            f"a message must be a JSON object, not {type(raw).__name__}", path=path.rstrip(".")
+        )
+    if max_bytes is not None:
+        size = len(orjson.dumps(raw))
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"the message is {size:,} bytes; each message must be under {max_bytes:,} bytes",
+                path=path.rstrip(".") or None,
+            )
+    kind = raw.get("type", implied_type)
+    if implied_type is not None and kind != implied_type:
+        raise InvalidMessage(
+            f"type {kind!r} does not match this endpoint, which takes {implied_type!r} messages",
+            path=f"{path}type",
+        )
+    if kind not in MESSAGE_TYPES:
+        raise InvalidMessage(
+            f"type must be one of {', '.join(MESSAGE_TYPES)}; got {kind!r}", path=f"{path}type"
+        )
+    user_id = _identifier(raw, "userId", path)
+    anonymous_id = _identifier(raw, "anonymousId", path)
+    previous_id = _identifier(raw, "previousId", path)
+    group_id = _identifier(raw, "groupId", path)
+    if kind == "alias":
+        if not previous_id:
+            raise InvalidMessage("alias needs previousId", path=f"{path}previousId")
+        if not user_id:
+            raise InvalidMessage("alias needs userId", path=f"{path}userId")
+    elif not user_id and not anonymous_id:
+        raise InvalidMessage(
+            "every message needs userId or anonymousId (no_user_anon_id)", path=f"{path}userId"
+        )
+    if kind == "group" and not group_id:
+        raise InvalidMessage("group needs groupId", path=f"{path}groupId")
+
+    event = kind
+    if kind == "track":
+        name = raw.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidMessage("track needs an event name (a non-empty string)", path=f"{path}event")
+        if len(name) > 256:
+            raise InvalidMessage("event names are at most 256 characters", path=f"{path}event")
+        event = name.strip()
+    page_name = raw.get("name")
+    if page_name is not None and not isinstance(page_name, str):
+        raise InvalidMessage("name must be a string", path=f"{path}name")
+
+    properties, traits, context, integrations = (_object(raw, key, path) for key in _OBJECT_FIELDS)
+    if batch_context:
+        context = {**batch_context, **context}
+    if batch_integrations:
+        integrations = {**batch_integrations, **integrations}
+    if kind in ("identify", "group") and not traits and isinstance(context.get("traits"), dict):
+        traits = context["traits"]
+
+    original = parse_timestamp(raw.get("timestamp"), f"{path}timestamp")
+    sent_at = parse_timestamp(raw.get("sentAt"), f"{path}sentAt") or batch_sent_at
+    if original is None:
+        timestamp = received_at
+    elif sent_at is not None:
+        # Both come from the same (possibly wrong) client clock: their difference is the age.
+        timestamp = received_at - (sent_at - original)
+    else:
+        timestamp = original
+
+    return Message(
+        message_id=_message_id(raw, path),
+        type=kind,
+        event=event,
+        timestamp=timestamp,
+        received_at=received_at,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        name=page_name,
+        group_id=group_id,
+        previous_id=previous_id,
+        original_timestamp=original,
+        sent_at=sent_at,
+        properties=properties,
+        traits=traits,
+        context=context,
+        integrations=integrations,
+        source=source,
+    )

@@ -1,0 +1,67 @@
+"""One exception hierarchy. Each error says what happened and what to do about it.
+
+Interfaces (REST API, CLI, web pages) map these to status codes / exit codes in one place;
+no stack trace reaches a user.
+"""
+
+from __future__ import annotations
+
+
+class SegmintError(Exception):
+    """Base of every error a user may see. ``message`` says what went wrong and how to fix it;
+    ``path`` points at the bad input when there is one (``batch[3].timestamp``)."""
+
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"code": self.code, "message": self.message}
+        if self.path:
+            body["field"] = self.path
+        return body
+
+
+class InvalidInput(SegmintError):
+    """Input that does not have the shape or values required."""
+
+
+class InvalidMessage(InvalidInput):
+    """A tracking message that breaks the Segment spec (missing ids, wrong types ...)."""
+
+    code = "invalid_message"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class Unauthorized(SegmintError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(SegmintError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(SegmintError):
+    status_code = 409
+    code = "conflict"
+
+
+class WarehouseBusy(SegmintError):
+    """The warehouse file is opened for writing by another process (usually `segmint serve`)."""
+
+    status_code = 503
+    code = "warehouse_busy"
+
+
+class ConfigurationError(SegmintError):
+    status_code = 500
+    code = "configuration_error"

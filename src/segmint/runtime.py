@@ -1,0 +1,45 @@
+"""The running engine: settings, warehouse, catalog and the collector, opened together.
+
+``Runtime.open(settings)`` is what the server and write-side CLI commands use; library users
+can use it too (PRODUCT B8: the whole engine without a server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from segmint.catalog import Catalog, open_catalog
+from segmint.collect.pipeline import Collector
+from segmint.settings import Settings
+from segmint.warehouse import DuckDBEngine, open_warehouse
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    warehouse: DuckDBEngine
+    catalog: Catalog
+    _collector: Collector | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings, *, read_only: bool = False) -> Runtime:
+        """Open the warehouse (for writing unless ``read_only``) and the catalog."""
+        settings.ensure_data_dir()
+        warehouse = open_warehouse(settings.warehouse_file, read_only=read_only)
+        try:
+            catalog = open_catalog(settings.catalog_database_url)
+        except Exception:
+            warehouse.close()
+            raise
+        return cls(settings=settings, warehouse=warehouse, catalog=catalog)
+
+    @property
+    def collector(self) -> Collector:
+        """The collector (loads the identity map and recent message ids on first use)."""
+        if self._collector is None:
+            self._collector = Collector.from_settings(self.warehouse, self.settings)
+        return self._collector
+
+    def close(self) -> None:
+        self.warehouse.close()
+        self.catalog.dispose()

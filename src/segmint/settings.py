@@ -1,0 +1,77 @@
+"""One settings object for the whole engine, read from ``SEGMINT_*`` environment variables.
+
+Every default works on a fresh machine: data lives under ``./.segmint/``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Environment variables are the field names, upper-cased,
+    prefixed with ``SEGMINT_`` (``SEGMINT_DATA_DIR``, ``SEGMINT_TIMEZONE`` ...)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEGMINT_", env_file=".segmint.env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(Path(".segmint"), description="Where the warehouse and catalog live.")
+    warehouse_path: Path | None = Field(
+        None, description="DuckDB file of the warehouse; default DATA_DIR/warehouse.duckdb."
+    )
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalog; default sqlite:///DATA_DIR/catalog.db."
+    )
+    timezone: str = Field("UTC", description="Workspace time zone for calendar windows.")
+    host: str = Field("127.0.0.1", description="Address `segmint serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `segmint serve` listens on.")
+    geoip_city_db: Path | None = Field(
+        None, description="Optional MaxMind GeoIP2/GeoLite2 City .mmdb file for region and city."
+    )
+    max_message_bytes: int = Field(32 * 1024, ge=1024, description="Largest single message.")
+    max_batch_bytes: int = Field(500 * 1024, ge=1024, description="Largest /v1/batch request.")
+    max_batch_messages: int = Field(2500, ge=1, description="Most messages in one batch.")
+    dedupe_window_hours: int = Field(
+        7 * 24, ge=1, description="How long a messageId is remembered for de-duplication."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"], description="Origins allowed to post events from browsers."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Paris'"
+            ) from exc
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def warehouse_file(self) -> Path:
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def catalog_database_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+def get_settings() -> Settings:
+    """Settings from the current environment (a fresh read each call: tests change env)."""
+    return Settings()

@@ -1,0 +1,156 @@
+"""Warehouse schema, created and upgraded by code.
+
+Each migration is a list of statements; ``schema_version`` records which have run. Never edit
+a released migration: add a new one. Every column is documented in docs/warehouse.md.
+Timestamps are stored as UTC without a zone (``TIMESTAMP``) so every engine compares them
+the same way; the workspace time zone is applied when windows are computed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segmint.warehouse.engine import Engine
+
+log = logging.getLogger(__name__)
+
+UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+CLICK_ID_COLUMNS = ("gclid", "fbclid", "ttclid", "li_fat_id", "msclkid", "wbraid", "gbraid")
+COOKIE_COLUMNS = ("fbp", "fbc", "ga")
+TECH_COLUMNS = ("browser", "browser_version", "os", "os_version", "device_type")
+GEO_COLUMNS = ("country", "region", "city")
+
+_ENRICHED = ",\n".join(
+    f"    {name} VARCHAR"
+    for name in (
+        *UTM_COLUMNS,
+        *CLICK_ID_COLUMNS,
+        *COOKIE_COLUMNS,
+        "page_url",
+        "page_path",
+        "referrer",
+        "ip",
+        "user_agent",
+        *TECH_COLUMNS,
+        "locale",
+        "language",
+        *GEO_COLUMNS,
+        "timezone",
+    )
+)
+
+EVENTS = f"""
+CREATE TABLE events (
+    message_id VARCHAR NOT NULL,
+    profile_id BIGINT NOT NULL,
+    type VARCHAR NOT NULL,
+    event VARCHAR NOT NULL,
+    name VARCHAR,
+    user_id VARCHAR,
+    anonymous_id VARCHAR,
+    group_id VARCHAR,
+    previous_id VARCHAR,
+    "timestamp" TIMESTAMP NOT NULL,
+    original_timestamp TIMESTAMP,
+    sent_at TIMESTAMP,
+    received_at TIMESTAMP NOT NULL,
+    properties JSON,
+    traits JSON,
+    context JSON,
+    integrations JSON,
+    source VARCHAR,
+{_ENRICHED}
+)
+"""
+
+_PROFILE_LATEST = ",\n".join(
+    f"    {name} VARCHAR"
+    for name in (
+        *(f"first_{c}" for c in UTM_COLUMNS),
+        *(f"last_{c}" for c in UTM_COLUMNS),
+        *CLICK_ID_COLUMNS,
+        *COOKIE_COLUMNS,
+        *TECH_COLUMNS,
+        "locale",
+        "language",
+        *GEO_COLUMNS,
+        "timezone",
+        "device_id",
+        "advertising_id",
+    )
+)
+
+PROFILES = f"""
+CREATE TABLE profiles (
+    profile_id BIGINT PRIMARY KEY,
+    user_id VARCHAR,
+    email VARCHAR,
+    phone VARCHAR,
+    anonymous_id VARCHAR,
+    traits JSON NOT NULL DEFAULT '{{}}',
+    traits_updated_at TIMESTAMP,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL,
+    first_touch_at TIMESTAMP,
+    last_touch_at TIMESTAMP,
+    context_updated_at TIMESTAMP,
+    event_count BIGINT NOT NULL DEFAULT 0,
+{_PROFILE_LATEST}
+)
+"""
+
+IDENTITIES = """
+CREATE TABLE identities (
+    id_type VARCHAR NOT NULL,
+    id_value VARCHAR NOT NULL,
+    profile_id BIGINT NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    PRIMARY KEY (id_type, id_value)
+)
+"""
+
+PROFILE_MERGES = """
+CREATE TABLE profile_merges (
+    merged_profile_id BIGINT NOT NULL,
+    into_profile_id BIGINT NOT NULL,
+    merged_at TIMESTAMP NOT NULL,
+    reason VARCHAR NOT NULL
+)
+"""
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the foundation: events, profiles, identities, merges.
+    [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
+]
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def current_version(engine: Engine) -> int:
+    engine.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+    )
+    (version,) = engine.rows("SELECT coalesce(max(version), 0) FROM schema_version")[0]
+    return int(version)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the warehouse to the latest schema version; return the version it is now at."""
+    version = current_version(engine)
+    if version > LATEST_VERSION:
+        from segmint.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the warehouse schema is version {version}, newer than this Segmint "
+            f"({LATEST_VERSION}); upgrade Segmint to open it"
+        )
+    for number in range(version + 1, LATEST_VERSION + 1):
+        with engine.transaction():
+            for statement in MIGRATIONS[number - 1]:
+                engine.execute(statement)
+            engine.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+        log.info("warehouse schema upgraded to version %d", number)
+    return LATEST_VERSION
