@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from segmint.cli import data, keys
+from segmint.cli import data, demo, keys
 
 app = typer.Typer(
     name="segmint",
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.command("import")(data.import_command)
 app.command("generate")(data.generate_command)
+app.command("demo")(demo.demo_command)
 
 
 @app.callback()

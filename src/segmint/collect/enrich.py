@@ -61,8 +61,9 @@ class Enricher:
         enrichment.referrer = page.referrer
         params = _query_params(page.queries)
         _set_utm(enrichment, _mapping(context.get("campaign")), params)
-        for name in CLICK_ID_FIELDS:
-            setattr(enrichment, name, _first(params, name))
+        if params:
+            for name in CLICK_ID_FIELDS:
+                setattr(enrichment, name, _first(params, name))
         _set_cookies(enrichment, context, message.timestamp)
         _set_user_agent(enrichment, _text(context.get("userAgent")))
         locale = _text(context.get("locale"))
@@ -145,11 +146,15 @@ def _set_utm(
 ) -> None:
     """UTM values from ``context.campaign`` when it holds any, else from the page query.
     All five come from one source, so a campaign never mixes with another's URL."""
-    from_campaign = {field: _text(campaign.get(key)) for key, field in CAMPAIGN_FIELDS.items()}
-    if any(from_campaign.values()):
-        for field, value in from_campaign.items():
-            setattr(enrichment, field, value)
-    elif params:
+    if campaign:
+        from_campaign = {
+            field: _campaign_text(campaign.get(key)) for key, field in CAMPAIGN_FIELDS.items()
+        }
+        if any(from_campaign.values()):
+            for field, value in from_campaign.items():
+                setattr(enrichment, field, value)
+            return
+    if params:
         for field in UTM_FIELDS:
             setattr(enrichment, field, _first(params, field))
 
@@ -323,13 +328,17 @@ def _location(country: Any, region: Any, city: Any) -> GeoResult | None:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # Parsed JSON: objects are dicts (a cheaper check than the Mapping ABC on the hot path).
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str | None:
-    """A trimmed non-empty string; numbers are written out (a campaign term may be 42)."""
-    if isinstance(value, str):
-        return value.strip() or None
+    """A trimmed non-empty string, else None (a value of another type counts as absent)."""
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _campaign_text(value: Any) -> str | None:
+    """Like ``_text``, but numbers are written out: a campaign term or id may be 42."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    return None
+    return _text(value)

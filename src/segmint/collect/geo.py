@@ -104,9 +104,9 @@ def _public_address(ip: str) -> str | None:
 def _open_city_db(path: Path) -> geoip2.database.Reader:
     if not path.is_file():
         raise ConfigurationError(
-            f"GeoIP City database {str(path)!r} does not exist. Set SEGMINT_GEOIP_CITY_DB to "
-            "the path of a MaxMind GeoIP2/GeoLite2 City .mmdb file, or unset it to locate "
-            "countries only."
+            f"GeoIP City database {str(path)!r} does not exist or is not a file. Set "
+            "SEGMINT_GEOIP_CITY_DB to the path of a MaxMind GeoIP2/GeoLite2 City .mmdb file, "
+            "or unset it to locate countries only."
         )
     try:
         reader = geoip2.database.Reader(str(path))

@@ -1,0 +1,66 @@
+"""Audience definitions: the condition tree (pydantic), its JSON Schema, loading and checks."""
+
+from segmint.definitions.errors import DefinitionError
+from segmint.definitions.loading import (
+    definition_json_schema,
+    dump_definition,
+    load_definition,
+    parse_definition,
+)
+from segmint.definitions.model import (
+    AbsoluteWindow,
+    AggregateCondition,
+    AudienceCondition,
+    CalendarWindow,
+    Condition,
+    CountThreshold,
+    Definition,
+    DemographicCondition,
+    Duration,
+    EventCondition,
+    EventStep,
+    Group,
+    Node,
+    PropertyFilter,
+    RelativeWindow,
+    SequenceCondition,
+    TechnologyCondition,
+    TraitCondition,
+    UtmCondition,
+    Window,
+    iter_nodes,
+)
+from segmint.definitions.validation import AudienceResolver, validate_definition
+from segmint.definitions.dynamic import is_dynamic
+
+__all__ = [
+    "AbsoluteWindow",
+    "AggregateCondition",
+    "AudienceCondition",
+    "AudienceResolver",
+    "CalendarWindow",
+    "Condition",
+    "CountThreshold",
+    "Definition",
+    "DefinitionError",
+    "DemographicCondition",
+    "Duration",
+    "EventCondition",
+    "EventStep",
+    "Group",
+    "Node",
+    "PropertyFilter",
+    "RelativeWindow",
+    "SequenceCondition",
+    "TechnologyCondition",
+    "TraitCondition",
+    "UtmCondition",
+    "Window",
+    "definition_json_schema",
+    "dump_definition",
+    "is_dynamic",
+    "iter_nodes",
+    "load_definition",
+    "parse_definition",
+    "validate_definition",
+]

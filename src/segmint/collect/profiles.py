@@ -1,0 +1,455 @@
+"""Profiles: what the warehouse knows about each person, kept current batch by batch.
+
+A batch of messages (already carrying their ``profile_id`` from identity resolution) is folded
+per profile in one Python pass, then written with one set-based upsert, so the cost per batch is
+one pass plus one statement however many profiles it touches. The same latest-wins rules are
+used when identity resolution merges two profile rows (``merge_profile_rows``):
+
+- ``first_seen`` / ``last_seen``: least / greatest; ``event_count``: summed.
+- ``traits``: identify traits and ``context.traits`` (the traits of ``group`` calls describe the
+  group, not the person, and are ignored), deep-merged latest-wins. Within a batch messages are
+  applied in timestamp order. Against the stored traits, a batch whose latest traits are at
+  least as new as ``traits_updated_at`` wins on conflicting keys; an older (late) batch only
+  fills keys the stored traits lack. Null trait values are treated as not sent, so a late or
+  partial payload can never erase a known trait.
+- ``user_id``, ``email``, ``phone``, ``anonymous_id``: the latest known (non-null) value;
+  email and phone normalized as in ``segmint.identifiers``, invalid ones left out.
+- First touch: the UTM parameters of the earliest event that has any UTM parameter, replaced
+  only by an earlier one (``first_touch_at``). Last touch: those of the latest (``last_touch_at``).
+- Click ids, cookies, technology, locale/language, geo, time zone, ``device_id`` and
+  ``advertising_id``: per column, the value of the latest event that has one; a late batch only
+  fills columns that are empty (``context_updated_at`` is the time of the latest such event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from segmint.collect.messages import Message
+from segmint.identifiers import normalize_email, normalize_phone
+from segmint.warehouse.engine import Engine
+from segmint.warehouse.schema import (
+    CLICK_ID_COLUMNS,
+    COOKIE_COLUMNS,
+    GEO_COLUMNS,
+    TECH_COLUMNS,
+    UTM_COLUMNS,
+)
+
+IDENTIFIER_COLUMNS = ("user_id", "email", "phone", "anonymous_id")
+ENRICHED_CONTEXT_COLUMNS = (
+    *CLICK_ID_COLUMNS,
+    *COOKIE_COLUMNS,
+    *TECH_COLUMNS,
+    "locale",
+    "language",
+    *GEO_COLUMNS,
+    "timezone",
+)
+CONTEXT_COLUMNS = (*ENRICHED_CONTEXT_COLUMNS, "device_id", "advertising_id")
+FIRST_UTM_COLUMNS = tuple(f"first_{name}" for name in UTM_COLUMNS)
+LAST_UTM_COLUMNS = tuple(f"last_{name}" for name in UTM_COLUMNS)
+
+_TS = pa.timestamp("us")
+PROFILE_SCHEMA = pa.schema(
+    [
+        ("profile_id", pa.int64()),
+        *((name, pa.string()) for name in IDENTIFIER_COLUMNS),
+        ("traits", pa.string()),
+        ("traits_updated_at", _TS),
+        ("first_seen", _TS),
+        ("last_seen", _TS),
+        ("first_touch_at", _TS),
+        ("last_touch_at", _TS),
+        ("context_updated_at", _TS),
+        ("event_count", pa.int64()),
+        *((name, pa.string()) for name in FIRST_UTM_COLUMNS),
+        *((name, pa.string()) for name in LAST_UTM_COLUMNS),
+        *((name, pa.string()) for name in CONTEXT_COLUMNS),
+    ]
+)
+PROFILE_COLUMNS: tuple[str, ...] = tuple(PROFILE_SCHEMA.names)
+
+_utm_of = attrgetter(*UTM_COLUMNS)
+_context_of = attrgetter(*ENRICHED_CONTEXT_COLUMNS)
+_STAGE = "_segmint_profile_batch"
+
+
+# --- what a message says about its sender -------------------------------------------------
+
+
+def message_traits(message: Message) -> dict[str, Any]:
+    """The person traits a message carries: ``context.traits`` overlaid by the traits of an
+    identify call, with null values dropped. Empty when there are none."""
+    context_traits = message.context.get("traits") if message.context else None
+    traits: dict[str, Any] = {}
+    if isinstance(context_traits, dict) and context_traits:
+        traits = merge_traits(traits, context_traits)
+    if message.type == "identify" and message.traits:
+        traits = merge_traits(traits, message.traits)
+    return traits
+
+
+def message_contacts(
+    message: Message, default_region: str | None = None
+) -> tuple[str | None, str | None]:
+    """The normalized (email, phone) a message states about its sender: from identify traits
+    first, then ``context.traits``. Invalid values are ``None``."""
+    sources: list[dict[str, Any]] = []
+    if message.type == "identify" and message.traits:
+        sources.append(message.traits)
+    context_traits = message.context.get("traits") if message.context else None
+    if isinstance(context_traits, dict) and context_traits:
+        sources.append(context_traits)
+    email: str | None = None
+    phone: str | None = None
+    for traits in sources:
+        if email is None and "email" in traits:
+            email = normalize_email(traits["email"])
+        if phone is None and "phone" in traits:
+            phone = _phone(traits["phone"], default_region)
+    return email, phone
+
+
+def _phone(value: Any, default_region: str | None) -> str | None:
+    # Parsing a phone costs tens of microseconds and the same few numbers recur in a batch
+    # (every event of a logged-in user carries them), so remember recent answers.
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return _cached_phone(value, default_region)
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _cached_phone(value: str | int, default_region: str | None) -> str | None:
+    return normalize_phone(value, default_region)
+
+
+def merge_traits(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``new`` over ``old`` (nested objects merged, anything else replaced), dropping
+    nulls from ``new``. The same result as the warehouse's ``json_merge_patch`` on null-free
+    values, so Python and SQL merges agree."""
+    merged = dict(old)
+    for key, value in new.items():
+        if value is None:
+            continue
+        current = merged.get(key)
+        if isinstance(value, dict):
+            merged[key] = merge_traits(current if isinstance(current, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# --- folding a batch ------------------------------------------------------------------------
+
+
+class _ProfileBatch:
+    """What one batch says about one profile. Messages are fed in timestamp order, so the
+    latest value of anything is simply the last one seen."""
+
+    __slots__ = (
+        "context",
+        "context_at",
+        "count",
+        "first_seen",
+        "first_touch",
+        "first_touch_at",
+        "identifiers",
+        "last_seen",
+        "last_touch",
+        "last_touch_at",
+        "traits",
+        "traits_at",
+    )
+
+    def __init__(self, timestamp: datetime) -> None:
+        self.first_seen = timestamp
+        self.last_seen = timestamp
+        self.count = 0
+        self.identifiers: list[str | None] = [None] * len(IDENTIFIER_COLUMNS)
+        self.traits: dict[str, Any] | None = None
+        self.traits_at: datetime | None = None
+        self.first_touch: tuple[str | None, ...] | None = None
+        self.first_touch_at: datetime | None = None
+        self.last_touch: tuple[str | None, ...] | None = None
+        self.last_touch_at: datetime | None = None
+        self.context: list[str | None] = [None] * len(CONTEXT_COLUMNS)
+        self.context_at: datetime | None = None
+
+    def add(self, message: Message, default_region: str | None) -> None:
+        timestamp = message.timestamp
+        self.count += 1
+        self.last_seen = timestamp
+        identifiers = self.identifiers
+        if message.user_id:
+            identifiers[0] = message.user_id
+        if message.anonymous_id:
+            identifiers[3] = message.anonymous_id
+
+        traits = message_traits(message)
+        if traits:
+            self.traits = merge_traits(self.traits or {}, traits)
+            self.traits_at = timestamp
+            email, phone = message_contacts(message, default_region)
+            if email:
+                identifiers[1] = email
+            if phone:
+                identifiers[2] = phone
+
+        enrichment = message.enrichment
+        utm = _utm_of(enrichment)
+        if any(utm):
+            if self.first_touch is None:
+                self.first_touch, self.first_touch_at = utm, timestamp
+            self.last_touch, self.last_touch_at = utm, timestamp
+
+        values = (*_context_of(enrichment), *_device_ids(message))
+        touched = False
+        context = self.context
+        for index, value in enumerate(values):
+            if value:
+                context[index] = value
+                touched = True
+        if touched:
+            self.context_at = timestamp
+
+    def row(self, profile_id: int) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "profile_id": profile_id,
+            **dict(zip(IDENTIFIER_COLUMNS, self.identifiers, strict=True)),
+            "traits": orjson.dumps(self.traits or {}).decode(),
+            "traits_updated_at": self.traits_at,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "first_touch_at": self.first_touch_at,
+            "last_touch_at": self.last_touch_at,
+            "context_updated_at": self.context_at,
+            "event_count": self.count,
+            **dict(zip(CONTEXT_COLUMNS, self.context, strict=True)),
+        }
+        empty = (None,) * len(UTM_COLUMNS)
+        row.update(zip(FIRST_UTM_COLUMNS, self.first_touch or empty, strict=True))
+        row.update(zip(LAST_UTM_COLUMNS, self.last_touch or empty, strict=True))
+        return row
+
+
+def _device_ids(message: Message) -> tuple[str | None, str | None]:
+    device = message.context.get("device") if message.context else None
+    if not isinstance(device, dict):
+        return None, None
+    device_id, advertising_id = device.get("id"), device.get("advertisingId")
+    return (
+        str(device_id) if device_id not in (None, "") else None,
+        str(advertising_id) if advertising_id not in (None, "") else None,
+    )
+
+
+def fold_batch(
+    messages: Iterable[Message], default_region: str | None = None
+) -> list[dict[str, Any]]:
+    """One profile row per ``profile_id`` in the batch, describing only this batch (its
+    ``event_count`` is the batch's count). Raises ``ValueError`` for a message without a
+    ``profile_id``: identity must be resolved first."""
+    batches: dict[int, _ProfileBatch] = {}
+    for message in sorted(messages, key=attrgetter("timestamp")):
+        profile_id = message.profile_id
+        if profile_id is None:
+            raise ValueError(
+                f"message {message.message_id} has no profile_id; resolve identity first"
+            )
+        batch = batches.get(profile_id)
+        if batch is None:
+            batch = batches[profile_id] = _ProfileBatch(message.timestamp)
+        batch.add(message, default_region)
+    return [batch.row(profile_id) for profile_id, batch in batches.items()]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _latest(column: str) -> str:
+    return (
+        f"{column} = CASE WHEN excluded.last_seen >= profiles.last_seen "
+        f"THEN coalesce(excluded.{column}, profiles.{column}) "
+        f"ELSE coalesce(profiles.{column}, excluded.{column}) END"
+    )
+
+
+def _latest_context(column: str) -> str:
+    return (
+        f"{column} = CASE WHEN profiles.context_updated_at IS NULL "
+        "OR excluded.context_updated_at >= profiles.context_updated_at "
+        f"THEN coalesce(excluded.{column}, profiles.{column}) "
+        f"ELSE coalesce(profiles.{column}, excluded.{column}) END"
+    )
+
+
+_EARLIER_TOUCH = (
+    "excluded.first_touch_at IS NOT NULL AND (profiles.first_touch_at IS NULL "
+    "OR excluded.first_touch_at < profiles.first_touch_at)"
+)
+_LATER_TOUCH = (
+    "excluded.last_touch_at IS NOT NULL AND (profiles.last_touch_at IS NULL "
+    "OR excluded.last_touch_at >= profiles.last_touch_at)"
+)
+_COLUMN_LIST = ", ".join(PROFILE_COLUMNS)
+
+# Column names come from this module, never from input; values arrive in the staged table.
+UPSERT_SQL = f"""
+INSERT INTO profiles ({_COLUMN_LIST})
+SELECT {_COLUMN_LIST} FROM {_STAGE}
+ON CONFLICT (profile_id) DO UPDATE SET
+    {", ".join(_latest(c) for c in IDENTIFIER_COLUMNS)},
+    traits = CASE
+        WHEN excluded.traits_updated_at IS NULL THEN profiles.traits
+        WHEN profiles.traits_updated_at IS NULL
+            OR excluded.traits_updated_at >= profiles.traits_updated_at
+            THEN json_merge_patch(profiles.traits, excluded.traits)
+        ELSE json_merge_patch(excluded.traits, profiles.traits) END,
+    traits_updated_at = greatest(profiles.traits_updated_at, excluded.traits_updated_at),
+    first_seen = least(profiles.first_seen, excluded.first_seen),
+    last_seen = greatest(profiles.last_seen, excluded.last_seen),
+    event_count = profiles.event_count + excluded.event_count,
+    {
+    ", ".join(
+        f"{c} = CASE WHEN {_EARLIER_TOUCH} THEN excluded.{c} ELSE profiles.{c} END"
+        for c in FIRST_UTM_COLUMNS
+    )
+},
+    first_touch_at = least(profiles.first_touch_at, excluded.first_touch_at),
+    {
+    ", ".join(
+        f"{c} = CASE WHEN {_LATER_TOUCH} THEN excluded.{c} ELSE profiles.{c} END"
+        for c in LAST_UTM_COLUMNS
+    )
+},
+    last_touch_at = greatest(profiles.last_touch_at, excluded.last_touch_at),
+    {", ".join(_latest_context(c) for c in CONTEXT_COLUMNS)},
+    context_updated_at = greatest(profiles.context_updated_at, excluded.context_updated_at)
+"""
+
+# Used after a merge: the folded row replaces the winner's row entirely.
+REPLACE_SQL = f"""
+INSERT INTO profiles ({_COLUMN_LIST})
+SELECT {_COLUMN_LIST} FROM {_STAGE}
+ON CONFLICT (profile_id) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in PROFILE_COLUMNS if c != "profile_id")}
+"""
+
+
+@contextmanager
+def _staged(engine: Engine, rows: list[dict[str, Any]]) -> Iterator[None]:
+    """Load ``rows`` into a temporary table shaped like ``profiles`` for one set-based
+    statement. A table (not a view over Arrow) keeps this within the engine interface."""
+    engine.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS SELECT * FROM profiles LIMIT 0")
+    try:
+        engine.append(_STAGE, pa.Table.from_pylist(rows, schema=PROFILE_SCHEMA))
+        yield
+    finally:
+        engine.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+
+
+def upsert_profiles(
+    engine: Engine, messages: list[Message], *, default_phone_region: str | None = None
+) -> None:
+    """Fold a batch of resolved messages into the ``profiles`` table (rules in the module
+    docstring): one pass in Python, one upsert statement, inside a transaction."""
+    rows = fold_batch(messages, default_phone_region)
+    if not rows:
+        return
+    with engine.transaction(), _staged(engine, rows):
+        engine.execute(UPSERT_SQL)
+
+
+# --- merging profile rows ----------------------------------------------------------------
+
+
+def merge_profile_rows(engine: Engine, winners: Mapping[int, int]) -> None:
+    """Fold the rows of merged profiles into their winners' rows and delete the merged rows.
+
+    ``winners`` maps each merged profile id to its final winner (chains already followed).
+    A winner without a row yet (say, created in the same batch) gets the merged rows' values.
+    """
+    if not winners:
+        return
+    ids = sorted(set(winners) | set(winners.values()))
+    with engine.transaction():
+        stored = engine.arrow(
+            f"SELECT {_COLUMN_LIST} FROM profiles WHERE profile_id IN (SELECT unnest(?::BIGINT[]))",
+            [ids],
+        ).to_pylist()
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for row in stored:
+            groups.setdefault(winners.get(row["profile_id"], row["profile_id"]), []).append(row)
+        merged = [fold_profile_rows(winner, rows) for winner, rows in sorted(groups.items())]
+        engine.execute(
+            "DELETE FROM profiles WHERE profile_id IN (SELECT unnest(?::BIGINT[]))",
+            [sorted(winners)],
+        )
+        if merged:
+            with _staged(engine, merged):
+                engine.execute(REPLACE_SQL)
+
+
+def _at(value: datetime | None) -> datetime:
+    return value if value is not None else datetime.min
+
+
+def fold_profile_rows(profile_id: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One profile row made of several (the winner's and the merged ones'), by the same
+    latest-wins rules as a batch. Ties go to the lowest profile id, the merge winner."""
+
+    def newest_last(column: str) -> list[dict[str, Any]]:
+        return sorted(rows, key=lambda r: (_at(r[column]), -r["profile_id"]))
+
+    out: dict[str, Any] = {"profile_id": profile_id}
+    for column in IDENTIFIER_COLUMNS:
+        out[column] = _last_non_null(newest_last("last_seen"), column)
+
+    traits: dict[str, Any] = {}
+    for row in newest_last("traits_updated_at"):
+        stored = row["traits"]
+        traits = merge_traits(traits, orjson.loads(stored) if stored else {})
+    out["traits"] = orjson.dumps(traits).decode()
+    out["traits_updated_at"] = _max(row["traits_updated_at"] for row in rows)
+
+    out["first_seen"] = min(row["first_seen"] for row in rows)
+    out["last_seen"] = max(row["last_seen"] for row in rows)
+    out["event_count"] = sum(row["event_count"] or 0 for row in rows)
+
+    touched = [row for row in rows if row["first_touch_at"] is not None]
+    first = min(touched, key=lambda r: (r["first_touch_at"], r["profile_id"]), default=None)
+    out["first_touch_at"] = first["first_touch_at"] if first else None
+    for column in FIRST_UTM_COLUMNS:
+        out[column] = first[column] if first else None
+    touched = [row for row in rows if row["last_touch_at"] is not None]
+    last = max(touched, key=lambda r: (r["last_touch_at"], -r["profile_id"]), default=None)
+    out["last_touch_at"] = last["last_touch_at"] if last else None
+    for column in LAST_UTM_COLUMNS:
+        out[column] = last[column] if last else None
+
+    by_context = newest_last("context_updated_at")
+    for column in CONTEXT_COLUMNS:
+        out[column] = _last_non_null(by_context, column)
+    out["context_updated_at"] = _max(row["context_updated_at"] for row in rows)
+    return out
+
+
+def _last_non_null(rows: list[dict[str, Any]], column: str) -> Any:
+    for row in reversed(rows):
+        if row[column] is not None:
+            return row[column]
+    return None
+
+
+def _max(values: Iterable[datetime | None]) -> datetime | None:
+    present = [value for value in values if value is not None]
+    return max(present) if present else None

@@ -1,0 +1,142 @@
+"""Bulk import of JSON lines, CSV and Parquet through the collection pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from segmint.collect.importer import detect_format, import_file
+from segmint.errors import InvalidInput
+from segmint.runtime import Runtime
+
+GOOD = [
+    {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "g-1",
+     "timestamp": "2025-05-01T10:00:00Z", "traits": {"email": "u1@example.com"}},
+    {"type": "track", "event": "order_completed", "userId": "u1", "messageId": "g-2",
+     "timestamp": "2025-05-02T10:00:00Z", "properties": {"revenue": 30}},
+    {"type": "page", "anonymousId": "a2", "messageId": "g-3", "timestamp": "2025-05-03T10:00:00Z",
+     "context": {"page": {"url": "https://s.example/?utm_source=newsletter"}}},
+]
+BAD = [
+    {"type": "track", "userId": "u1", "messageId": "b-1"},  # no event
+    {"type": "track", "event": "x", "messageId": "b-2"},  # no ids
+    {"type": "track", "event": "x", "userId": "u", "timestamp": "not a date", "messageId": "b-3"},
+]
+
+
+def write_jsonl(path: Path, rows: list[object], extra_lines: list[str] = ()) -> Path:  # type: ignore[assignment]
+    with path.open("wb") as handle:
+        for row in rows:
+            handle.write(orjson.dumps(row) + b"\n")
+        for line in extra_lines:
+            handle.write(line.encode() + b"\n")
+    return path
+
+
+def test_jsonl_import_stores_good_rows_and_reports_bad_ones(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "events.jsonl", GOOD + BAD, ["{broken json"])
+    summary = import_file(runtime.collector, path)
+    assert (summary.rows, summary.imported, summary.rejected) == (7, 3, 4)
+    assert summary.rejected_file == tmp_path / "events.jsonl.rejected.jsonl"
+    rejected = [orjson.loads(line) for line in summary.rejected_file.read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [4, 5, 6, 7]
+    assert [r["field"] for r in rejected] == ["event", "userId", "timestamp", None]
+    assert "not valid JSON" in rejected[3]["reason"]
+    assert rejected[0]["row"]["messageId"] == "b-1"
+    rows = runtime.warehouse.rows("SELECT message_id, utm_source FROM events ORDER BY 1")
+    assert rows == [("g-1", None), ("g-2", None), ("g-3", "newsletter")]
+    (profiles,) = runtime.warehouse.rows("SELECT count(*) FROM profiles")[0]
+    assert profiles == 2
+
+
+def test_reimport_skips_duplicates(runtime: Runtime, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "events.jsonl", GOOD)
+    import_file(runtime.collector, path)
+    again = import_file(runtime.collector, path)
+    assert (again.imported, again.duplicates) == (0, 3)
+    (count,) = runtime.warehouse.rows("SELECT count(*) FROM events")[0]
+    assert count == 3
+
+
+def test_duplicates_in_the_table_are_found_beyond_the_recent_window(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "events.jsonl", GOOD)
+    import_file(runtime.collector, path)
+    runtime.collector.recent = type(runtime.collector.recent)(runtime.collector.recent.window)
+    assert import_file(runtime.collector, path).duplicates == 3
+
+
+def test_csv_with_dotted_and_json_columns(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "type,event,userId,anonymousId,messageId,timestamp,properties,context.page.url,traits.email\n"
+        'track,order_completed,u9,,c-1,2025-05-01T00:00:00Z,"{""revenue"": 99.5}",,\n'
+        "identify,,u9,,c-2,2025-05-01T00:01:00Z,,,u9@example.com\n"
+        "page,,,a9,c-3,2025-05-01T00:02:00Z,,https://s.example/?utm_source=fb,\n"
+        "track,,u9,,c-4,2025-05-01T00:03:00Z,,,\n"
+    )
+    summary = import_file(runtime.collector, path)
+    assert (summary.imported, summary.rejected) == (3, 1)
+    rows = dict(runtime.warehouse.rows(
+        "SELECT message_id, coalesce(properties->>'revenue', utm_source, traits->>'email') "
+        "FROM events"
+    ))
+    assert rows == {"c-1": "99.5", "c-2": "u9@example.com", "c-3": "fb"}
+
+
+def test_parquet_import(runtime: Runtime, tmp_path: Path) -> None:
+    table = pa.table({
+        "type": ["track", "track", "identify"],
+        "event": ["product_viewed", None, None],
+        "userId": ["p1", "p1", "p1"],
+        "messageId": ["q-1", "q-2", "q-3"],
+        "timestamp": pa.array([1_714_521_600_000_000] * 3, pa.timestamp("us", tz="UTC")),
+        "properties": ['{"price": 5}', None, None],
+        "traits": [None, None, '{"plan": "pro"}'],
+    })
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    summary = import_file(runtime.collector, path)
+    assert (summary.imported, summary.rejected) == (2, 1)
+    assert summary.reasons == {"track needs an event name (a non-empty string)": 1}
+    (traits,) = runtime.warehouse.rows("SELECT traits FROM profiles")[0]
+    assert orjson.loads(traits) == {"plan": "pro"}
+
+
+def test_progress_is_reported_per_chunk(runtime: Runtime, tmp_path: Path) -> None:
+    rows = [{"type": "track", "event": "e", "userId": f"u{i % 7}", "messageId": f"p-{i}"}
+            for i in range(25)]
+    seen: list[int] = []
+    import_file(runtime.collector, write_jsonl(tmp_path / "e.jsonl", rows), chunk_size=10,
+                progress=seen.append)
+    assert seen == [10, 20, 25]
+
+
+def test_unreadable_parquet_is_a_clear_error(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+        import_file(runtime.collector, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "expected"),
+    [("a.jsonl", None, "jsonl"), ("a.ndjson", None, "jsonl"), ("a.json.gz", None, "jsonl"),
+     ("a.CSV", None, "csv"), ("a.parquet", None, "parquet"), ("a.txt", "csv", "csv")],
+)
+def test_format_detection(name: str, declared: str | None, expected: str) -> None:
+    assert detect_format(Path(name), declared) == expected
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="pass --format"):
+        detect_format(Path("events.txt"))
+    with pytest.raises(InvalidInput, match="format must be one of"):
+        detect_format(Path("events.txt"), "xml")
