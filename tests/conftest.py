@@ -3,7 +3,9 @@ free port speaking real HTTP."""
 
 from __future__ import annotations
 
+import os
 import socket
+import uuid
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +26,38 @@ from segmint.settings import Settings
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SEGMINT_DATA_DIR", str(tmp_path / "data"))
     return Settings()
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server for catalog tests (.ci/run starts one and sets the variable).
+    In CI a missing server is an error, not a reason to skip."""
+    url = os.environ.get("SEGMINT_TEST_POSTGRES_URL")
+    if not url and os.environ.get("CI"):
+        raise RuntimeError("CI must set SEGMINT_TEST_POSTGRES_URL (see .ci/start-postgres)")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty catalog database: a SQLite file, and a PostgreSQL schema when a server
+    is available. Tests using it run on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    url = postgres_url()
+    if not url:
+        pytest.skip("no PostgreSQL server (set SEGMINT_TEST_POSTGRES_URL or run .ci/run)")
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    base = sa.engine.make_url(url)
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as con:
+        con.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ from segmint.errors import InvalidInput, NotFound, Unauthorized
 
 
 @pytest.fixture
-def catalog(tmp_path):  # type: ignore[no-untyped-def]
-    return open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def catalog(catalog_url: str):  # type: ignore[no-untyped-def]
+    catalog = open_catalog(catalog_url)
+    yield catalog
+    catalog.dispose()
 
 
 def test_keys_are_shown_once_and_stored_hashed(catalog) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -310,8 +310,19 @@ def test_cookies(context: dict[str, Any], expected: tuple[str | None, ...]) -> N
     assert (enrichment.fbp, enrichment.fbc, enrichment.ga) == expected
 
 
-def test_meta_fbc_uses_event_time_in_milliseconds() -> None:
-    assert meta_fbc("abc", datetime(1970, 1, 1, 0, 0, 1, 500000)) == "fb.1.1500.abc"
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (datetime(1970, 1, 1, 0, 0, 1, 500999), "fb.1.1500.abc"),
+        (TIMESTAMP, f"fb.1.{TIMESTAMP_MS}.abc"),
+        (
+            datetime(2024, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2))),
+            f"fb.1.{TIMESTAMP_MS}.abc",
+        ),
+    ],
+)
+def test_meta_fbc_uses_event_time_in_milliseconds(timestamp: datetime, expected: str) -> None:
+    assert meta_fbc("abc", timestamp) == expected
 
 
 # --- page ------------------------------------------------------------------------------------

@@ -296,3 +296,21 @@ def test_health_and_openapi(live_server: LiveServer) -> None:
         assert client.get("/health").json()["status"] == "ok"
         paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/track", "/v1/batch", "/api/v1/events"} <= set(paths)
+
+
+def test_browser_calls_get_the_connection_ip_server_calls_do_not(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client() as client:
+        for path, message_id, context in [
+            ("/v1/t", "ip-browser", {}),
+            ("/v1/track", "ip-server", {}),
+            ("/v1/track", "ip-direct", {"direct": True}),
+            ("/v1/t", "ip-given", {"ip": "8.8.8.8"}),
+        ]:
+            body = {"event": "x", "userId": "u", "messageId": message_id, "context": context}
+            assert client.post(path, json=body,
+                               headers=basic(live_server.write_key)).status_code == 200
+    ips = dict(live_server.runtime.warehouse.rows("SELECT message_id, ip FROM events"))
+    assert ips == {"ip-browser": "127.0.0.1", "ip-server": None, "ip-direct": "127.0.0.1",
+                   "ip-given": "8.8.8.8"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -177,8 +177,14 @@ def _set_cookies(enrichment: Enrichment, context: Mapping[str, Any], timestamp: 
 def meta_fbc(fbclid: str, timestamp: datetime) -> str:
     """Meta's ``fbc`` value for a click id seen at ``timestamp`` (naive UTC): subdomain index 1
     (the registrable domain), then the time in milliseconds, then the click id."""
-    milliseconds = int(timestamp.replace(tzinfo=UTC).timestamp() * 1000)
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
+    # Integer arithmetic: a float of the epoch seconds can be off by a millisecond.
+    milliseconds = (timestamp - _EPOCH) // timedelta(milliseconds=1)
     return f"fb.1.{milliseconds}.{fbclid}"
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 # --- user agent --------------------------------------------------------------------------------

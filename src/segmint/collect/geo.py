@@ -160,9 +160,17 @@ def _geoip2fast() -> Any:
             if _fast_db is None:
                 from geoip2fast import GeoIP2Fast
 
-                # The library prints progress when verbose; keep stdout clean regardless.
-                with contextlib.redirect_stdout(io.StringIO()):
-                    _fast_db = GeoIP2Fast(verbose=False, geoip2fast_data_file=GEOIP2FAST_DATA_FILE)
+                try:
+                    # The library prints progress when verbose; keep stdout clean regardless.
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        _fast_db = GeoIP2Fast(
+                            verbose=False, geoip2fast_data_file=GEOIP2FAST_DATA_FILE
+                        )
+                except Exception as exc:  # GeoIPError: its data file is missing or broken
+                    raise ConfigurationError(
+                        f"geoip2fast could not load its country data {GEOIP2FAST_DATA_FILE!r} "
+                        f"({exc}); reinstall it: pip install --force-reinstall geoip2fast"
+                    ) from exc
     return _fast_db
 
 

@@ -8,7 +8,9 @@ Rules (see docs/collection.md):
 - a single message that breaks the spec → 400 naming the field;
 - in a batch, valid messages are stored even when neighbours are invalid; the answer is 200
   and lists the rejected ones (index, field, reason); 400 only when none was valid;
-- 200 means stored durably (committed to the warehouse).
+- 200 means stored durably (committed to the warehouse);
+- ``context.ip`` is filled from the connection for browser calls (the short paths) and for
+  messages with ``context.direct: true``, as Segment does; server-side calls keep theirs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from segmint.collect.messages import Message
@@ -90,14 +92,26 @@ def _source(request: Request, body: Any) -> str:
     return str(checker.name_for(key, time.monotonic()))
 
 
+BROWSER_PATHS = frozenset({f"/v1/{short}" for short in ("t", "i", "p", "s", "g", "a", "b")})
+
+
 def _store(request: Request, messages: list[Message]) -> None:
+    """Fill ``context.ip`` where the spec says the server does (browser calls, or
+    ``context.direct``), then hand the messages to the writer and wait until stored."""
+    client_ip = request.client.host if request.client else None
+    from_browser = request.url.path in BROWSER_PATHS
+    if client_ip:
+        for message in messages:
+            context = message.context
+            if "ip" not in context and (from_browser or context.get("direct") is True):
+                message.context = {**context, "ip": client_ip}
     request.app.state.writer.submit(messages)
 
 
 @router.post("/v1/batch", summary="Send many messages at once")
 @router.post("/v1/b", include_in_schema=False)
 @router.post("/v1/import", include_in_schema=False)
-async def batch(request: Request) -> ORJSONResponse:
+async def batch(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_batch_bytes)
     source = _source(request, body)
@@ -140,9 +154,9 @@ async def batch(request: Request) -> ORJSONResponse:
     if accepted:
         await run_in_threadpool(_store, request, accepted)
     if not rejected:
-        return ORJSONResponse({"success": True})
+        return JSONResponse({"success": True})
     status = 200 if accepted else 400
-    return ORJSONResponse(
+    return JSONResponse(
         {
             "success": bool(accepted),
             "accepted": len(accepted),
@@ -155,7 +169,7 @@ async def batch(request: Request) -> ORJSONResponse:
 
 
 def _single_route(kind: str) -> Any:
-    async def handler(request: Request) -> ORJSONResponse:
+    async def handler(request: Request) -> JSONResponse:
         settings = request.app.state.settings
         body = await read_json_body(request, settings.max_message_bytes)
         source = _source(request, body)
@@ -165,7 +179,7 @@ def _single_route(kind: str) -> Any:
             body, received_at=utcnow(), implied_type=kind, source=source
         )
         await run_in_threadpool(_store, request, [message])
-        return ORJSONResponse({"success": True})
+        return JSONResponse({"success": True})
 
     handler.__name__ = kind
     return handler

@@ -132,7 +132,9 @@ def _friendly(error: Any) -> str:
         return f"unknown {field} {tag!r}: use one of {expected}"
     if kind == "union_tag_not_found":
         field = ctx.get("discriminator", "'kind'").strip("'")
-        return f"'{field}' is missing: say which kind of node this is"
+        if field == "type":
+            return "'type' is missing: say which window this is (relative, calendar, absolute)"
+        return f"'{field}' is missing: say which kind of node this is (and, or, event, ...)"
     if kind == "missing":
         return "this field is required"
     if kind == "extra_forbidden":

@@ -114,8 +114,8 @@ class AbsoluteWindow(_Model):
     date-times without an offset are local wall-clock times there; either end may be omitted."""
 
     type: Literal["absolute"] = "absolute"
-    from_: dt.datetime | dt.date | None = Field(default=None, alias="from")
-    to: dt.datetime | dt.date | None = None
+    from_: dt.date | dt.datetime | None = Field(default=None, alias="from")
+    to: dt.date | dt.datetime | None = None
 
 
 Window = Annotated[RelativeWindow | CalendarWindow | AbsoluteWindow, Field(discriminator="type")]
@@ -135,12 +135,15 @@ class Duration(_Model):
 # --- comparisons --------------------------------------------------------------------------
 
 
+ComparedValue = Scalar | list[Scalar] | Window | dt.date | dt.datetime | None
+
+
 class Comparison(_Model):
     """``operator`` + ``value`` (+ ``case_insensitive`` for text). The value's type picks the
     comparison: text, number or boolean (see docs/definition-semantics.md)."""
 
     operator: Operator
-    value: Scalar | list[Scalar] | Window | dt.datetime | dt.date | None = None
+    value: ComparedValue = None
     case_insensitive: bool = False
 
 
@@ -215,14 +218,22 @@ class SequenceCondition(_Node):
     window: Window | None = None
 
 
-class TraitCondition(_Node, Comparison):
+class ComparedNode(_Node):
+    """A condition that compares one field: the fields of :class:`Comparison`."""
+
+    operator: Operator
+    value: ComparedValue = None
+    case_insensitive: bool = False
+
+
+class TraitCondition(ComparedNode):
     """A profile trait (``profiles.traits`` JSON) compared with a value."""
 
     kind: Literal["trait"]
     trait: Annotated[str, Field(pattern=PATH_PATTERN)]
 
 
-class UtmCondition(_Node, Comparison):
+class UtmCondition(ComparedNode):
     """A UTM parameter at first touch, last touch, or any touch within a window."""
 
     kind: Literal["utm"]
@@ -231,14 +242,14 @@ class UtmCondition(_Node, Comparison):
     window: Window | None = None
 
 
-class DemographicCondition(_Node, Comparison):
+class DemographicCondition(ComparedNode):
     """Where the person is and who they are: country, region, city, language, age, gender."""
 
     kind: Literal["demographic"]
     field: Literal["country", "region", "city", "language", "age", "gender"]
 
 
-class TechnologyCondition(_Node, Comparison):
+class TechnologyCondition(ComparedNode):
     """The browser, OS or device type last seen for the profile."""
 
     kind: Literal["technology"]

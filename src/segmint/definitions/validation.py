@@ -24,6 +24,7 @@ from segmint.definitions.model import (
     CalendarWindow,
     Comparison,
     Condition,
+    ComparedNode,
     Definition,
     DemographicCondition,
     EventCondition,
@@ -124,7 +125,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def check_comparison(item: Comparison, field: FieldType, path: str) -> None:
+def check_comparison(item: Comparison | ComparedNode, field: FieldType, path: str) -> None:
     """Refuse an operator / value combination that does not fit a field of type ``field``."""
     op, value = item.operator, item.value
     where = f"{path}.value"

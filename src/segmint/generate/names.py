@@ -114,7 +114,9 @@ _RAW_POOLS: dict[str, tuple[str, str, str]] = {
 # Domains per pool: drawn at random (weights by repetition); uniqueness comes from the
 # local part, so repeats are harmless here.
 POOL_DOMAINS: dict[str, tuple[str, ...]] = {
-    "en": ("gmail.com",) * 8 + ("yahoo.com",) * 2 + ("outlook.com", "hotmail.com", "icloud.com")
+    "en": ("gmail.com",) * 8
+    + ("yahoo.com",) * 2
+    + ("outlook.com", "hotmail.com", "icloud.com")
     + ("aol.com", "protonmail.com", "hotmail.co.uk", "live.com", "me.com"),
     "es": ("gmail.com",) * 6 + ("hotmail.es", "yahoo.es", "outlook.es", "telefonica.net"),
     "fr": ("gmail.com",) * 5 + ("orange.fr", "free.fr", "laposte.net", "hotmail.fr", "sfr.fr"),

@@ -45,8 +45,7 @@ class DuckDBEngine:
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
         with self._lock:
-            result = self._con.execute(self._sql(sql), params)
-            return result.to_arrow_table()
+            return self._con.sql(self._sql(sql), params=params).to_arrow_table()
 
     def append(self, table: str, data: pa.Table) -> int:
         if data.num_rows == 0:

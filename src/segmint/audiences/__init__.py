@@ -1,0 +1,1 @@
+"""Living audiences: lifecycle, refresh, history, usage, scheduling."""

@@ -1,0 +1,36 @@
+"""Audience names (R6) and the suggestions given for refused ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from segmint.audiences.names import check_name, suggest_name
+from segmint.errors import InvalidInput
+
+
+@pytest.mark.parametrize("name", ["a", "abandoned_checkout_30d", "q4_2025_purchasers", "x" * 64])
+def test_valid_names_pass(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "suggestion"),
+    [
+        ("Abandoned Checkout (30d)", "start with a lowercase letter", "abandoned_checkout_30d"),
+        ("high-value", "only lowercase letters", "high_value"),
+        ("30d_buyers", "start with a lowercase letter", "audience_30d_buyers"),
+        ("_hidden", "start with a lowercase letter", "hidden"),
+        ("", "a name is required", "audience"),
+        ("Clientes Fiéis", "start with a lowercase letter", "clientes_fieis"),
+        ("a" * 70, "at most 64", "a" * 64),
+        ("vip ⭐", "only lowercase letters", "vip"),
+    ],
+)
+def test_bad_names_are_refused_with_a_valid_suggestion(
+    name: str, reason: str, suggestion: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_name(name)
+    assert reason in caught.value.message
+    assert repr(suggestion) in caught.value.message
+    assert check_name(suggest_name(name)) == suggestion
