@@ -97,8 +97,10 @@ def http_batches(path: Path, workdir: Path, batch_size: int, clients: int) -> tu
         [*segmint, "keys", "create", "bench"], env=env, capture_output=True, text=True, check=True
     ).stdout
     write_key = next(w for w in key_output.split() if w.startswith("sgw_"))
-    auth = {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
-            "Content-Type": "application/json"}
+    auth = {
+        "Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode(),
+        "Content-Type": "application/json",
+    }
     bodies: list[bytes] = []
     batch: list[bytes] = []
     total = 0
@@ -111,8 +113,9 @@ def http_batches(path: Path, workdir: Path, batch_size: int, clients: int) -> tu
                 batch = []
     if batch:
         bodies.append(b'{"batch":[' + b",".join(batch) + b"]}")
-    server = subprocess.Popen([*segmint, "serve"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [*segmint, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         url = "http://127.0.0.1:8765"
         _wait_for(url)
@@ -158,20 +161,26 @@ def main() -> None:
         path = workdir / "events.jsonl"
         start = time.perf_counter()
         count = generate_file(path, args.events, args.seed)
-        print(f"generated {count:,} events ({path.stat().st_size / 1e6:,.0f} MB) in "
-              f"{time.perf_counter() - start:.1f} s")
+        print(
+            f"generated {count:,} events ({path.stat().st_size / 1e6:,.0f} MB) in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
         base = baseline_duckdb(path, workdir)
         base_rate = count / base
         print(f"baseline  plain DuckDB bulk insert : {base_rate:>12,.0f} events/s ({base:.1f} s)")
         seconds, imported = bulk_import(path, workdir)
         rate = imported / seconds
-        print(f"segmint   bulk import (segmint import): {rate:>12,.0f} events/s ({seconds:.1f} s)"
-              f"  = {rate / base_rate:.2f}x baseline   [aim >= 300,000/s]")
+        print(
+            f"segmint   bulk import (segmint import): {rate:>12,.0f} events/s ({seconds:.1f} s)"
+            f"  = {rate / base_rate:.2f}x baseline   [aim >= 300,000/s]"
+        )
         seconds, sent = http_batches(path, workdir, args.batch_size, args.clients)
         rate = sent / seconds
-        print(f"segmint   HTTP /v1/batch ({args.batch_size}/req, {args.clients} clients): "
-              f"{rate:>10,.0f} events/s ({seconds:.1f} s)  = {rate / base_rate:.2f}x baseline"
-              "   [aim >= 20,000/s]")
+        print(
+            f"segmint   HTTP /v1/batch ({args.batch_size}/req, {args.clients} clients): "
+            f"{rate:>10,.0f} events/s ({seconds:.1f} s)  = {rate / base_rate:.2f}x baseline"
+            "   [aim >= 20,000/s]"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

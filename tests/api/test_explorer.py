@@ -10,22 +10,44 @@ from tests.conftest import LiveServer
 def send(server: LiveServer, batch: list[dict[str, object]]) -> None:
     auth = base64.b64encode(f"{server.write_key}:".encode()).decode()
     with server.client() as client:
-        response = client.post("/v1/batch", json={"batch": batch},
-                               headers={"Authorization": f"Basic {auth}"})
+        response = client.post(
+            "/v1/batch", json={"batch": batch}, headers={"Authorization": f"Basic {auth}"}
+        )
     assert response.status_code == 200, response.text
 
 
 def test_explorer_lists_events_properties_and_traits(live_server: LiveServer) -> None:
-    send(live_server, [
-        {"type": "track", "event": "order_completed", "userId": "u1",
-         "timestamp": "2025-05-01T00:00:00Z", "properties": {"revenue": 10.5, "coupon": "X"}},
-        {"type": "track", "event": "order_completed", "userId": "u2",
-         "timestamp": "2025-05-03T00:00:00Z", "properties": {"revenue": "7", "paid": True}},
-        {"type": "track", "event": "product_viewed", "userId": "u1",
-         "timestamp": "2025-05-02T00:00:00Z"},
-        {"type": "identify", "userId": "u1", "timestamp": "2025-05-01T00:00:00Z",
-         "traits": {"plan": "pro", "age": 31}},
-    ])
+    send(
+        live_server,
+        [
+            {
+                "type": "track",
+                "event": "order_completed",
+                "userId": "u1",
+                "timestamp": "2025-05-01T00:00:00Z",
+                "properties": {"revenue": 10.5, "coupon": "X"},
+            },
+            {
+                "type": "track",
+                "event": "order_completed",
+                "userId": "u2",
+                "timestamp": "2025-05-03T00:00:00Z",
+                "properties": {"revenue": "7", "paid": True},
+            },
+            {
+                "type": "track",
+                "event": "product_viewed",
+                "userId": "u1",
+                "timestamp": "2025-05-02T00:00:00Z",
+            },
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": "2025-05-01T00:00:00Z",
+                "traits": {"plan": "pro", "age": 31},
+            },
+        ],
+    )
     with live_server.admin() as admin:
         events = admin.get("/api/v1/events").json()["events"]
         props = admin.get("/api/v1/events/order_completed/properties").json()["properties"]
@@ -49,7 +71,8 @@ def test_explorer_lists_events_properties_and_traits(live_server: LiveServer) ->
 def test_explorer_requires_an_admin_key(live_server: LiveServer) -> None:
     with live_server.client() as client:
         assert client.get("/api/v1/events").status_code == 401
-        wrong = client.get("/api/v1/events",
-                           headers={"Authorization": f"Bearer {live_server.write_key}"})
+        wrong = client.get(
+            "/api/v1/events", headers={"Authorization": f"Bearer {live_server.write_key}"}
+        )
     assert wrong.status_code == 401
     assert "API key" in wrong.json()["message"]

@@ -41,10 +41,14 @@ def test_scopes_do_not_mix(catalog) -> None:  # type: ignore[no-untyped-def]
     assert KeyChecker(catalog, "admin").name_for(admin, 0) == "ops"
 
 
-@pytest.mark.parametrize(("name", "scope", "words"), [
-    ("", "write", "name of 1 to 100"), ("x" * 101, "write", "name of 1 to 100"),
-    ("ok", "root", "scope must be"),
-])
+@pytest.mark.parametrize(
+    ("name", "scope", "words"),
+    [
+        ("", "write", "name of 1 to 100"),
+        ("x" * 101, "write", "name of 1 to 100"),
+        ("ok", "root", "scope must be"),
+    ],
+)
 def test_bad_key_requests(catalog, name: str, scope: str, words: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInput, match=words):
         create_key(catalog, name, scope)

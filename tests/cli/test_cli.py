@@ -37,8 +37,10 @@ def test_keys_create_refuses_a_bad_scope(settings: Settings) -> None:
 def test_import_prints_a_summary(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     path.write_bytes(
-        orjson.dumps({"type": "track", "event": "a", "userId": "u", "messageId": "1"}) + b"\n"
-        + orjson.dumps({"type": "track", "userId": "u"}) + b"\n"
+        orjson.dumps({"type": "track", "event": "a", "userId": "u", "messageId": "1"})
+        + b"\n"
+        + orjson.dumps({"type": "track", "userId": "u"})
+        + b"\n"
     )
     result = runner.invoke(app, ["import", str(path)])
     assert result.exit_code == 0, result.output
@@ -47,12 +49,16 @@ def test_import_prints_a_summary(settings: Settings, tmp_path: Path) -> None:
     assert (tmp_path / "e.jsonl.rejected.jsonl").exists()
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["import", "/nonexistent/file.jsonl"], "no such file"),
-    (["import", "README"], "cannot tell the format"),
-])
-def test_import_errors_are_clear(settings: Settings, args: list[str], words: str,
-                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["import", "/nonexistent/file.jsonl"], "no such file"),
+        (["import", "README"], "cannot tell the format"),
+    ],
+)
+def test_import_errors_are_clear(
+    settings: Settings, args: list[str], words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README").write_text("x")
     result = runner.invoke(app, args)

@@ -54,8 +54,13 @@ def test_each_single_endpoint_stores_its_message(
 
 
 def test_browser_style_text_plain_with_write_key_in_body(live_server: LiveServer) -> None:
-    body = {"type": "track", "event": "clicked", "anonymousId": "a1", "messageId": "tp-1",
-            "writeKey": live_server.write_key}
+    body = {
+        "type": "track",
+        "event": "clicked",
+        "anonymousId": "a1",
+        "messageId": "tp-1",
+        "writeKey": live_server.write_key,
+    }
     with live_server.client() as client:
         response = client.post(
             "/v1/t", content=orjson.dumps(body), headers={"Content-Type": "text/plain"}
@@ -85,8 +90,9 @@ def test_gzip_batch(live_server: LiveServer) -> None:
 def test_not_gzip_but_says_so(live_server: LiveServer) -> None:
     with live_server.client() as client:
         response = client.post(
-            "/v1/batch", content=b"{}", headers={"Content-Encoding": "gzip",
-                                                 **basic(live_server.write_key)}
+            "/v1/batch",
+            content=b"{}",
+            headers={"Content-Encoding": "gzip", **basic(live_server.write_key)},
         )
     assert response.status_code == 400
     assert "gzip" in response.json()["message"]
@@ -94,8 +100,12 @@ def test_not_gzip_but_says_so(live_server: LiveServer) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "body_key"),
-    [({}, None), (basic("sgw_not-a-key"), None), ({}, "sgw_wrong"),
-     ({"Authorization": "Basic !!!"}, None)],
+    [
+        ({}, None),
+        (basic("sgw_not-a-key"), None),
+        ({}, "sgw_wrong"),
+        ({"Authorization": "Basic !!!"}, None),
+    ],
 )
 def test_missing_or_unknown_write_key_is_401(
     live_server: LiveServer, headers: dict[str, str], body_key: str | None
@@ -114,10 +124,20 @@ def test_revoked_key_and_admin_key_are_refused(live_server: LiveServer) -> None:
     info, key = create_key(live_server.runtime.catalog, "temp", "write")
     revoke_key(live_server.runtime.catalog, info.id)
     with live_server.client() as client:
-        assert client.post("/v1/track", json={"event": "x", "userId": "u"},
-                           headers=basic(key)).status_code == 401
-        assert client.post("/v1/track", json={"event": "x", "userId": "u"},
-                           headers=basic(live_server.admin_key)).status_code == 401
+        assert (
+            client.post(
+                "/v1/track", json={"event": "x", "userId": "u"}, headers=basic(key)
+            ).status_code
+            == 401
+        )
+        assert (
+            client.post(
+                "/v1/track",
+                json={"event": "x", "userId": "u"},
+                headers=basic(live_server.admin_key),
+            ).status_code
+            == 401
+        )
 
 
 @pytest.mark.parametrize(
@@ -128,24 +148,43 @@ def test_revoked_key_and_admin_key_are_refused(live_server: LiveServer) -> None:
         ("/v1/track", b"[1,2]", 400, None, "JSON object"),
         ("/v1/track", b'{"userId": "u"}', 400, "event", "event name"),
         ("/v1/track", b'{"event": "x"}', 400, "userId", "userId or anonymousId"),
-        ("/v1/track", b'{"event": "x", "userId": "u", "timestamp": "soon"}', 400, "timestamp",
-         "ISO-8601"),
-        ("/v1/track", b'{"event": "x", "userId": "u", "properties": 5}', 400, "properties",
-         "object"),
+        (
+            "/v1/track",
+            b'{"event": "x", "userId": "u", "timestamp": "soon"}',
+            400,
+            "timestamp",
+            "ISO-8601",
+        ),
+        (
+            "/v1/track",
+            b'{"event": "x", "userId": "u", "properties": 5}',
+            400,
+            "properties",
+            "object",
+        ),
         ("/v1/identify", b'{"type": "track", "userId": "u"}', 400, "type", "does not match"),
         ("/v1/group", b'{"userId": "u"}', 400, "groupId", "groupId"),
         ("/v1/alias", b'{"userId": "u"}', 400, "previousId", "previousId"),
         ("/v1/batch", b'{"messages": []}', 400, "batch", '{"batch"'),
         ("/v1/batch", b'{"batch": []}', 400, "batch", "empty"),
-        ("/v1/batch", b'{"batch": [{"type":"track","event":"x","userId":"u"}], "sentAt": 4}', 400,
-         "sentAt", "ISO-8601"),
-        ("/v1/batch", b'{"batch": [{"type":"track","event":"x","userId":"u"}], "context": 4}', 400,
-         "context", "object"),
+        (
+            "/v1/batch",
+            b'{"batch": [{"type":"track","event":"x","userId":"u"}], "sentAt": 4}',
+            400,
+            "sentAt",
+            "ISO-8601",
+        ),
+        (
+            "/v1/batch",
+            b'{"batch": [{"type":"track","event":"x","userId":"u"}], "context": 4}',
+            400,
+            "context",
+            "object",
+        ),
     ],
 )
 def test_bad_input_gets_status_and_field(
-    live_server: LiveServer, path: str, content: bytes, status: int, field: str | None,
-    words: str
+    live_server: LiveServer, path: str, content: bytes, status: int, field: str | None, words: str
 ) -> None:
     with live_server.client() as client:
         response = client.post(path, content=content, headers=basic(live_server.write_key))
@@ -165,11 +204,14 @@ def test_oversized_single_message_is_400(live_server: LiveServer) -> None:
 
 
 def test_oversized_batch_bytes_is_400(live_server: LiveServer) -> None:
-    batch = [{"type": "track", "event": "x", "userId": "u", "properties": {"b": "x" * 20_000}}
-             for _ in range(30)]
+    batch = [
+        {"type": "track", "event": "x", "userId": "u", "properties": {"b": "x" * 20_000}}
+        for _ in range(30)
+    ]
     with live_server.client() as client:
-        response = client.post("/v1/batch", json={"batch": batch},
-                               headers=basic(live_server.write_key))
+        response = client.post(
+            "/v1/batch", json={"batch": batch}, headers=basic(live_server.write_key)
+        )
     assert response.status_code == 400
     assert "500" in response.json()["message"] or "limit" in response.json()["message"]
     assert not stored(live_server)
@@ -178,8 +220,9 @@ def test_oversized_batch_bytes_is_400(live_server: LiveServer) -> None:
 def test_too_many_messages_in_a_batch_is_400(live_server: LiveServer) -> None:
     batch = [{"type": "track", "event": "x", "userId": "u"} for _ in range(2501)]
     with live_server.client() as client:
-        response = client.post("/v1/batch", json={"batch": batch},
-                               headers=basic(live_server.write_key))
+        response = client.post(
+            "/v1/batch", json={"batch": batch}, headers=basic(live_server.write_key)
+        )
     assert response.status_code == 400
     assert "2,501 messages" in response.json()["message"]
 
@@ -190,8 +233,9 @@ def test_oversized_message_inside_a_batch_is_rejected_alone(live_server: LiveSer
         {"type": "track", "event": "x", "userId": "u", "properties": {"b": "x" * 40_000}},
     ]
     with live_server.client() as client:
-        response = client.post("/v1/batch", json={"batch": batch},
-                               headers=basic(live_server.write_key))
+        response = client.post(
+            "/v1/batch", json={"batch": batch}, headers=basic(live_server.write_key)
+        )
     assert response.status_code == 200
     assert response.json()["rejected"][0]["index"] == 1
     assert response.json()["rejected"][0]["code"] == "payload_too_large"
@@ -207,21 +251,25 @@ def test_valid_messages_survive_invalid_neighbours(live_server: LiveServer) -> N
         "not an object",
     ]
     with live_server.client() as client:
-        response = client.post("/v1/batch", json={"batch": batch},
-                               headers=basic(live_server.write_key))
+        response = client.post(
+            "/v1/batch", json={"batch": batch}, headers=basic(live_server.write_key)
+        )
     assert response.status_code == 200
     body = response.json()
     assert body["accepted"] == 2
     assert [(r["index"], r["field"]) for r in body["rejected"]] == [
-        (1, "batch[1].event"), (3, "batch[3].userId"), (4, "batch[4]"),
+        (1, "batch[1].event"),
+        (3, "batch[3].userId"),
+        (4, "batch[4]"),
     ]
     assert [r[0] for r in stored(live_server)] == ["n-0", "n-2"]
 
 
 def test_batch_with_only_invalid_messages_is_400(live_server: LiveServer) -> None:
     with live_server.client() as client:
-        response = client.post("/v1/batch", json={"batch": [{"type": "track"}]},
-                               headers=basic(live_server.write_key))
+        response = client.post(
+            "/v1/batch", json={"batch": [{"type": "track"}]}, headers=basic(live_server.write_key)
+        )
     assert response.status_code == 400
     assert response.json()["accepted"] == 0
 
@@ -230,11 +278,17 @@ def test_duplicate_message_ids_are_stored_once(live_server: LiveServer) -> None:
     body = {"event": "x", "userId": "u", "messageId": "dup-1"}
     with live_server.client() as client:
         for _ in range(3):
-            assert client.post("/v1/track", json=body,
-                               headers=basic(live_server.write_key)).status_code == 200
+            assert (
+                client.post(
+                    "/v1/track", json=body, headers=basic(live_server.write_key)
+                ).status_code
+                == 200
+            )
         batch = {"batch": [{"type": "track", **body}, {"type": "track", **body}]}
-        assert client.post("/v1/batch", json=batch,
-                           headers=basic(live_server.write_key)).status_code == 200
+        assert (
+            client.post("/v1/batch", json=batch, headers=basic(live_server.write_key)).status_code
+            == 200
+        )
     assert len(stored(live_server, "message_id = 'dup-1'")) == 1
 
 
@@ -242,16 +296,23 @@ def test_clock_skew_is_corrected_over_http(live_server: LiveServer) -> None:
     skew = timedelta(hours=3)  # the client clock is 3 hours fast
     client_now = datetime.now(UTC) + skew
     body = {
-        "batch": [{
-            "type": "track", "event": "x", "userId": "u", "messageId": "skew-1",
-            "timestamp": (client_now - timedelta(minutes=10)).isoformat(),
-        }],
+        "batch": [
+            {
+                "type": "track",
+                "event": "x",
+                "userId": "u",
+                "messageId": "skew-1",
+                "timestamp": (client_now - timedelta(minutes=10)).isoformat(),
+            }
+        ],
         "sentAt": client_now.isoformat(),
     }
     with live_server.client() as client:
-        assert client.post("/v1/batch", json=body,
-                           headers=basic(live_server.write_key)).status_code == 200
-    (timestamp, received_at), = live_server.runtime.warehouse.rows(
+        assert (
+            client.post("/v1/batch", json=body, headers=basic(live_server.write_key)).status_code
+            == 200
+        )
+    ((timestamp, received_at),) = live_server.runtime.warehouse.rows(
         "SELECT timestamp, received_at FROM events WHERE message_id = 'skew-1'"
     )
     age = received_at - timestamp
@@ -275,15 +336,24 @@ def test_cors_preflight_allows_browsers(live_server: LiveServer) -> None:
 
 def test_batch_context_and_integrations_merge_into_messages(live_server: LiveServer) -> None:
     body = {
-        "batch": [{"type": "track", "event": "x", "userId": "u", "messageId": "ctx-1",
-                   "context": {"locale": "de-DE"}}],
+        "batch": [
+            {
+                "type": "track",
+                "event": "x",
+                "userId": "u",
+                "messageId": "ctx-1",
+                "context": {"locale": "de-DE"},
+            }
+        ],
         "context": {"ip": "8.8.8.8", "locale": "en-US"},
         "integrations": {"All": False},
     }
     with live_server.client() as client:
-        assert client.post("/v1/batch", json=body,
-                           headers=basic(live_server.write_key)).status_code == 200
-    (context, integrations, locale, ip), = live_server.runtime.warehouse.rows(
+        assert (
+            client.post("/v1/batch", json=body, headers=basic(live_server.write_key)).status_code
+            == 200
+        )
+    ((context, integrations, locale, ip),) = live_server.runtime.warehouse.rows(
         "SELECT context, integrations, locale, ip FROM events WHERE message_id = 'ctx-1'"
     )
     assert orjson.loads(context) == {"ip": "8.8.8.8", "locale": "de-DE"}
@@ -309,8 +379,14 @@ def test_browser_calls_get_the_connection_ip_server_calls_do_not(
             ("/v1/t", "ip-given", {"ip": "8.8.8.8"}),
         ]:
             body = {"event": "x", "userId": "u", "messageId": message_id, "context": context}
-            assert client.post(path, json=body,
-                               headers=basic(live_server.write_key)).status_code == 200
+            assert (
+                client.post(path, json=body, headers=basic(live_server.write_key)).status_code
+                == 200
+            )
     ips = dict(live_server.runtime.warehouse.rows("SELECT message_id, ip FROM events"))
-    assert ips == {"ip-browser": "127.0.0.1", "ip-server": None, "ip-direct": "127.0.0.1",
-                   "ip-given": "8.8.8.8"}
+    assert ips == {
+        "ip-browser": "127.0.0.1",
+        "ip-server": None,
+        "ip-direct": "127.0.0.1",
+        "ip-given": "8.8.8.8",
+    }

@@ -289,7 +289,11 @@ def test_without_a_user_id_the_first_customer_found_decides(engine: DuckDBEngine
             msg(anon="stray"),  # 3
         ],
     )
-    both = msg(anon="stray", at=1, context_traits={"email": "alice@example.com", "phone": "+1 415 555 0123"})
+    both = msg(
+        anon="stray",
+        at=1,
+        context_traits={"email": "alice@example.com", "phone": "+1 415 555 0123"},
+    )
     ingest(engine, resolver, [both])
 
     assert both.profile_id == 1
@@ -488,7 +492,11 @@ def test_final_winners_follow_chains() -> None:
     from segmint.collect.identity import ProfileMerge
 
     changes = IdentityChanges(
-        merges=[ProfileMerge(9, 7, "r"), ProfileMerge(7, 4, "r"), ProfileMerge(5, 4, "r"),
-                ProfileMerge(4, 1, "r")]
+        merges=[
+            ProfileMerge(9, 7, "r"),
+            ProfileMerge(7, 4, "r"),
+            ProfileMerge(5, 4, "r"),
+            ProfileMerge(4, 1, "r"),
+        ]
     )
     assert changes.final_winners() == {9: 1, 7: 1, 5: 1, 4: 1}

@@ -14,12 +14,29 @@ from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
 
 GOOD = [
-    {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "g-1",
-     "timestamp": "2025-05-01T10:00:00Z", "traits": {"email": "u1@example.com"}},
-    {"type": "track", "event": "order_completed", "userId": "u1", "messageId": "g-2",
-     "timestamp": "2025-05-02T10:00:00Z", "properties": {"revenue": 30}},
-    {"type": "page", "anonymousId": "a2", "messageId": "g-3", "timestamp": "2025-05-03T10:00:00Z",
-     "context": {"page": {"url": "https://s.example/?utm_source=newsletter"}}},
+    {
+        "type": "identify",
+        "userId": "u1",
+        "anonymousId": "a1",
+        "messageId": "g-1",
+        "timestamp": "2025-05-01T10:00:00Z",
+        "traits": {"email": "u1@example.com"},
+    },
+    {
+        "type": "track",
+        "event": "order_completed",
+        "userId": "u1",
+        "messageId": "g-2",
+        "timestamp": "2025-05-02T10:00:00Z",
+        "properties": {"revenue": 30},
+    },
+    {
+        "type": "page",
+        "anonymousId": "a2",
+        "messageId": "g-3",
+        "timestamp": "2025-05-03T10:00:00Z",
+        "context": {"page": {"url": "https://s.example/?utm_source=newsletter"}},
+    },
 ]
 BAD = [
     {"type": "track", "userId": "u1", "messageId": "b-1"},  # no event
@@ -84,23 +101,27 @@ def test_csv_with_dotted_and_json_columns(runtime: Runtime, tmp_path: Path) -> N
     )
     summary = import_file(runtime.collector, path)
     assert (summary.imported, summary.rejected) == (3, 1)
-    rows = dict(runtime.warehouse.rows(
-        "SELECT message_id, coalesce(properties->>'revenue', utm_source, traits->>'email') "
-        "FROM events"
-    ))
+    rows = dict(
+        runtime.warehouse.rows(
+            "SELECT message_id, coalesce(properties->>'revenue', utm_source, traits->>'email') "
+            "FROM events"
+        )
+    )
     assert rows == {"c-1": "99.5", "c-2": "u9@example.com", "c-3": "fb"}
 
 
 def test_parquet_import(runtime: Runtime, tmp_path: Path) -> None:
-    table = pa.table({
-        "type": ["track", "track", "identify"],
-        "event": ["product_viewed", None, None],
-        "userId": ["p1", "p1", "p1"],
-        "messageId": ["q-1", "q-2", "q-3"],
-        "timestamp": pa.array([1_714_521_600_000_000] * 3, pa.timestamp("us", tz="UTC")),
-        "properties": ['{"price": 5}', None, None],
-        "traits": [None, None, '{"plan": "pro"}'],
-    })
+    table = pa.table(
+        {
+            "type": ["track", "track", "identify"],
+            "event": ["product_viewed", None, None],
+            "userId": ["p1", "p1", "p1"],
+            "messageId": ["q-1", "q-2", "q-3"],
+            "timestamp": pa.array([1_714_521_600_000_000] * 3, pa.timestamp("us", tz="UTC")),
+            "properties": ['{"price": 5}', None, None],
+            "traits": [None, None, '{"plan": "pro"}'],
+        }
+    )
     path = tmp_path / "events.parquet"
     pq.write_table(table, path)
     summary = import_file(runtime.collector, path)
@@ -111,11 +132,17 @@ def test_parquet_import(runtime: Runtime, tmp_path: Path) -> None:
 
 
 def test_progress_is_reported_per_chunk(runtime: Runtime, tmp_path: Path) -> None:
-    rows = [{"type": "track", "event": "e", "userId": f"u{i % 7}", "messageId": f"p-{i}"}
-            for i in range(25)]
+    rows = [
+        {"type": "track", "event": "e", "userId": f"u{i % 7}", "messageId": f"p-{i}"}
+        for i in range(25)
+    ]
     seen: list[int] = []
-    import_file(runtime.collector, write_jsonl(tmp_path / "e.jsonl", rows), chunk_size=10,
-                progress=seen.append)
+    import_file(
+        runtime.collector,
+        write_jsonl(tmp_path / "e.jsonl", rows),
+        chunk_size=10,
+        progress=seen.append,
+    )
     assert seen == [10, 20, 25]
 
 
@@ -128,8 +155,14 @@ def test_unreadable_parquet_is_a_clear_error(runtime: Runtime, tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("name", "declared", "expected"),
-    [("a.jsonl", None, "jsonl"), ("a.ndjson", None, "jsonl"), ("a.json.gz", None, "jsonl"),
-     ("a.CSV", None, "csv"), ("a.parquet", None, "parquet"), ("a.txt", "csv", "csv")],
+    [
+        ("a.jsonl", None, "jsonl"),
+        ("a.ndjson", None, "jsonl"),
+        ("a.json.gz", None, "jsonl"),
+        ("a.CSV", None, "csv"),
+        ("a.parquet", None, "parquet"),
+        ("a.txt", "csv", "csv"),
+    ],
 )
 def test_format_detection(name: str, declared: str | None, expected: str) -> None:
     assert detect_format(Path(name), declared) == expected

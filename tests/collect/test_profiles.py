@@ -204,7 +204,12 @@ def test_context_columns_come_from_the_latest_event_that_has_them(engine: DuckDB
         ],
     )
     row = profile(engine)
-    assert (row["browser"], row["os"], row["gclid"], row["fbp"]) == ("Chrome", "Linux", "g1", "fb.1.1")
+    assert (row["browser"], row["os"], row["gclid"], row["fbp"]) == (
+        "Chrome",
+        "Linux",
+        "g1",
+        "fb.1.1",
+    )
     assert (row["country"], row["locale"], row["language"]) == ("FR", "fr-FR", "fr")
     assert (row["device_id"], row["advertising_id"]) == ("dev-1", "idfa-1")
     assert row["context_updated_at"] == at(2)
@@ -314,7 +319,11 @@ def test_message_traits_and_contacts() -> None:
         traits={"email": "A@Example.com", "plan": "pro"},
         context={"traits": {"email": "b@example.com", "phone": "020 7946 0958"}},
     )
-    assert message_traits(identify) == {"email": "A@Example.com", "plan": "pro", "phone": "020 7946 0958"}
+    assert message_traits(identify) == {
+        "email": "A@Example.com",
+        "plan": "pro",
+        "phone": "020 7946 0958",
+    }
     assert message_contacts(identify) == ("a@example.com", None)
     assert message_contacts(identify, "GB") == ("a@example.com", "+442079460958")
     assert message_contacts(msg("track", traits={"email": "c@example.com"})) == (None, None)

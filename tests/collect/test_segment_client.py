@@ -36,21 +36,32 @@ def test_official_client_events_are_stored_enriched_and_resolved(
         "userAgent": CHROME_MAC,
         "ip": "8.8.8.8",
         "locale": "en-US",
-        "page": {"url": "https://shop.example/?utm_source=google&utm_medium=cpc"
-                        "&utm_campaign=spring_sale&gclid=Cj0KCQ"},
+        "page": {
+            "url": "https://shop.example/?utm_source=google&utm_medium=cpc"
+            "&utm_campaign=spring_sale&gclid=Cj0KCQ"
+        },
     }
     phone = {"userAgent": IPHONE, "ip": "8.8.4.4", "locale": "fr-FR"}
     # Anonymous browsing on a laptop, then sign-in there.
     client.page(anonymous_id="laptop-anon", name="Home", context=laptop)
-    client.track(anonymous_id="laptop-anon", event="product_viewed",
-                 properties={"price": 19.99}, context=laptop)
-    client.identify(user_id="user-1", anonymous_id="laptop-anon",
-                    traits={"email": " Ann@Example.COM ", "first_name": "Ann"}, context=laptop)
+    client.track(
+        anonymous_id="laptop-anon",
+        event="product_viewed",
+        properties={"price": 19.99},
+        context=laptop,
+    )
+    client.identify(
+        user_id="user-1",
+        anonymous_id="laptop-anon",
+        traits={"email": " Ann@Example.COM ", "first_name": "Ann"},
+        context=laptop,
+    )
     # Later on a phone: anonymous first, then the same person signs in → profiles merge.
     client.track(anonymous_id="phone-anon", event="product_viewed", context=phone)
     client.identify(user_id="user-1", anonymous_id="phone-anon", context=phone)
-    client.track(user_id="user-1", event="order_completed", properties={"revenue": 120.0},
-                 context=phone)
+    client.track(
+        user_id="user-1", event="order_completed", properties={"revenue": 120.0}, context=phone
+    )
     # A second person, never identified.
     client.track(anonymous_id="stranger", event="product_viewed", context=phone)
     client.flush()
@@ -62,7 +73,7 @@ def test_official_client_events_are_stored_enriched_and_resolved(
     )
     assert len(rows) == 7
     by_anon = {}
-    for event, anon, profile, *_ in rows:
+    for _event, anon, profile, *_ in rows:
         by_anon.setdefault(anon, set()).add(profile)
     person = by_anon["laptop-anon"] | by_anon["phone-anon"] | by_anon[None]
     assert len(person) == 1, "every event of user-1 belongs to one profile"
@@ -77,7 +88,7 @@ def test_official_client_events_are_stored_enriched_and_resolved(
     order = next(r for r in rows if r[0] == "order_completed")
     assert order[4] == "mobile" and order[8] == "fr"
 
-    (profile_id, user_id, email, traits, events), = live_server.runtime.warehouse.rows(
+    ((profile_id, _user_id, email, traits, events),) = live_server.runtime.warehouse.rows(
         "SELECT profile_id, user_id, email, traits, event_count FROM profiles "
         "WHERE user_id = 'user-1'"
     )
@@ -85,9 +96,11 @@ def test_official_client_events_are_stored_enriched_and_resolved(
     assert email == "ann@example.com"
     assert orjson.loads(traits)["first_name"] == "Ann"
     assert events == 6
-    identities = dict(live_server.runtime.warehouse.rows(
-        "SELECT id_type || ':' || id_value, profile_id FROM identities"
-    ))
+    identities = dict(
+        live_server.runtime.warehouse.rows(
+            "SELECT id_type || ':' || id_value, profile_id FROM identities"
+        )
+    )
     assert identities["email:ann@example.com"] == profile_id
     assert identities["anonymous_id:phone-anon"] == profile_id
     assert identities["anonymous_id:laptop-anon"] == profile_id

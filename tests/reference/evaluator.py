@@ -267,9 +267,7 @@ def _lower(text: str, case_insensitive: bool) -> str:
     return text.lower() if case_insensitive else text
 
 
-def compare(
-    comparison: Comparison, raw: Any, *, as_of: dt.datetime, timezone: str
-) -> bool:
+def compare(comparison: Comparison, raw: Any, *, as_of: dt.datetime, timezone: str) -> bool:
     """Apply a comparison to the raw value of a field (MISSING when it has none)."""
     op, value, ci = comparison.operator, comparison.value, comparison.case_insensitive
     if op == "is_set":
@@ -352,9 +350,7 @@ def _compare_number(op: str, value: Any, number: float | None) -> bool:
     }[op]
 
 
-def _compare_date(
-    op: str, value: Any, raw: Any, *, as_of: dt.datetime, timezone: str
-) -> bool:
+def _compare_date(op: str, value: Any, raw: Any, *, as_of: dt.datetime, timezone: str) -> bool:
     instant = date_value(raw, timezone)
     if instant is None:
         return False

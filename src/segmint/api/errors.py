@@ -24,9 +24,7 @@ def _body(code: str, message: str, field: str | None = None) -> dict[str, object
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SegmintError)
     async def segmint_error(_: Request, exc: SegmintError) -> JSONResponse:
-        return JSONResponse(
-            _body(exc.code, exc.message, exc.path), status_code=exc.status_code
-        )
+        return JSONResponse(_body(exc.code, exc.message, exc.path), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -39,7 +37,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            _body("http_error", str(exc.detail)), status_code=exc.status_code,
+            _body("http_error", str(exc.detail)),
+            status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 

@@ -31,9 +31,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        err_console.print(
-            f"[red]Invalid setting SEGMINT_{field.upper()}:[/] {first['msg']}"
-        )
+        err_console.print(f"[red]Invalid setting SEGMINT_{field.upper()}:[/] {first['msg']}")
         raise typer.Exit(EXIT_INPUT) from None
 
 

@@ -50,10 +50,13 @@ def _print_summary(summary: ImportSummary, seconds: float) -> None:
 
 @friendly_errors
 def import_command(
-    file: Annotated[Path, typer.Argument(help="A .jsonl, .csv or .parquet file (.gz allowed for text).")],
+    file: Annotated[
+        Path, typer.Argument(help="A .jsonl, .csv or .parquet file (.gz allowed for text).")
+    ],
     fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet.")] = None,
     rejected: Annotated[
-        Path | None, typer.Option(help="Where to write rejected rows (default FILE.rejected.jsonl).")
+        Path | None,
+        typer.Option(help="Where to write rejected rows (default FILE.rejected.jsonl)."),
     ] = None,
 ) -> None:
     """Import historical events in Segment-spec shape, with the API's validation, enrichment

@@ -58,7 +58,9 @@ def demo_command(
     console.print(f"  API docs:   {base}/docs")
     console.print(f"  write key:  {keys['write_key']}  (send events to {base}/v1/batch)")
     console.print(f"  admin key:  {keys['admin_key']}  (Authorization: Bearer … for /api/v1)")
-    console.print(f"  try:        curl -H 'Authorization: Bearer {keys['admin_key']}' {base}/api/v1/events\n")
+    console.print(
+        f"  try:        curl -H 'Authorization: Bearer {keys['admin_key']}' {base}/api/v1/events\n"
+    )
     if serve:
         from segmint.cli.main import serve as serve_command
 

@@ -11,15 +11,18 @@ from segmint.catalog import open_catalog
 from segmint.catalog.keys import create_key, list_keys, revoke_key
 from segmint.cli.common import console, friendly_errors, load_settings
 
-app = typer.Typer(help="Write keys (for sources) and admin keys (for the REST API).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Write keys (for sources) and admin keys (for the REST API).", no_args_is_help=True
+)
 
 
 @app.command("create")
 @friendly_errors
 def create(
     name: Annotated[str, typer.Argument(help="Who uses the key, e.g. 'website'.")],
-    scope: Annotated[str, typer.Option(help="'write' to send events, 'admin' for /api/v1.")] = "write",
+    scope: Annotated[
+        str, typer.Option(help="'write' to send events, 'admin' for /api/v1.")
+    ] = "write",
 ) -> None:
     """Create a key and print it (it is shown only once)."""
     settings = load_settings()
@@ -39,9 +42,14 @@ def list_command() -> None:
     catalog = open_catalog(settings.catalog_database_url)
     table = Table("id", "name", "scope", "starts with", "created", "revoked")
     for info in list_keys(catalog):
-        table.add_row(str(info.id), info.name, info.scope, info.key_prefix + "…",
-                      f"{info.created_at:%Y-%m-%d %H:%M}",
-                      f"{info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "")
+        table.add_row(
+            str(info.id),
+            info.name,
+            info.scope,
+            info.key_prefix + "…",
+            f"{info.created_at:%Y-%m-%d %H:%M}",
+            f"{info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "",
+        )
     console.print(table)
 
 

@@ -28,7 +28,9 @@ app.command("demo")(demo.demo_command)
 def main(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Data directory (default ./.segmint, or SEGMINT_DATA_DIR)."),
+        typer.Option(
+            "--data-dir", help="Data directory (default ./.segmint, or SEGMINT_DATA_DIR)."
+        ),
     ] = None,
 ) -> None:
     if data_dir is not None:

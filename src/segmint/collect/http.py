@@ -58,7 +58,9 @@ async def read_json_body(request: Request, limit: int) -> Any:
     Content-Type (analytics.js sends JSON as text/plain)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is {int(declared):,} bytes; the limit is {limit:,}")
+        raise PayloadTooLarge(
+            f"the request body is {int(declared):,} bytes; the limit is {limit:,}"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -72,7 +74,9 @@ async def read_json_body(request: Request, limit: int) -> Any:
         try:
             raw = inflater.decompress(raw, limit + 1)
         except zlib.error:
-            raise InvalidInput("the body says Content-Encoding: gzip but is not gzip data") from None
+            raise InvalidInput(
+                "the body says Content-Encoding: gzip but is not gzip data"
+            ) from None
         if len(raw) > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(f"the uncompressed body is over the limit of {limit:,} bytes")
     if not raw.strip():
@@ -175,9 +179,7 @@ def _single_route(kind: str) -> Any:
         source = _source(request, body)
         if not isinstance(body, dict):
             raise InvalidMessage("the body must be a JSON object (one message)")
-        message = validate_message(
-            body, received_at=utcnow(), implied_type=kind, source=source
-        )
+        message = validate_message(body, received_at=utcnow(), implied_type=kind, source=source)
         await run_in_threadpool(_store, request, [message])
         return JSONResponse({"success": True})
 
@@ -190,6 +192,4 @@ for _kind, _short in SINGLE_ROUTES.items():
     router.add_api_route(
         f"/v1/{_kind}", _handler, methods=["POST"], summary=f"Send one {_kind} message"
     )
-    router.add_api_route(
-        f"/v1/{_short}", _handler, methods=["POST"], include_in_schema=False
-    )
+    router.add_api_route(f"/v1/{_short}", _handler, methods=["POST"], include_in_schema=False)

@@ -9,6 +9,7 @@ holding a JSON object (``properties``). Empty CSV cells are treated as absent.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
@@ -61,8 +62,11 @@ def detect_format(path: Path, declared: str | None = None) -> str:
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
-    for fmt, exts in (("jsonl", (".jsonl", ".ndjson", ".json")), ("csv", (".csv",)),
-                      ("parquet", (".parquet", ".pq"))):
+    for fmt, exts in (
+        ("jsonl", (".jsonl", ".ndjson", ".json")),
+        ("csv", (".csv",)),
+        ("parquet", (".parquet", ".pq")),
+    ):
         if ext in exts:
             return fmt
     raise InvalidInput(
@@ -134,10 +138,9 @@ def read_parquet(path: Path) -> Iterator[Row]:
             doc = {k: v for k, v in record.items() if v is not None}
             for key in _JSON_OBJECT_FIELDS:
                 if isinstance(doc.get(key), str):
-                    try:
+                    # When it is not JSON, validation reports that it is not an object.
+                    with contextlib.suppress(orjson.JSONDecodeError):
                         doc[key] = orjson.loads(doc[key])
-                    except orjson.JSONDecodeError:
-                        pass  # validation reports that it is not an object
             for key in ("timestamp", "sentAt", "originalTimestamp"):
                 if hasattr(doc.get(key), "isoformat"):
                     doc[key] = doc[key].isoformat()

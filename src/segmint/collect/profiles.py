@@ -156,8 +156,8 @@ class _ProfileBatch:
     latest value of anything is simply the last one seen."""
 
     __slots__ = (
-        "context",
         "context_at",
+        "contexts",
         "count",
         "first_seen",
         "first_touch",
@@ -181,7 +181,9 @@ class _ProfileBatch:
         self.first_touch_at: datetime | None = None
         self.last_touch: tuple[str | None, ...] | None = None
         self.last_touch_at: datetime | None = None
-        self.context: list[str | None] = [None] * len(CONTEXT_COLUMNS)
+        # Distinct context tuples in time order; most events of a profile repeat the previous
+        # one, so comparing whole tuples (in C) beats merging column by column per event.
+        self.contexts: list[tuple[str | None, ...]] = []
         self.context_at: datetime | None = None
 
     def add(self, message: Message, default_region: str | None) -> None:
@@ -211,15 +213,11 @@ class _ProfileBatch:
                 self.first_touch, self.first_touch_at = utm, timestamp
             self.last_touch, self.last_touch_at = utm, timestamp
 
-        values = (*_context_of(enrichment), *_device_ids(message))
-        touched = False
-        context = self.context
-        for index, value in enumerate(values):
-            if value:
-                context[index] = value
-                touched = True
-        if touched:
+        values: tuple[str | None, ...] = _context_of(enrichment) + _device_ids(message)
+        if any(values):
             self.context_at = timestamp
+            if not self.contexts or values != self.contexts[-1]:
+                self.contexts.append(values)
 
     def row(self, profile_id: int) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -233,7 +231,7 @@ class _ProfileBatch:
             "last_touch_at": self.last_touch_at,
             "context_updated_at": self.context_at,
             "event_count": self.count,
-            **dict(zip(CONTEXT_COLUMNS, self.context, strict=True)),
+            **dict(zip(CONTEXT_COLUMNS, self._latest_context(), strict=True)),
         }
         empty = (None,) * len(UTM_COLUMNS)
         row.update(zip(FIRST_UTM_COLUMNS, self.first_touch or empty, strict=True))
@@ -241,10 +239,22 @@ class _ProfileBatch:
         return row
 
 
+    def _latest_context(self) -> list[str | None]:
+        latest: list[str | None] = [None] * len(CONTEXT_COLUMNS)
+        for values in reversed(self.contexts):
+            for index, value in enumerate(values):
+                if value and latest[index] is None:
+                    latest[index] = value
+        return latest
+
+
+_NO_DEVICE: tuple[None, None] = (None, None)
+
+
 def _device_ids(message: Message) -> tuple[str | None, str | None]:
     device = message.context.get("device") if message.context else None
     if not isinstance(device, dict):
-        return None, None
+        return _NO_DEVICE
     device_id, advertising_id = device.get("id"), device.get("advertisingId")
     return (
         str(device_id) if device_id not in (None, "") else None,

@@ -152,7 +152,9 @@ def validate_message(
     if kind == "track":
         name = raw.get("event")
         if not isinstance(name, str) or not name.strip():
-            raise InvalidMessage("track needs an event name (a non-empty string)", path=f"{path}event")
+            raise InvalidMessage(
+                "track needs an event name (a non-empty string)", path=f"{path}event"
+            )
         if len(name) > 256:
             raise InvalidMessage("event names are at most 256 characters", path=f"{path}event")
         event = name.strip()

@@ -66,6 +66,4 @@ class GroupCommitWriter:
                 future.set_exception(exc)
             return
         for batch, future in pending:
-            future.set_result(
-                IngestResult(stored=len(batch), duplicates=0, merges=result.merges)
-            )
+            future.set_result(IngestResult(stored=len(batch), duplicates=0, merges=result.merges))

@@ -115,6 +115,7 @@ class Field:
 
 def json_field(column: str, path: str, table: str | None = None) -> Field:
     """The field at dotted ``path`` inside JSON ``column``."""
+
     def json_path() -> exp.JSONPath:
         keys = [exp.JSONPathKey(this=key) for key in path.split(".")]
         return exp.JSONPath(expressions=[exp.JSONPathRoot(), *keys])
@@ -138,8 +139,9 @@ def column_field(column: str, table: str | None = None) -> Field:
     return Field(raw=raw, text=raw, is_json=False)
 
 
-def compare(field: Field, operator: str, value: ComparedValue, *, case_insensitive: bool,
-            clock: Clock) -> Expr:
+def compare(
+    field: Field, operator: str, value: ComparedValue, *, case_insensitive: bool, clock: Clock
+) -> Expr:
     """The predicate ``field operator value`` (docs/definition-semantics.md §5)."""
     if operator == "is_set":
         return field.is_set()
@@ -222,7 +224,9 @@ def _compare_date(field: Field, operator: str, value: ComparedValue, clock: Cloc
     if operator == "before":
         return instant_in(field, Bounds(None, bound), clock)
     # after: strictly later than the bound
-    dated = exp.GTE(this=field.date_only(), expression=date(clock.first_date_from(bound, strict=True)))
+    dated = exp.GTE(
+        this=field.date_only(), expression=date(clock.first_date_from(bound, strict=True))
+    )
     timed = exp.GT(this=field.date_time(), expression=timestamp(bound))
     return exp.or_(dated, timed)
 
@@ -230,10 +234,14 @@ def _compare_date(field: Field, operator: str, value: ComparedValue, clock: Cloc
 def instant_in(field: Field, bounds: Bounds, clock: Clock) -> Expr:
     """True when the field's date value lies in ``[start, end)``. Dates are compared through
     the range of local dates whose midnight falls inside, so no time zone math runs in SQL."""
-    dated: list[Expr] = [exp.LT(this=field.date_only(), expression=date(clock.first_date_from(bounds.end)))]
+    dated: list[Expr] = [
+        exp.LT(this=field.date_only(), expression=date(clock.first_date_from(bounds.end)))
+    ]
     timed: list[Expr] = [exp.LT(this=field.date_time(), expression=timestamp(bounds.end))]
     if bounds.start is not None:
-        dated.append(exp.GTE(this=field.date_only(), expression=date(clock.first_date_from(bounds.start))))
+        dated.append(
+            exp.GTE(this=field.date_only(), expression=date(clock.first_date_from(bounds.start)))
+        )
         timed.append(exp.GTE(this=field.date_time(), expression=timestamp(bounds.start)))
     return exp.or_(exp.and_(*dated), exp.and_(*timed))
 

@@ -23,9 +23,7 @@ def is_dynamic(definition: Definition, *, resolve_audience: AudienceResolver | N
     return _is_dynamic(definition, resolve_audience, set())
 
 
-def _is_dynamic(
-    definition: Definition, resolve: AudienceResolver | None, seen: set[str]
-) -> bool:
+def _is_dynamic(definition: Definition, resolve: AudienceResolver | None, seen: set[str]) -> bool:
     for _, node in iter_nodes(definition.root):
         window = None
         if isinstance(node, EventCondition | AggregateCondition | SequenceCondition):

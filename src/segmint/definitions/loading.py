@@ -58,9 +58,7 @@ def load_definition(
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise DefinitionError(f"the text is not valid YAML or JSON{where}: {exc}") from None
     if not isinstance(data, dict):
-        raise DefinitionError(
-            "a definition is an object with 'version' and 'root'", path="root"
-        )
+        raise DefinitionError("a definition is an object with 'version' and 'root'", path="root")
     return parse_definition(data, resolve_audience=resolve_audience, name=name)
 
 

@@ -157,7 +157,9 @@ def check_comparison(item: Comparison | ComparedNode, field: FieldType, path: st
         if op == "matches_regex":
             problem = check_pattern(value)
             if problem:
-                raise DefinitionError(f"the regular expression is not usable: {problem}", path=where)
+                raise DefinitionError(
+                    f"the regular expression is not usable: {problem}", path=where
+                )
     elif op in NUMBER_OPERATORS:
         _check_number_operator(op, value, field, path)
 
@@ -220,9 +222,7 @@ def _check_number_operator(op: str, value: object, field: FieldType, path: str) 
 
 def _check_date_operator(op: str, value: object, field: FieldType, path: str) -> None:
     if field != "trait":
-        raise DefinitionError(
-            f"{op!r} applies to date-valued traits only", path=f"{path}.operator"
-        )
+        raise DefinitionError(f"{op!r} applies to date-valued traits only", path=f"{path}.operator")
     where = f"{path}.value"
     if op == "in_window":
         if not isinstance(value, RelativeWindow | CalendarWindow | AbsoluteWindow):
@@ -295,9 +295,7 @@ def _sort_key(value: dt.datetime | dt.date) -> dt.datetime:
     return value
 
 
-def _check_audiences(
-    definition: Definition, resolve: AudienceResolver, name: str | None
-) -> None:
+def _check_audiences(definition: Definition, resolve: AudienceResolver, name: str | None) -> None:
     start = [name] if name else []
     for path, node in iter_nodes(definition.root):
         if isinstance(node, AudienceCondition):

@@ -179,7 +179,7 @@ def _slug(text: str) -> str:
 
 def _build_catalog() -> tuple[Product, ...]:
     rng = random.Random(20250101)
-    products = []
+    products: list[Product] = []
     for category, (brands, nouns, (low, high)) in _CATEGORIES.items():
         for i in range(PRODUCTS_PER_CATEGORY):
             noun = nouns[i % len(nouns)]

@@ -258,15 +258,16 @@ COUNTRIES: tuple[Country, ...] = (
 
 def random_ip(rng: random.Random, country: Country) -> str:
     """A public IPv4 address inside one of the country's networks (host part 1-254)."""
-    network = country.networks[int(rng.random() * len(country.networks))]
-    return f"{network}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    rnd = rng.random
+    network = country.networks[int(rnd() * len(country.networks))]
+    return f"{network}.{int(rnd() * 256)}.{1 + int(rnd() * 254)}"
 
 
 def random_phone(rng: random.Random, country: Country) -> str:
     """A valid mobile number of the country, written the way people type it: E.164, with
     the calling code and spaces or dashes, or in national form."""
     plan = country.phone
-    digits = "".join(str(int(rng.random() * 10)) for _ in range(plan.digits))
+    digits = f"{rng.randrange(10**plan.digits):0{plan.digits}d}"
     if plan.first_digit_2_to_9:
         digits = str(2 + int(rng.random() * 8)) + digits[1:]
     national = plan.prefixes[int(rng.random() * len(plan.prefixes))] + digits

@@ -202,12 +202,25 @@ class _ShopSimulation:
         return self.day_prefix[day - self.first_day] + self.seconds[sec] + self.millis[ms]
 
     def _message(self, kind: str, t: int, device: _Device, visitor: _Visitor) -> Message:
+        """The fields every message has; sentAt is 20 ms to 1 s after the timestamp."""
         self.counter += 1
+        # Inlined _ts (twice): this runs for every message.
+        day, rem = divmod(t, DAY_MS)
+        sec, ms = divmod(rem, 1000)
+        date = self.day_prefix[day - self.first_day]
+        seconds = self.seconds
+        sent_ms = ms + 20 + int(self.rng.random() * 900)
+        if sent_ms < 1000:
+            sent = date + seconds[sec] + self.millis[sent_ms]
+        elif sec < 86_399:
+            sent = date + seconds[sec + 1] + self.millis[sent_ms - 1000]
+        else:
+            sent = self._ts(t - ms + sent_ms)
         message: Message = {
             "type": kind,
             "messageId": f"{self.id_prefix}{self.counter:012x}",
-            "timestamp": self._ts(t),
-            "sentAt": self._ts(t + 20 + int(self.rng.random() * 900)),
+            "timestamp": date + seconds[sec] + self.millis[ms],
+            "sentAt": sent,
             "anonymousId": device.anonymous_id,
         }
         if device.identified:
@@ -254,7 +267,8 @@ class _ShopSimulation:
         plan_session = 0 if returning else min(len(starts) - 1, int(rnd() ** 2 * len(starts)))
         plan_step = 0 if returning else 1 + int(rnd() * 5)
         if returning and visitor.destined:
-            visitor.traits["created_at"] = self._ts(starts[0] - int((30 + rnd() * 900) * DAY_MS))
+            created = starts[0] - int((30 + rnd() * 900) * DAY_MS)
+            visitor.traits["created_at"] = _iso(created)
 
         out: list[Message] = []
         last = self.start_ms
@@ -300,10 +314,7 @@ class _ShopSimulation:
 
     def _device(self, visitor: _Visitor, tz: str, *, mobile: bool) -> _Device:
         rnd = self.rng.random
-        if mobile:
-            kind = "tablet" if rnd() < 0.12 else "mobile"
-        else:
-            kind = "desktop"
+        kind = ("tablet" if rnd() < 0.12 else "mobile") if mobile else "desktop"
         agents = USER_AGENTS[kind]
         context = {
             "ip": random_ip(self.rng, visitor.country),
@@ -833,7 +844,7 @@ class _ShopSimulation:
     ) -> None:
         rnd = self.rng.random
         currency = visitor.currency
-        page, context = self._page(
+        _, context = self._page(
             out,
             visitor,
             device,
@@ -920,6 +931,13 @@ class _ShopSimulation:
             },
         )
         self._identify(out, visitor, device, t + 300, "signup")
+
+
+def _iso(t: int) -> str:
+    """Any epoch-milliseconds time as ISO-8601 UTC (the slow path, for times outside the
+    window such as an old account's creation)."""
+    moment = datetime(1970, 1, 1) + timedelta(milliseconds=t)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t % 1000:03d}Z"
 
 
 def _pick(rnd: Callable[[], float], options: Sequence[T]) -> T:

@@ -1,0 +1,72 @@
+"""``kind: aggregate``: sum / avg / min / max / count distinct of an event property."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from segmint.compiler.context import CompileContext
+from segmint.compiler.events import step_predicates
+from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
+from segmint.compiler.values import compare_number, json_field
+from segmint.definitions.model import AggregateCondition
+
+# JSON_TYPE names of JSON numbers (DuckDB).
+NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
+
+
+def _aggregate(condition: AggregateCondition) -> exp.Expression:
+    field = json_field("properties", condition.property)
+    if condition.function == "count_distinct":
+        json_type = exp.JSONType(this=exp.column("properties"), expression=_path(condition.property))
+        is_number = exp.In(this=json_type, expressions=[exp.Literal.string(t) for t in NUMBER_TYPES])
+        numbers = exp.Case(ifs=[exp.If(this=is_number, true=field.number())])
+        texts = exp.Count(this=exp.Distinct(expressions=[field.text()]))
+        return exp.Add(this=texts, expression=exp.Count(this=exp.Distinct(expressions=[numbers])))
+    functions: dict[str, type[exp.AggFunc]] = {
+        "sum": exp.Sum,
+        "avg": exp.Avg,
+        "min": exp.Min,
+        "max": exp.Max,
+    }
+    value = functions[condition.function](this=field.number())
+    if condition.function == "sum":  # the sum of nothing is 0
+        return exp.Coalesce(this=value, expressions=[exp.cast(exp.Literal.number(0), "DOUBLE")])
+    return value
+
+
+def _path(path: str) -> exp.JSONPath:
+    keys = [exp.JSONPathKey(this=key) for key in path.split(".")]
+    return exp.JSONPath(expressions=[exp.JSONPathRoot(), *keys])
+
+
+def _zero_matches(condition: AggregateCondition) -> bool:
+    """Does the aggregate of no events (0 for sum and count_distinct) meet the comparison?"""
+    if condition.function not in ("sum", "count_distinct"):
+        return False  # avg / min / max of nothing has no value
+    value = condition.value
+    if condition.operator == "between":
+        assert isinstance(value, list)
+        return value[0] <= 0 <= value[1]
+    assert not isinstance(value, list)
+    return {
+        "equals": 0 == value,
+        "not_equals": value != 0,
+        "gt": 0 > value,
+        "gte": 0 >= value,
+        "lt": 0 < value,
+        "lte": 0 <= value,
+    }[condition.operator]
+
+
+def compile_aggregate(condition: AggregateCondition, context: CompileContext) -> ProfileSet:
+    """Profiles whose aggregate over the matching events meets the comparison; when the empty
+    aggregate meets it, the complement of the profiles whose aggregate fails it."""
+    bounds = context.bounds(condition.window)
+    where = exp.and_(*step_predicates(condition.event, condition.filters, bounds, context))
+    grouped = exp.select(PROFILE_ID).from_(EVENTS).where(where).group_by(PROFILE_ID)
+    value: list[float] | float = condition.value
+    holds = compare_number(_aggregate(condition), condition.operator, value)
+    if _zero_matches(condition):
+        # NOT(holds) is never NULL here: sum and count_distinct always have a value.
+        return ProfileSet(grouped.having(exp.Not(this=exp.Paren(this=holds))), complement=True)
+    return ProfileSet(grouped.having(holds))

@@ -1,0 +1,105 @@
+"""Profile sets as SQL, and their algebra (AND, OR, NOT) without needless scans.
+
+A :class:`ProfileSet` is a query of ``profile_id`` (``positive``) or the complement of one
+within the universe (``profiles``). Complements are kept symbolic so ``A AND NOT B`` becomes
+``A EXCEPT B`` and ``at most 2 times`` becomes ``profiles EXCEPT (more than 2 times)``; the
+universe is scanned only when the final answer is a complement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+PROFILES = "profiles"
+EVENTS = "events"
+PROFILE_ID = "profile_id"
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    """``query`` selects profile ids; when ``complement`` the set is every profile not in it."""
+
+    query: exp.Query
+    complement: bool = False
+
+    def negated(self) -> ProfileSet:
+        """The complement within the universe."""
+        return ProfileSet(self.query, not self.complement)
+
+
+def all_profiles() -> exp.Select:
+    """SELECT profile_id FROM profiles."""
+    return exp.select(PROFILE_ID).from_(PROFILES)
+
+
+def nobody() -> ProfileSet:
+    """The empty set (the complement of every profile)."""
+    return ProfileSet(all_profiles(), complement=True)
+
+
+def everybody() -> ProfileSet:
+    """Every profile."""
+    return ProfileSet(all_profiles())
+
+
+def _chain(kind: type[exp.SetOperation], queries: Sequence[exp.Query]) -> exp.Query:
+    result = queries[0]
+    for query in queries[1:]:
+        result = kind(this=_wrap(result), expression=_wrap(query), distinct=True)
+    return result
+
+
+def _wrap(query: exp.Query) -> exp.Query:
+    """Parenthesize nested set operations so precedence never depends on the dialect."""
+    return exp.Subquery(this=query) if isinstance(query, exp.SetOperation) else query  # type: ignore[return-value]
+
+
+def intersect(queries: Sequence[exp.Query]) -> exp.Query:
+    """Profiles in every query."""
+    return _chain(exp.Intersect, queries)
+
+
+def union(queries: Sequence[exp.Query]) -> exp.Query:
+    """Profiles in any query."""
+    return _chain(exp.Union, queries)
+
+
+def except_(left: exp.Query, right: exp.Query) -> exp.Query:
+    """Profiles in ``left`` and not in ``right``."""
+    return exp.Except(this=_wrap(left), expression=_wrap(right), distinct=True)
+
+
+def all_of(sets: Sequence[ProfileSet]) -> ProfileSet:
+    """AND: (P1 ∩ P2 …) EXCEPT (C1 ∪ C2 …), or the complement of (C1 ∪ C2 …)."""
+    positive = [s.query for s in sets if not s.complement]
+    negative = [s.query for s in sets if s.complement]
+    if not positive:
+        return ProfileSet(union(negative), complement=True)
+    result = intersect(positive)
+    return ProfileSet(except_(result, union(negative)) if negative else result)
+
+
+def any_of(sets: Sequence[ProfileSet]) -> ProfileSet:
+    """OR: P1 ∪ P2 …, or NOT((C1 ∩ C2 …) EXCEPT (P1 ∪ P2 …)) when some are complements."""
+    positive = [s.query for s in sets if not s.complement]
+    negative = [s.query for s in sets if s.complement]
+    if not negative:
+        return ProfileSet(union(positive))
+    excluded = intersect(negative)
+    if positive:
+        excluded = except_(excluded, union(positive))
+    return ProfileSet(excluded, complement=True)
+
+
+def members(result: ProfileSet) -> exp.Select:
+    """The final query: profile ids of the universe that are in the set."""
+    universe = all_profiles()
+    if result.complement:
+        return exp.select(PROFILE_ID).from_(
+            exp.Subquery(this=except_(universe, result.query), alias=exp.TableAlias(this=exp.to_identifier("members")))
+        )
+    condition = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=result.query))
+    return universe.where(condition)
