@@ -210,12 +210,10 @@ def text_value(raw: Any) -> str | None:
 def number_value(raw: Any) -> float | None:
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int | float):
-        number = float(raw)
-    elif isinstance(raw, str) and _NUMBER_TEXT.fullmatch(raw):
-        number = float(raw)
-    else:
+    numeric_text = isinstance(raw, str) and _NUMBER_TEXT.fullmatch(raw) is not None
+    if not (isinstance(raw, int | float) or numeric_text):
         return None
+    number = float(raw)
     return number if math.isfinite(number) else None
 
 
@@ -439,9 +437,9 @@ def _sequence_matches(node: SequenceCondition, ctx: _Context, profile_id: int) -
         followed = any(a < b and (within is None or b - a <= within) for b in thens)
         if node.followed and followed:
             return True
-        if not node.followed and not followed:
-            if within is None or a + within < interval.end:
-                return True
+        observed = within is None or a + within < interval.end
+        if not node.followed and not followed and observed:
+            return True
     return False
 
 

@@ -269,8 +269,9 @@ class IdentityResolver:
         if message.anonymous_id:
             key = ("anonymous_id", message.anonymous_id)
             yield _Lookup((key,), key, "anonymous_id")
-        if message.type == "alias" and message.previous_id:
+        if message.type == "alias" and message.previous_id not in (None, "", message.user_id):
             previous = message.previous_id
+            assert previous is not None
             yield _Lookup(
                 (("user_id", previous), ("anonymous_id", previous)),
                 ("anonymous_id", previous),
@@ -347,39 +348,42 @@ def apply_identity_changes(engine: Engine, changes: IdentityChanges, merged_at: 
     with engine.transaction():
         if changes.new_identities:
             engine.append("identities", _identities_table(changes.new_identities))
-        if not changes.merges:
-            return
-        winners = changes.final_winners()
-        losers = list(winners)
-        params = [losers, [winners[loser] for loser in losers]]
-        for table in ("identities", "events"):
-            # Table names are constants here; the ids are bound as list parameters.
-            engine.execute(
-                f"UPDATE {table} SET profile_id = moves.winner "
-                "FROM (SELECT unnest(?::BIGINT[]) AS loser, unnest(?::BIGINT[]) AS winner) "
-                f"AS moves WHERE {table}.profile_id = moves.loser",
-                params,
-            )
-        merge_profile_rows(engine, winners)
-        engine.append(
-            "profile_merges",
-            pa.table(
-                {
-                    "merged_profile_id": pa.array(
-                        [m.merged_profile_id for m in changes.merges], pa.int64()
-                    ),
-                    "into_profile_id": pa.array(
-                        [m.into_profile_id for m in changes.merges], pa.int64()
-                    ),
-                    "merged_at": pa.array([merged_at] * len(changes.merges), pa.timestamp("us")),
-                    "reason": pa.array([m.reason for m in changes.merges], pa.string()),
-                }
-            ),
-        )
-    log.info(
+        if changes.merges:
+            _apply_merges(engine, changes, merged_at)
+    log.debug(
         "identity: %d new identifiers, %d profile merges",
         len(changes.new_identities),
         len(changes.merges),
+    )
+
+
+def _apply_merges(engine: Engine, changes: IdentityChanges, merged_at: datetime) -> None:
+    winners = changes.final_winners()
+    losers = list(winners)
+    moves = [losers, [winners[loser] for loser in losers]]
+    for table in ("identities", "events"):
+        # The table name is a constant; the ids are bound as list parameters.
+        engine.execute(
+            f"UPDATE {table} SET profile_id = moves.winner "
+            "FROM (SELECT unnest(?::BIGINT[]) AS loser, unnest(?::BIGINT[]) AS winner) "
+            f"AS moves WHERE {table}.profile_id = moves.loser",
+            moves,
+        )
+    merge_profile_rows(engine, winners)
+    engine.append(
+        "profile_merges",
+        pa.table(
+            {
+                "merged_profile_id": pa.array(
+                    [m.merged_profile_id for m in changes.merges], pa.int64()
+                ),
+                "into_profile_id": pa.array(
+                    [m.into_profile_id for m in changes.merges], pa.int64()
+                ),
+                "merged_at": pa.array([merged_at] * len(changes.merges), pa.timestamp("us")),
+                "reason": pa.array([m.reason for m in changes.merges], pa.string()),
+            }
+        ),
     )
 
 

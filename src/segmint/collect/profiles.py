@@ -238,7 +238,6 @@ class _ProfileBatch:
         row.update(zip(LAST_UTM_COLUMNS, self.last_touch or empty, strict=True))
         return row
 
-
     def _latest_context(self) -> list[str | None]:
         latest: list[str | None] = [None] * len(CONTEXT_COLUMNS)
         for values in reversed(self.contexts):

@@ -17,8 +17,12 @@ NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
 def _aggregate(condition: AggregateCondition) -> exp.Expression:
     field = json_field("properties", condition.property)
     if condition.function == "count_distinct":
-        json_type = exp.JSONType(this=exp.column("properties"), expression=_path(condition.property))
-        is_number = exp.In(this=json_type, expressions=[exp.Literal.string(t) for t in NUMBER_TYPES])
+        json_type = exp.JSONType(
+            this=exp.column("properties"), expression=_path(condition.property)
+        )
+        is_number = exp.In(
+            this=json_type, expressions=[exp.Literal.string(t) for t in NUMBER_TYPES]
+        )
         numbers = exp.Case(ifs=[exp.If(this=is_number, true=field.number())])
         texts = exp.Count(this=exp.Distinct(expressions=[field.text()]))
         return exp.Add(this=texts, expression=exp.Count(this=exp.Distinct(expressions=[numbers])))
@@ -49,12 +53,12 @@ def _zero_matches(condition: AggregateCondition) -> bool:
         return value[0] <= 0 <= value[1]
     assert not isinstance(value, list)
     return {
-        "equals": 0 == value,
+        "equals": value == 0,
         "not_equals": value != 0,
-        "gt": 0 > value,
-        "gte": 0 >= value,
-        "lt": 0 < value,
-        "lte": 0 <= value,
+        "gt": value < 0,
+        "gte": value <= 0,
+        "lt": value > 0,
+        "lte": value >= 0,
     }[condition.operator]
 
 

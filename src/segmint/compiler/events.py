@@ -22,7 +22,9 @@ def in_window(bounds: Bounds) -> list[exp.Expression]:
     return found
 
 
-def filter_predicates(filters: list[PropertyFilter], context: CompileContext) -> list[exp.Expression]:
+def filter_predicates(
+    filters: list[PropertyFilter], context: CompileContext
+) -> list[exp.Expression]:
     """One predicate per property filter (all must hold)."""
     return [
         compare(
@@ -67,7 +69,11 @@ def _having(threshold: CountThreshold, *, holds: bool) -> exp.Expression:
 def compile_event(condition: EventCondition, context: CompileContext) -> ProfileSet:
     """Profiles whose count of matching events in the window meets the threshold. When zero
     events meet it, the set is computed as the complement of the profiles that fail it."""
-    where = exp.and_(*step_predicates(condition.event, condition.filters, context.bounds(condition.window), context))
+    where = exp.and_(
+        *step_predicates(
+            condition.event, condition.filters, context.bounds(condition.window), context
+        )
+    )
     threshold = condition.count
     matches = exp.select(PROFILE_ID).from_(EVENTS).where(where)
     if _count_holds(0, threshold):
@@ -81,5 +87,3 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
     else:
         result = ProfileSet(matches.group_by(PROFILE_ID).having(_having(threshold, holds=True)))
     return result if condition.performed else result.negated()
-
-

@@ -1,7 +1,8 @@
 """``kind: sequence``: A then B (within a span), or A not followed by B (abandonment).
 
-One scan of events yields the A and B rows; ordering ties so that, at equal timestamps,
-B rows sort before A rows makes "strictly before / strictly after" exact with ROWS frames.
+One scan of events yields, per profile and timestamp, whether an A and / or a B event
+happened; window functions over those rows find the latest A before each B (or the next B
+after each A). No self-join, no correlated subquery.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from segmint.compiler.values import lit, timestamp
 from segmint.definitions.model import SequenceCondition
 
 TS = "timestamp"
-B_ROLE, A_ROLE = 1, 2
 
 
 def _step(condition: SequenceCondition, which: str, context: CompileContext) -> exp.Expression:
@@ -44,30 +44,45 @@ def _flags(condition: SequenceCondition, context: CompileContext) -> exp.Select:
     )
 
 
-def _roles(condition: SequenceCondition, context: CompileContext) -> exp.Query:
-    """A rows and B rows (an event that is both appears twice), tagged with a role."""
-    flags = exp.Subquery(this=_flags(condition, context), alias=exp.TableAlias(this=exp.to_identifier("s")))
-    b_rows = exp.select(PROFILE_ID, TS, exp.alias_(lit(B_ROLE), "role")).from_(flags.copy()).where("is_b")
-    a_rows = exp.select(PROFILE_ID, TS, exp.alias_(lit(A_ROLE), "role")).from_(flags).where("is_a")
-    return exp.union(b_rows, a_rows, distinct=False)
+def _instants(condition: SequenceCondition, context: CompileContext) -> exp.Subquery:
+    """One row per (profile, timestamp) with whether an A and / or a B event happened then.
+    Timestamps being unique per profile, ROWS frames that skip the current row mean exactly
+    "strictly before" / "strictly after"."""
+    flags = exp.Subquery(
+        this=_flags(condition, context), alias=exp.TableAlias(this=exp.to_identifier("s"))
+    )
+    grouped = (
+        exp.select(
+            PROFILE_ID,
+            TS,
+            exp.alias_(exp.func("BOOL_OR", exp.column("is_a")), "has_a"),
+            exp.alias_(exp.func("BOOL_OR", exp.column("is_b")), "has_b"),
+        )
+        .from_(flags)
+        .group_by(PROFILE_ID, TS)
+    )
+    return exp.Subquery(this=grouped, alias=exp.TableAlias(this=exp.to_identifier("i")))
 
 
-def _role_ts(role: int) -> exp.Expression:
-    return exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.column("role"), expression=lit(role)), true=exp.column(TS))])
+def _flag_ts(flag: str) -> exp.Expression:
+    return exp.Case(ifs=[exp.If(this=exp.column(flag), true=exp.column(TS))])
 
 
 def _over(function: exp.Expression, *, following: bool) -> exp.Window:
-    spec = exp.WindowSpec(
-        kind="ROWS",
-        start="CURRENT ROW" if following else "UNBOUNDED",
-        start_side=None if following else "PRECEDING",
-        end="UNBOUNDED" if following else "CURRENT ROW",
-        end_side="FOLLOWING" if following else None,
+    one = exp.Literal.number(1)
+    spec = (
+        exp.WindowSpec(
+            kind="ROWS", start=one, start_side="FOLLOWING", end="UNBOUNDED", end_side="FOLLOWING"
+        )
+        if following
+        else exp.WindowSpec(
+            kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end=one, end_side="PRECEDING"
+        )
     )
     return exp.Window(
         this=function,
         partition_by=[exp.column(PROFILE_ID)],
-        order=exp.Order(expressions=[exp.Ordered(this=exp.column(TS)), exp.Ordered(this=exp.column("role"))]),
+        order=exp.Order(expressions=[exp.Ordered(this=exp.column(TS))]),
         spec=spec,
     )
 
@@ -76,36 +91,44 @@ def _span(seconds: int) -> exp.Interval:
     return exp.Interval(this=exp.Literal.string(str(seconds)), unit=exp.var("SECOND"))
 
 
+def _subquery(query: exp.Query, alias: str) -> exp.Subquery:
+    return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
+
 def compile_sequence(condition: SequenceCondition, context: CompileContext) -> ProfileSet:
     """Profiles with an A event then a B event (or an A event not followed by B)."""
     within = condition.within.to_timedelta() if condition.within else None
     if within is None:
         return _without_span(condition, context)
     seconds = int(within.total_seconds())
-    roles = exp.Subquery(this=_roles(condition, context), alias=exp.TableAlias(this=exp.to_identifier("r")))
     ts = exp.column(TS)
     if condition.followed:
-        last_a = _over(exp.Max(this=_role_ts(A_ROLE)), following=False)
-        ranked = exp.select(PROFILE_ID, TS, "role", exp.alias_(last_a, "last_a")).from_(roles)
-        pairs = exp.Subquery(this=ranked, alias=exp.TableAlias(this=exp.to_identifier("w")))
+        last_a = _over(exp.Max(this=_flag_ts("has_a")), following=False)
+        ranked = exp.select(PROFILE_ID, TS, "has_b", exp.alias_(last_a, "last_a_before"))
         found = exp.and_(
-            exp.EQ(this=exp.column("role"), expression=lit(B_ROLE)),
-            exp.LTE(this=ts, expression=exp.Add(this=exp.column("last_a"), expression=_span(seconds))),
+            exp.column("has_b"),
+            exp.LTE(
+                this=ts,
+                expression=exp.Add(this=exp.column("last_a_before"), expression=_span(seconds)),
+            ),
         )
-        return ProfileSet(exp.select(PROFILE_ID).distinct().from_(pairs).where(found))
-    next_b = _over(exp.Min(this=_role_ts(B_ROLE)), following=True)
-    ranked = exp.select(PROFILE_ID, TS, "role", exp.alias_(next_b, "next_b")).from_(roles)
-    pairs = exp.Subquery(this=ranked, alias=exp.TableAlias(this=exp.to_identifier("w")))
-    observed_until = context.bounds(condition.window).end - within
-    found = exp.and_(
-        exp.EQ(this=exp.column("role"), expression=lit(A_ROLE)),
-        exp.LT(this=ts.copy(), expression=timestamp(observed_until)),
-        exp.or_(
-            exp.Is(this=exp.column("next_b"), expression=exp.Null()),
-            exp.GT(this=exp.column("next_b"), expression=exp.Add(this=ts.copy(), expression=_span(seconds))),
-        ),
-    )
-    return ProfileSet(exp.select(PROFILE_ID).distinct().from_(pairs).where(found))
+    else:
+        next_b = _over(exp.Min(this=_flag_ts("has_b")), following=True)
+        ranked = exp.select(PROFILE_ID, TS, "has_a", exp.alias_(next_b, "next_b_after"))
+        observed_until = context.bounds(condition.window).end - within
+        found = exp.and_(
+            exp.column("has_a"),
+            exp.LT(this=ts.copy(), expression=timestamp(observed_until)),
+            exp.or_(
+                exp.Is(this=exp.column("next_b_after"), expression=exp.Null()),
+                exp.GT(
+                    this=exp.column("next_b_after"),
+                    expression=exp.Add(this=ts.copy(), expression=_span(seconds)),
+                ),
+            ),
+        )
+    windowed = _subquery(ranked.from_(_instants(condition, context)), "w")
+    return ProfileSet(exp.select(PROFILE_ID).distinct().from_(windowed).where(found))
 
 
 def _without_span(condition: SequenceCondition, context: CompileContext) -> ProfileSet:
@@ -124,9 +147,7 @@ def _without_span(condition: SequenceCondition, context: CompileContext) -> Prof
                 exp.GTE(this=last_a.copy(), expression=last_b.copy()),
             ),
         )
-    flags = exp.Subquery(this=_flags(condition, context), alias=exp.TableAlias(this=exp.to_identifier("s")))
+    flags = exp.Subquery(
+        this=_flags(condition, context), alias=exp.TableAlias(this=exp.to_identifier("s"))
+    )
     return ProfileSet(exp.select(PROFILE_ID).from_(flags).group_by(PROFILE_ID).having(having))
-
-
-def _flag_ts(flag: str) -> exp.Expression:
-    return exp.Case(ifs=[exp.If(this=exp.column(flag), true=exp.column(TS))])

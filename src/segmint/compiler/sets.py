@@ -99,7 +99,10 @@ def members(result: ProfileSet) -> exp.Select:
     universe = all_profiles()
     if result.complement:
         return exp.select(PROFILE_ID).from_(
-            exp.Subquery(this=except_(universe, result.query), alias=exp.TableAlias(this=exp.to_identifier("members")))
+            exp.Subquery(
+                this=except_(universe, result.query),
+                alias=exp.TableAlias(this=exp.to_identifier("members")),
+            )
         )
     condition = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=result.query))
     return universe.where(condition)

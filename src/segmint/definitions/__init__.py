@@ -1,5 +1,6 @@
 """Audience definitions: the condition tree (pydantic), its JSON Schema, loading and checks."""
 
+from segmint.definitions.dynamic import is_dynamic
 from segmint.definitions.errors import DefinitionError
 from segmint.definitions.loading import (
     definition_json_schema,
@@ -31,7 +32,6 @@ from segmint.definitions.model import (
     iter_nodes,
 )
 from segmint.definitions.validation import AudienceResolver, validate_definition
-from segmint.definitions.dynamic import is_dynamic
 
 __all__ = [
     "AbsoluteWindow",

@@ -52,7 +52,7 @@ def load_definition(
 ) -> Definition:
     """Parse a definition from JSON or YAML text (YAML is a superset of JSON) and validate it."""
     try:
-        data = yaml.load(text, Loader=_TextDatesLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_TextDatesLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -120,9 +120,44 @@ CREATE TABLE profile_merges (
 )
 """
 
+AUDIENCE_MEMBERS = """
+CREATE TABLE audience_members (
+    audience_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    entered_at TIMESTAMP NOT NULL,
+    refresh_id VARCHAR NOT NULL
+)
+"""
+
+MEMBERSHIP_HISTORY = """
+CREATE TABLE membership_history (
+    audience_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    entered_at TIMESTAMP NOT NULL,
+    left_at TIMESTAMP,
+    entered_refresh_id VARCHAR NOT NULL,
+    left_refresh_id VARCHAR
+)
+"""
+
+AUDIENCE_REFRESHES = """
+CREATE TABLE audience_refreshes (
+    refresh_id VARCHAR PRIMARY KEY,
+    audience_id BIGINT NOT NULL,
+    version INTEGER NOT NULL,
+    as_of TIMESTAMP NOT NULL,
+    size BIGINT NOT NULL,
+    entered BIGINT NOT NULL,
+    "left" BIGINT NOT NULL,
+    committed_at TIMESTAMP NOT NULL
+)
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
+    # 2: audience membership: current members, spells of membership, committed refreshes.
+    [AUDIENCE_MEMBERS, MEMBERSHIP_HISTORY, AUDIENCE_REFRESHES],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,34 @@
+"""``kind: utm``: a UTM parameter at first touch, last touch, or any touch in a window."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from segmint.compiler.context import CompileContext
+from segmint.compiler.events import in_window
+from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
+from segmint.compiler.traits import profiles_where
+from segmint.compiler.values import column_field, compare
+from segmint.definitions.model import UtmCondition
+
+
+def compile_utm(condition: UtmCondition, context: CompileContext) -> ProfileSet:
+    """First / last touch read the profile's columns; any touch needs an event in the window
+    whose UTM column satisfies the comparison."""
+    column = f"utm_{condition.parameter}"
+    if condition.touch != "any":
+        column = f"{condition.touch}_{column}"
+
+    def predicate() -> exp.Expression:
+        return compare(
+            column_field(column),
+            condition.operator,
+            condition.value,
+            case_insensitive=condition.case_insensitive,
+            clock=context.clock,
+        )
+
+    if condition.touch != "any":
+        return profiles_where(predicate())
+    where = exp.and_(*in_window(context.bounds(condition.window)), predicate())
+    return ProfileSet(exp.select(PROFILE_ID).distinct().from_(EVENTS).where(where))
