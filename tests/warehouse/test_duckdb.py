@@ -17,7 +17,8 @@ def test_schema_is_created_once_and_versioned(tmp_path: Path) -> None:
     engine = open_warehouse(path)
     engine.close()
     engine = open_warehouse(path)
-    assert engine.rows("SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+    versions = engine.rows("SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
     tables = {r[0] for r in engine.rows("SELECT table_name FROM information_schema.tables")}
     assert {"events", "profiles", "identities", "profile_merges"} <= tables
     engine.close()

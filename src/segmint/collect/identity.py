@@ -269,9 +269,8 @@ class IdentityResolver:
         if message.anonymous_id:
             key = ("anonymous_id", message.anonymous_id)
             yield _Lookup((key,), key, "anonymous_id")
-        if message.type == "alias" and message.previous_id not in (None, "", message.user_id):
-            previous = message.previous_id
-            assert previous is not None
+        previous = message.previous_id
+        if message.type == "alias" and previous and previous != message.user_id:
             yield _Lookup(
                 (("user_id", previous), ("anonymous_id", previous)),
                 ("anonymous_id", previous),

@@ -51,7 +51,7 @@ def compile_node_query(
     return members(compile_node(node, context))
 
 
-def to_sql(expression: exp.Expression, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+def to_sql(expression: exp.Expr, dialect: str = "duckdb", *, pretty: bool = False) -> str:
     """Render a compiled query in a sqlglot dialect (``duckdb``, ``clickhouse``, ``spark``)."""
     return expression.sql(dialect=dialect, pretty=pretty)
 

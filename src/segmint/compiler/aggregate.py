@@ -8,13 +8,13 @@ from segmint.compiler.context import CompileContext
 from segmint.compiler.events import step_predicates
 from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
 from segmint.compiler.values import compare_number, json_field
-from segmint.definitions.model import AggregateCondition
+from segmint.definitions.model import AggregateCondition, ComparedValue
 
 # JSON_TYPE names of JSON numbers (DuckDB).
 NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
 
 
-def _aggregate(condition: AggregateCondition) -> exp.Expression:
+def _aggregate(condition: AggregateCondition) -> exp.Expr:
     field = json_field("properties", condition.property)
     if condition.function == "count_distinct":
         json_type = exp.JSONType(
@@ -68,7 +68,9 @@ def compile_aggregate(condition: AggregateCondition, context: CompileContext) ->
     bounds = context.bounds(condition.window)
     where = exp.and_(*step_predicates(condition.event, condition.filters, bounds, context))
     grouped = exp.select(PROFILE_ID).from_(EVENTS).where(where).group_by(PROFILE_ID)
-    value: list[float] | float = condition.value
+    value: ComparedValue = (
+        list(condition.value) if isinstance(condition.value, list) else condition.value
+    )
     holds = compare_number(_aggregate(condition), condition.operator, value)
     if _zero_matches(condition):
         # NOT(holds) is never NULL here: sum and count_distinct always have a value.

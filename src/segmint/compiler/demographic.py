@@ -16,7 +16,7 @@ from segmint.compiler.values import column_field, compare, compare_number, json_
 from segmint.definitions.model import DemographicCondition
 
 
-def age_expression(context: CompileContext) -> exp.Expression:
+def age_expression(context: CompileContext) -> exp.Expr:
     """The profile's age as of ``as_of`` (NULL when unknown)."""
     declared = json_field("traits", "age").number()
     birthday = json_field("traits", "birthday")

@@ -13,18 +13,16 @@ from segmint.definitions.model import CountThreshold, EventCondition, PropertyFi
 TIMESTAMP = "timestamp"
 
 
-def in_window(bounds: Bounds) -> list[exp.Expression]:
+def in_window(bounds: Bounds) -> list[exp.Expr]:
     """Predicates keeping events inside ``[start, end)``."""
     ts = exp.column(TIMESTAMP)
-    found: list[exp.Expression] = [exp.LT(this=ts, expression=timestamp(bounds.end))]
+    found: list[exp.Expr] = [exp.LT(this=ts, expression=timestamp(bounds.end))]
     if bounds.start is not None:
         found.insert(0, exp.GTE(this=ts.copy(), expression=timestamp(bounds.start)))
     return found
 
 
-def filter_predicates(
-    filters: list[PropertyFilter], context: CompileContext
-) -> list[exp.Expression]:
+def filter_predicates(filters: list[PropertyFilter], context: CompileContext) -> list[exp.Expr]:
     """One predicate per property filter (all must hold)."""
     return [
         compare(
@@ -40,7 +38,7 @@ def filter_predicates(
 
 def step_predicates(
     event: str, filters: list[PropertyFilter], bounds: Bounds, context: CompileContext
-) -> list[exp.Expression]:
+) -> list[exp.Expr]:
     """Events named ``event`` in the window whose properties pass every filter."""
     named = exp.EQ(this=exp.column("event"), expression=lit(event))
     return [named, *in_window(bounds), *filter_predicates(filters, context)]
@@ -54,7 +52,7 @@ def _count_holds(count: int, threshold: CountThreshold) -> bool:
     return count == threshold.value
 
 
-def _having(threshold: CountThreshold, *, holds: bool) -> exp.Expression:
+def _having(threshold: CountThreshold, *, holds: bool) -> exp.Expr:
     count = exp.Count(this=exp.Star())
     value = lit(threshold.value)
     comparisons: dict[str, tuple[type[exp.Binary], type[exp.Binary]]] = {

@@ -18,7 +18,7 @@ from segmint.definitions.model import SequenceCondition
 TS = "timestamp"
 
 
-def _step(condition: SequenceCondition, which: str, context: CompileContext) -> exp.Expression:
+def _step(condition: SequenceCondition, which: str, context: CompileContext) -> exp.Expr:
     step = condition.first if which == "a" else condition.then
     named = exp.EQ(this=exp.column("event"), expression=lit(step.event))
     return exp.and_(named, *filter_predicates(step.filters, context))
@@ -64,11 +64,11 @@ def _instants(condition: SequenceCondition, context: CompileContext) -> exp.Subq
     return exp.Subquery(this=grouped, alias=exp.TableAlias(this=exp.to_identifier("i")))
 
 
-def _flag_ts(flag: str) -> exp.Expression:
+def _flag_ts(flag: str) -> exp.Expr:
     return exp.Case(ifs=[exp.If(this=exp.column(flag), true=exp.column(TS))])
 
 
-def _over(function: exp.Expression, *, following: bool) -> exp.Window:
+def _over(function: exp.Expr, *, following: bool) -> exp.Window:
     one = exp.Literal.number(1)
     spec = (
         exp.WindowSpec(
@@ -138,7 +138,7 @@ def _without_span(condition: SequenceCondition, context: CompileContext) -> Prof
     last_a = exp.Max(this=_flag_ts("is_a"))
     last_b = exp.Max(this=_flag_ts("is_b"))
     if condition.followed:
-        having: exp.Expression = exp.LT(this=first_a, expression=last_b)
+        having: exp.Expr = exp.LT(this=first_a, expression=last_b)
     else:
         having = exp.and_(
             exp.Not(this=exp.Is(this=last_a, expression=exp.Null())),

@@ -54,7 +54,7 @@ def _chain(kind: type[exp.SetOperation], queries: Sequence[exp.Query]) -> exp.Qu
 
 def _wrap(query: exp.Query) -> exp.Query:
     """Parenthesize nested set operations so precedence never depends on the dialect."""
-    return exp.Subquery(this=query) if isinstance(query, exp.SetOperation) else query  # type: ignore[return-value]
+    return exp.Subquery(this=query) if isinstance(query, exp.SetOperation) else query
 
 
 def intersect(queries: Sequence[exp.Query]) -> exp.Query:

@@ -10,7 +10,7 @@ from segmint.compiler.values import compare, json_field
 from segmint.definitions.model import TraitCondition
 
 
-def profiles_where(predicate: exp.Expression) -> ProfileSet:
+def profiles_where(predicate: exp.Expr) -> ProfileSet:
     """Profiles whose row satisfies ``predicate``."""
     return ProfileSet(exp.select(PROFILE_ID).from_(PROFILES).where(predicate))
 

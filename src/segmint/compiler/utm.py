@@ -19,7 +19,7 @@ def compile_utm(condition: UtmCondition, context: CompileContext) -> ProfileSet:
     if condition.touch != "any":
         column = f"{condition.touch}_{column}"
 
-    def predicate() -> exp.Expression:
+    def predicate() -> exp.Expr:
         return compare(
             column_field(column),
             condition.operator,

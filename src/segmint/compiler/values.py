@@ -34,7 +34,7 @@ DATETIME_PATTERN = (
 )
 MAX_DOUBLE = 1.7976931348623157e308
 
-Expr = exp.Expression
+Expr = exp.Expr
 
 
 def lit(value: object) -> Expr:
@@ -203,8 +203,8 @@ def _compare_text(
     if operator == "not_equals":
         return exp.NEQ(this=text, expression=operand)
     if operator in ("contains", "not_contains"):
-        found = exp.GT(this=exp.StrPosition(this=text, substr=operand), expression=lit(0))
-        return found if operator == "contains" else exp.Not(this=found)
+        position = exp.GT(this=exp.StrPosition(this=text, substr=operand), expression=lit(0))
+        return position if operator == "contains" else exp.Not(this=position)
     if operator == "starts_with":
         return exp.StartsWith(this=text, expression=operand)
     if operator == "ends_with":

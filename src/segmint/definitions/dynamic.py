@@ -26,7 +26,7 @@ def is_dynamic(definition: Definition, *, resolve_audience: AudienceResolver | N
 def _is_dynamic(definition: Definition, resolve: AudienceResolver | None, seen: set[str]) -> bool:
     for _, node in iter_nodes(definition.root):
         window = None
-        if isinstance(node, EventCondition | AggregateCondition | SequenceCondition) or isinstance(node, UtmCondition):
+        if isinstance(node, EventCondition | AggregateCondition | SequenceCondition | UtmCondition):
             window = node.window
         elif isinstance(node, TraitCondition) and node.operator == "in_window":
             window = node.value  # type: ignore[assignment]

@@ -280,11 +280,11 @@ def _check_window(window: Window | None, path: str) -> None:
     elif isinstance(window, AbsoluteWindow):
         if window.from_ is None and window.to is None:
             raise DefinitionError("an absolute window needs 'from', 'to' or both", path=path)
-        if window.from_ is not None and window.to is not None:
-            if _sort_key(window.from_) >= _sort_key(window.to):
-                raise DefinitionError(
-                    "'from' must be before 'to' (to is exclusive)", path=f"{path}.from"
-                )
+        both = window.from_ is not None and window.to is not None
+        if both and _sort_key(window.from_) >= _sort_key(window.to):  # type: ignore[arg-type]
+            raise DefinitionError(
+                "'from' must be before 'to' (to is exclusive)", path=f"{path}.from"
+            )
 
 
 def _sort_key(value: dt.datetime | dt.date) -> dt.datetime:
