@@ -34,7 +34,7 @@ def msg(
     anon: str | None = None,
     traits: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
-    **enrichment: str,
+    **enrichment: str | None,
 ) -> Message:
     """A resolved message for ``profile``, ``at`` minutes after T0."""
     return Message(

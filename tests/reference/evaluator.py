@@ -464,8 +464,9 @@ def _demographic_raw(node: DemographicCondition, profile: Row, ctx: _Context) ->
     if node.field == "age":
         return _age(profile, ctx)
     if node.field == "gender":
-        gender = text_value(json_path(profile.get("traits") or {}, "gender"))
-        return MISSING if gender is None else gender
+        # §4: gender is a JSON path into traits, so is_set holds for any JSON type; the text
+        # operators see only its text value (see tests/reference/AMBIGUITIES.md).
+        return json_path(profile.get("traits") or {}, "gender")
     return column(profile, node.field)
 
 

@@ -29,6 +29,7 @@ from segmint.definitions import (
     parse_definition,
 )
 from tests.reference.evaluator import (
+    add_months,
     instant_to_local,
     local_to_instant,
     utc_naive,
@@ -214,321 +215,279 @@ def traits(date_texts: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-# --- windows and comparisons ------------------------------------------------------------------
+# --- comparisons that do not depend on the clock ----------------------------------------------
 
-
-def windows(as_of: dt.datetime, timezone: str) -> st.SearchStrategy[Data]:
-    relative = st.one_of(
-        st.builds(
-            lambda n, unit: {"type": "relative", "last": n, "unit": unit},
-            st.sampled_from((1, 2, 3, 7, 30)),
-            st.sampled_from(("minutes", "hours", "days", "weeks", "months")),
-        ),
-        st.builds(
-            lambda to, extra, unit: {
-                "type": "relative",
-                "from_ago": to + extra,
-                "to_ago": to,
-                "unit": unit,
-            },
-            st.integers(0, 7),
-            st.integers(1, 7),
-            st.sampled_from(("minutes", "hours", "days", "weeks", "months")),
-        ),
-    )
-    calendar = st.builds(
-        lambda unit, to, extra, explicit: {
-            "type": "calendar",
-            "unit": unit,
-            "from_ago": to + extra,
-            **({"to_ago": to} if explicit else {}),
-        },
-        st.sampled_from(("day", "week", "month", "year")),
-        st.integers(0, 3),
-        st.integers(0, 3),
-        st.booleans(),
-    )
-    return st.one_of(relative, calendar, absolute_windows(as_of, timezone))
-
-
-def _point_texts(as_of: dt.datetime, timezone: str) -> st.SearchStrategy[tuple[dt.datetime, str]]:
-    """(instant, text) of a window end near ``as_of``: a date, a local or an aware date-time."""
-
-    @st.composite
-    def build(draw: Draw) -> tuple[dt.datetime, str]:
-        local = instant_to_local(as_of, timezone)
-        shift = draw(
-            st.sampled_from(
-                (
-                    dt.timedelta(0),
-                    dt.timedelta(days=-1),
-                    dt.timedelta(days=-2),
-                    dt.timedelta(days=1),
-                    dt.timedelta(hours=-1),
-                    dt.timedelta(days=-31),
-                )
-            )
-        )
-        moment = local + shift
-        form = draw(st.sampled_from(("date", "local", "aware")))
-        if form == "date":
-            day = moment.date()
-            return local_to_instant(dt.datetime(day.year, day.month, day.day), timezone), (
-                day.isoformat()
-            )
-        if form == "local":
-            moment = moment.replace(microsecond=0)
-            return local_to_instant(moment, timezone), moment.isoformat()
-        instant = (as_of + shift).replace(microsecond=0)
-        offset = dt.timezone(dt.timedelta(hours=draw(st.sampled_from((0, 2, -5)))))
-        aware = instant.replace(tzinfo=dt.UTC).astimezone(offset)
-        return instant, aware.isoformat()
-
-    return build()
-
-
-def absolute_windows(as_of: dt.datetime, timezone: str) -> st.SearchStrategy[Data]:
-    @st.composite
-    def build(draw: Draw) -> Data:
-        points = sorted(
-            draw(st.lists(_point_texts(as_of, timezone), min_size=1, max_size=2)),
-            key=lambda point: point[0],
-        )
-        if len(points) == 2 and points[0][0] < points[1][0]:
-            return {"type": "absolute", "from": points[0][1], "to": points[1][1]}
-        side = draw(st.sampled_from(("from", "to")))
-        return {"type": "absolute", side: points[0][1]}
-
-    return build()
+TEXT_OPERATORS = (
+    "is_set",
+    "is_not_set",
+    "equals",
+    "not_equals",
+    "in",
+    "not_in",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "matches_regex",
+)
 
 
 def _case(draw: Draw) -> dict[str, bool]:
     return {"case_insensitive": True} if draw(st.booleans()) else {}
 
 
-def text_comparisons() -> st.SearchStrategy[Data]:
-    """A comparison that fits a text column (UTM, geo, technology, gender)."""
+@st.composite
+def _text_comparison(draw: Draw) -> Data:
+    op = draw(st.sampled_from(TEXT_OPERATORS))
+    if op in ("is_set", "is_not_set"):
+        return {"operator": op}
+    if op in ("equals", "not_equals"):
+        value: Any = draw(st.sampled_from(TEXTS))
+    elif op in ("in", "not_in"):
+        value = draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=3))
+    elif op == "matches_regex":
+        value = draw(st.sampled_from(REGEXES))
+    else:
+        value = draw(st.one_of(st.sampled_from(NEEDLES), st.sampled_from(TEXTS)))
+    return {"operator": op, "value": value, **_case(draw)}
 
-    @st.composite
-    def build(draw: Draw) -> Data:
-        op = draw(
-            st.sampled_from(
-                (
-                    "is_set",
-                    "is_not_set",
-                    "equals",
-                    "not_equals",
-                    "in",
-                    "not_in",
-                    "contains",
-                    "not_contains",
-                    "starts_with",
-                    "ends_with",
-                    "matches_regex",
-                )
-            )
+
+@st.composite
+def _number_comparison(draw: Draw, *, with_lists: bool) -> Data:
+    ops = ["equals", "not_equals", "gt", "gte", "lt", "lte", "between"]
+    if with_lists:
+        ops += ["in", "not_in"]
+    op = draw(st.sampled_from(ops))
+    if op == "between":
+        low, high = sorted(draw(st.lists(st.sampled_from(NUMBERS), min_size=2, max_size=2)))
+        return {"operator": op, "value": [low, high]}
+    if op in ("in", "not_in"):
+        return {
+            "operator": op,
+            "value": draw(st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=3)),
+        }
+    return {"operator": op, "value": draw(st.sampled_from(NUMBERS))}
+
+
+text_comparisons: st.SearchStrategy[Data] = _text_comparison()
+"""A comparison that fits a text column (UTM, geo, technology, gender)."""
+number_comparisons: st.SearchStrategy[Data] = _number_comparison(with_lists=True)
+"""A comparison with numbers (age, properties, traits)."""
+aggregate_comparisons: st.SearchStrategy[Data] = _number_comparison(with_lists=False)
+boolean_comparisons: st.SearchStrategy[Data] = st.builds(
+    lambda op, flag: {"operator": op, "value": flag},
+    st.sampled_from(("equals", "not_equals")),
+    st.booleans(),
+)
+property_comparisons: st.SearchStrategy[Data] = st.one_of(
+    text_comparisons, number_comparisons, boolean_comparisons
+)
+age_comparisons: st.SearchStrategy[Data] = st.one_of(
+    number_comparisons, st.sampled_from(({"operator": "is_set"}, {"operator": "is_not_set"}))
+)
+filter_lists: st.SearchStrategy[list[Data]] = st.lists(
+    st.builds(
+        lambda path, cmp: {"property": path, **cmp},
+        st.sampled_from(PROPERTY_PATHS),
+        property_comparisons,
+    ),
+    max_size=2,
+)
+durations: st.SearchStrategy[Data] = st.builds(
+    lambda amount, unit: {"amount": amount, "unit": unit},
+    st.integers(1, 3),
+    st.sampled_from(("minutes", "hours", "days", "weeks")),
+)
+relative_windows: st.SearchStrategy[Data] = st.one_of(
+    st.builds(
+        lambda n, unit: {"type": "relative", "last": n, "unit": unit},
+        st.sampled_from((1, 2, 3, 7, 30)),
+        st.sampled_from(("minutes", "hours", "days", "weeks", "months")),
+    ),
+    st.builds(
+        lambda to, extra, unit: {
+            "type": "relative",
+            "from_ago": to + extra,
+            "to_ago": to,
+            "unit": unit,
+        },
+        st.integers(0, 7),
+        st.integers(1, 7),
+        st.sampled_from(("minutes", "hours", "days", "weeks", "months")),
+    ),
+)
+calendar_windows: st.SearchStrategy[Data] = st.builds(
+    lambda unit, to, extra, explicit: {
+        "type": "calendar",
+        "unit": unit,
+        "from_ago": to + extra,
+        **({"to_ago": to} if explicit else {}),
+    },
+    st.sampled_from(("day", "week", "month", "year")),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.booleans(),
+)
+POINT_SHIFTS = (
+    dt.timedelta(0),
+    dt.timedelta(days=-1),
+    dt.timedelta(days=-2),
+    dt.timedelta(days=1),
+    dt.timedelta(hours=-1),
+    dt.timedelta(days=-31),
+)
+
+
+# --- conditions and definitions ----------------------------------------------------------------
+
+
+class DefinitionVocabulary:
+    """The strategies for one clock (``as_of``, ``timezone``) and set of audience names,
+    built once per example: absolute windows and dates are written near ``as_of``."""
+
+    KINDS = ("event", "aggregate", "sequence", "trait", "utm", "demographic", "technology")
+
+    def __init__(
+        self, as_of: dt.datetime, timezone: str, audience_names: tuple[str, ...] = ()
+    ) -> None:
+        self.as_of, self.timezone, self.audience_names = as_of, timezone, audience_names
+        self.points = self._points()
+        self.windows = st.one_of(relative_windows, calendar_windows, self._absolute_windows())
+        dates = st.one_of(
+            st.builds(
+                lambda op, point: {"operator": op, "value": point[1]},
+                st.sampled_from(("before", "after")),
+                st.sampled_from(self.points),
+            ),
+            st.builds(lambda window: {"operator": "in_window", "value": window}, self.windows),
         )
-        if op in ("is_set", "is_not_set"):
-            return {"operator": op}
-        if op in ("equals", "not_equals"):
-            return {"operator": op, "value": draw(st.sampled_from(TEXTS)), **_case(draw)}
-        if op in ("in", "not_in"):
-            values = draw(st.lists(st.sampled_from(TEXTS), min_size=1, max_size=3))
-            return {"operator": op, "value": values, **_case(draw)}
-        if op == "matches_regex":
-            return {"operator": op, "value": draw(st.sampled_from(REGEXES)), **_case(draw)}
-        needle = draw(st.one_of(st.sampled_from(NEEDLES), st.sampled_from(TEXTS)))
-        return {"operator": op, "value": needle, **_case(draw)}
+        self.trait_comparisons = st.one_of(property_comparisons, dates)
+        kinds = self.KINDS + (("audience",) if audience_names else ())
+        self.kinds = st.sampled_from(kinds)
 
-    return build()
+    def _points(self) -> list[tuple[dt.datetime, str]]:
+        """(instant, text) of window ends near ``as_of``: dates, local and aware date-times."""
+        local = instant_to_local(self.as_of, self.timezone)
+        found = []
+        for shift in POINT_SHIFTS:
+            moment = (local + shift).replace(microsecond=0)
+            day = moment.date()
+            midnight = dt.datetime(day.year, day.month, day.day)
+            found.append((local_to_instant(midnight, self.timezone), day.isoformat()))
+            found.append((local_to_instant(moment, self.timezone), moment.isoformat()))
+            instant = (self.as_of + shift).replace(microsecond=0)
+            for hours in (0, 2, -5):
+                offset = dt.timezone(dt.timedelta(hours=hours))
+                aware = instant.replace(tzinfo=dt.UTC).astimezone(offset)
+                found.append((instant, aware.isoformat()))
+        return found
 
+    def _absolute_windows(self) -> st.SearchStrategy[Data]:
+        @st.composite
+        def build(draw: Draw) -> Data:
+            ends = draw(st.lists(st.sampled_from(self.points), min_size=1, max_size=2))
+            ends.sort(key=lambda point: point[0])
+            if len(ends) == 2 and _ordered(ends[0], ends[1]):
+                return {"type": "absolute", "from": ends[0][1], "to": ends[1][1]}
+            return {"type": "absolute", draw(st.sampled_from(("from", "to"))): ends[0][1]}
 
-def number_comparisons(*, with_lists: bool = True) -> st.SearchStrategy[Data]:
-    """A comparison with numbers (age, properties, traits; aggregates without lists)."""
+        return build()
 
-    @st.composite
-    def build(draw: Draw) -> Data:
-        ops = ["equals", "not_equals", "gt", "gte", "lt", "lte", "between"]
-        if with_lists:
-            ops += ["in", "not_in"]
-        op = draw(st.sampled_from(ops))
-        if op == "between":
-            low, high = sorted(draw(st.lists(st.sampled_from(NUMBERS), min_size=2, max_size=2)))
-            return {"operator": op, "value": [low, high]}
-        if op in ("in", "not_in"):
-            values = draw(st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=3))
-            return {"operator": op, "value": values}
-        return {"operator": op, "value": draw(st.sampled_from(NUMBERS))}
+    def _window(self, draw: Draw) -> dict[str, Data]:
+        return {"window": draw(self.windows)} if draw(st.booleans()) else {}
 
-    return build()
+    def _step(self, draw: Draw) -> Data:
+        return {"event": draw(st.sampled_from(EVENT_NAMES)), "filters": draw(filter_lists)}
 
-
-def json_comparisons(as_of: dt.datetime, timezone: str, *, dates: bool) -> st.SearchStrategy[Data]:
-    """A comparison on a JSON field: text, number, boolean, set-ness; dates for traits."""
-    options = [
-        text_comparisons(),
-        number_comparisons(),
-        st.builds(
-            lambda op, flag: {"operator": op, "value": flag},
-            st.sampled_from(("equals", "not_equals")),
-            st.booleans(),
-        ),
-    ]
-    if dates:
-        options.append(date_comparisons(as_of, timezone))
-    return st.one_of(*options)
-
-
-def date_comparisons(as_of: dt.datetime, timezone: str) -> st.SearchStrategy[Data]:
-    before_after = st.builds(
-        lambda op, point: {"operator": op, "value": point[1]},
-        st.sampled_from(("before", "after")),
-        _point_texts(as_of, timezone),
-    )
-    in_window = st.builds(
-        lambda window: {"operator": "in_window", "value": window}, windows(as_of, timezone)
-    )
-    return st.one_of(before_after, in_window)
-
-
-# --- conditions and definitions ---------------------------------------------------------------
-
-
-def _maybe(draw: Draw, strategy: st.SearchStrategy[Any]) -> Any:
-    return draw(strategy) if draw(st.booleans()) else None
-
-
-def _negate(draw: Draw) -> dict[str, bool]:
-    return {"negate": True} if draw(st.integers(0, 3)) == 0 else {}
-
-
-def _filters(draw: Draw, as_of: dt.datetime, timezone: str) -> list[Data]:
-    comparison = json_comparisons(as_of, timezone, dates=False)
-    return [
-        {"property": draw(st.sampled_from(PROPERTY_PATHS)), **draw(comparison)}
-        for _ in range(draw(st.integers(0, 2)))
-    ]
-
-
-def _window_field(draw: Draw, as_of: dt.datetime, timezone: str) -> dict[str, Data]:
-    window = _maybe(draw, windows(as_of, timezone))
-    return {} if window is None else {"window": window}
-
-
-def _step(draw: Draw, as_of: dt.datetime, timezone: str) -> Data:
-    return {"event": draw(st.sampled_from(EVENT_NAMES)), "filters": _filters(draw, as_of, timezone)}
-
-
-def conditions(
-    as_of: dt.datetime, timezone: str, audience_names: tuple[str, ...]
-) -> st.SearchStrategy[Data]:
-    """One condition of any kind, as plain data."""
-
-    @st.composite
-    def build(draw: Draw) -> Data:
-        kinds = ["event", "aggregate", "sequence", "trait", "utm", "demographic", "technology"]
-        if audience_names:
-            kinds.append("audience")
-        kind = draw(st.sampled_from(kinds))
+    def condition(self, draw: Draw) -> Data:
+        """One condition of any kind, as plain data."""
+        kind = draw(self.kinds)
         node: Data = {"kind": kind, **_negate(draw)}
         if kind == "event":
-            node |= _step(draw, as_of, timezone)
+            node |= self._step(draw)
             node["count"] = {
-                "operator": draw(st.sampled_from(("at_least", "at_most", "exactly"))),
-                "value": draw(st.integers(0, 3)),
+                "operator": draw(st.sampled_from(("at_least", "at_least", "at_most", "exactly"))),
+                "value": draw(st.sampled_from((1, 1, 2, 0, 3))),
             }
-            node["performed"] = draw(st.booleans())
-            node |= _window_field(draw, as_of, timezone)
+            node["performed"] = draw(st.sampled_from((True, True, False)))
+            node |= self._window(draw)
         elif kind == "aggregate":
-            node |= _step(draw, as_of, timezone)
+            node |= self._step(draw)
             node["property"] = draw(st.sampled_from(PROPERTY_PATHS))
             node["function"] = draw(st.sampled_from(("sum", "avg", "min", "max", "count_distinct")))
-            node |= draw(number_comparisons(with_lists=False))
-            node |= _window_field(draw, as_of, timezone)
+            node |= draw(aggregate_comparisons)
+            node |= self._window(draw)
         elif kind == "sequence":
-            node["first"] = _step(draw, as_of, timezone)
-            node["then"] = _step(draw, as_of, timezone)
+            node["first"] = self._step(draw)
+            node["then"] = self._step(draw)
             node["followed"] = draw(st.booleans())
-            within = _maybe(
-                draw,
-                st.builds(
-                    lambda amount, unit: {"amount": amount, "unit": unit},
-                    st.integers(1, 3),
-                    st.sampled_from(("minutes", "hours", "days", "weeks")),
-                ),
-            )
-            if within is not None:
-                node["within"] = within
-            node |= _window_field(draw, as_of, timezone)
+            if draw(st.booleans()):
+                node["within"] = draw(durations)
+            node |= self._window(draw)
         elif kind == "trait":
             node["trait"] = draw(st.sampled_from(TRAIT_PATHS))
-            node |= draw(json_comparisons(as_of, timezone, dates=True))
+            node |= draw(self.trait_comparisons)
         elif kind == "utm":
             node["parameter"] = draw(st.sampled_from(UTM_PARAMETERS))
             node["touch"] = draw(st.sampled_from(("first", "last", "any")))
-            node |= draw(text_comparisons())
+            node |= draw(text_comparisons)
             if node["touch"] == "any":
-                node |= _window_field(draw, as_of, timezone)
+                node |= self._window(draw)
         elif kind == "demographic":
             node["field"] = draw(
                 st.sampled_from(("country", "region", "city", "language", "age", "gender"))
             )
-            if node["field"] == "age":
-                node |= draw(
-                    st.one_of(
-                        number_comparisons(),
-                        st.sampled_from(({"operator": "is_set"}, {"operator": "is_not_set"})),
-                    )
-                )
-            else:
-                node |= draw(text_comparisons())
+            node |= draw(age_comparisons if node["field"] == "age" else text_comparisons)
         elif kind == "technology":
             node["field"] = draw(st.sampled_from(("browser", "os", "device_type")))
-            node |= draw(text_comparisons())
+            node |= draw(text_comparisons)
         else:
-            node["audience"] = draw(st.sampled_from(audience_names))
+            node["audience"] = draw(st.sampled_from(self.audience_names))
             node["member"] = draw(st.booleans())
         return node
 
-    return build()
-
-
-def nodes(
-    as_of: dt.datetime, timezone: str, audience_names: tuple[str, ...], depth: int
-) -> st.SearchStrategy[Data]:
-    """A condition, or (while ``depth`` allows) an and/or group of 1–4 nodes."""
-    leaf = conditions(as_of, timezone, audience_names)
-    if depth <= 0:
-        return leaf
-
-    @st.composite
-    def group(draw: Draw) -> Data:
-        children = draw(
-            st.lists(nodes(as_of, timezone, audience_names, depth - 1), min_size=1, max_size=4)
-        )
+    def node(self, draw: Draw, depth: int) -> Data:
+        """A condition, or (while ``depth`` allows) an and/or group of 1–4 nodes."""
+        if depth <= 0 or draw(st.integers(0, 2)) == 0:
+            return self.condition(draw)
+        children = [self.node(draw, depth - 1) for _ in range(draw(st.integers(1, 4)))]
         return {
             "kind": draw(st.sampled_from(("and", "or"))),
             "conditions": children,
             **_negate(draw),
         }
 
-    return st.one_of(leaf, group())
+
+def _ordered(first: tuple[dt.datetime, str], second: tuple[dt.datetime, str]) -> bool:
+    """``first`` is strictly before ``second``, both as instants and as written: validation
+    compares absolute window ends as written (it does not know the zone), so a pair that
+    only one of the two orders accepts is left out."""
+    return first[0] < second[0] and _as_written(first[1]) < _as_written(second[1])
 
 
+def _as_written(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    return utc_naive(value)
+
+
+def _negate(draw: Draw) -> dict[str, bool]:
+    return {"negate": True} if draw(st.integers(0, 3)) == 0 else {}
+
+
+@st.composite
 def definitions(
+    draw: Draw,
     as_of: dt.datetime,
     timezone: str,
     audiences: dict[str, Definition] | None = None,
     *,
     max_depth: int = 3,
-) -> st.SearchStrategy[Definition]:
-    """A valid definition (checked by the model's own validation) using ``audiences``."""
+) -> Definition:
+    """A valid definition (checked by the model's own validation) that may use ``audiences``."""
     audiences = audiences or {}
-    names = tuple(sorted(audiences))
-    return st.builds(
-        lambda root: parse_definition({"version": 1, "root": root}, resolve_audience=audiences.get),
-        nodes(as_of, timezone, names, max_depth),
-    )
+    vocabulary = DefinitionVocabulary(as_of, timezone, tuple(sorted(audiences)))
+    root = vocabulary.node(draw, max_depth)
+    return parse_definition({"version": 1, "root": root}, resolve_audience=audiences.get)
 
 
 # --- instants ----------------------------------------------------------------------------------
@@ -591,7 +550,7 @@ def date_texts(points: list[dt.datetime], timezone: str) -> list[str]:
         texts.append(point.strftime("%Y-%m-%dT%H:%M:%S"))
         texts.append(point.strftime("%Y-%m-%d %H:%M:%S.%f") + "Z")
         texts.append(point.strftime("%Y-%m-%dT%H:%M:%S") + "+02:00")
-        texts.append(local.replace(year=local.year - 30).date().isoformat())
+        texts.append(add_months(local, -30 * 12).date().isoformat())  # a birthday
     return texts
 
 
@@ -624,57 +583,42 @@ class Scenario:
         return "Scenario(\n  " + "\n  ".join(lines) + "\n)"
 
 
+_FAR_JITTERS = st.integers(-40 * 86400, 2 * 86400).map(lambda s: dt.timedelta(seconds=s))
+_JITTERS = st.one_of(st.sampled_from(SMALL_JITTERS), st.sampled_from(SMALL_JITTERS), _FAR_JITTERS)
+_EVENT_FIELDS = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(EVENT_NAMES),
+        "properties": properties(),
+        **{f"utm_{parameter}": column_texts for parameter in UTM_PARAMETERS},
+    }
+)
+
+
 def _timestamps(
     draw: Draw, count: int, points: list[dt.datetime], spans: list[dt.timedelta]
 ) -> list[dt.datetime]:
-    far = st.integers(-40 * 86400, 2 * 86400).map(lambda s: dt.timedelta(seconds=s))
-    jitter = st.one_of(st.sampled_from(SMALL_JITTERS), st.sampled_from(SMALL_JITTERS), far)
+    """Event instants near the anchors, some a sequence span apart, some equal."""
     stamps: list[dt.datetime] = []
     for _ in range(count):
-        if stamps and spans and draw(st.integers(0, 2)) == 0:
-            base = draw(st.sampled_from(stamps))
-            span = draw(st.sampled_from(spans))
-            delta = draw(
-                st.sampled_from(
-                    (
-                        span,
-                        -span,
-                        span + dt.timedelta(microseconds=1),
-                        span - dt.timedelta(microseconds=1),
-                    )
-                )
-            )
-            stamps.append(base + delta)
-        elif stamps and draw(st.integers(0, 5)) == 0:
-            stamps.append(draw(st.sampled_from(stamps)))  # two events at the same instant
+        how = draw(st.integers(0, 5))
+        if stamps and spans and how <= 1:
+            base = stamps[draw(st.integers(0, len(stamps) - 1))]
+            span = spans[draw(st.integers(0, len(spans) - 1))]
+            tick = dt.timedelta(microseconds=1)
+            stamps.append(base + draw(st.sampled_from((span, -span, span + tick, span - tick))))
+        elif stamps and how == 2:  # two events at the same instant
+            stamps.append(stamps[draw(st.integers(0, len(stamps) - 1))])
         else:
-            stamps.append(draw(st.sampled_from(points)) + draw(jitter))
+            stamps.append(points[draw(st.integers(0, len(points) - 1))] + draw(_JITTERS))
     return stamps
 
 
-def _profile(draw: Draw, profile_id: int, dates: list[str]) -> dict[str, Any]:
-    profile: dict[str, Any] = {"profile_id": profile_id, "traits": draw(traits(dates))}
-    for name in PROFILE_TEXT_COLUMNS:
-        profile[name] = draw(column_texts)
+def profile_rows(dates: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """A profile without its id: traits, geo, technology and first/last-touch UTM columns."""
+    columns = {name: column_texts for name in PROFILE_TEXT_COLUMNS}
     for touch in ("first", "last"):
-        for parameter in UTM_PARAMETERS:
-            profile[f"{touch}_utm_{parameter}"] = draw(column_texts)
-    return profile
-
-
-def _event(draw: Draw, profile_ids: list[int], timestamp: dt.datetime) -> dict[str, Any]:
-    name = draw(st.sampled_from(EVENT_NAMES))
-    orphan = draw(st.integers(0, 19)) == 0  # an event whose profile is not in the universe
-    event: dict[str, Any] = {
-        "profile_id": 999_999 if orphan else draw(st.sampled_from(profile_ids)),
-        "event": name,
-        "type": "page" if name == "page" else "track",
-        "timestamp": timestamp,
-        "properties": draw(properties()),
-    }
-    for parameter in UTM_PARAMETERS:
-        event[f"utm_{parameter}"] = draw(column_texts)
-    return event
+        columns |= {f"{touch}_utm_{parameter}": column_texts for parameter in UTM_PARAMETERS}
+    return st.fixed_dictionaries({"traits": traits(dates), **columns})
 
 
 def rows(
@@ -685,14 +629,23 @@ def rows(
     @st.composite
     def build(draw: Draw) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         points, spans = anchors(definitions_, as_of, timezone)
-        dates = date_texts(points, timezone)
-        count = draw(st.integers(1, 30))
-        profile_ids = list(range(1, count + 1))
+        profiles = draw(
+            st.lists(profile_rows(date_texts(points, timezone)), min_size=1, max_size=30)
+        )
+        profile_ids = list(range(1, len(profiles) + 1))
         if draw(st.integers(0, 9)) == 0:
             profile_ids[-1] = 2**40  # ids are BIGINT
-        profiles = [_profile(draw, pid, dates) for pid in profile_ids]
+        for profile_id, profile in zip(profile_ids, profiles, strict=True):
+            profile["profile_id"] = profile_id
         stamps = _timestamps(draw, draw(st.integers(0, 60)), points, spans)
-        events = [_event(draw, profile_ids, stamp) for stamp in stamps]
+        events = []
+        for stamp in stamps:
+            event = draw(_EVENT_FIELDS)
+            which = draw(st.integers(0, len(profile_ids)))  # one past the end: not a profile
+            event["profile_id"] = profile_ids[which] if which < len(profile_ids) else 999_999
+            event["type"] = "page" if event["event"] == "page" else "track"
+            event["timestamp"] = stamp
+            events.append(event)
         return profiles, events
 
     return build()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, all_profiles
+from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, everybody
 from segmint.compiler.values import compare, json_field, lit, timestamp
 from segmint.compiler.windows import Bounds
 from segmint.definitions.model import CountThreshold, EventCondition, PropertyFilter
@@ -76,7 +76,7 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
     matches = exp.select(PROFILE_ID).from_(EVENTS).where(where)
     if _count_holds(0, threshold):
         if threshold.operator == "at_least":  # at least 0: everybody
-            result = ProfileSet(all_profiles())
+            result = everybody()
         else:
             failing = matches.group_by(PROFILE_ID).having(_having(threshold, holds=False))
             result = ProfileSet(failing, complement=True)

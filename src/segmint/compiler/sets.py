@@ -24,10 +24,13 @@ class ProfileSet:
 
     query: exp.Query
     complement: bool = False
+    # True when the query can only return ids of ``profiles`` (it reads that table), so the
+    # final answer needs no semi-join with the universe.
+    within_universe: bool = False
 
     def negated(self) -> ProfileSet:
         """The complement within the universe."""
-        return ProfileSet(self.query, not self.complement)
+        return ProfileSet(self.query, not self.complement, self.within_universe)
 
 
 def all_profiles() -> exp.Select:
@@ -42,7 +45,7 @@ def nobody() -> ProfileSet:
 
 def everybody() -> ProfileSet:
     """Every profile."""
-    return ProfileSet(all_profiles())
+    return ProfileSet(all_profiles(), within_universe=True)
 
 
 def _chain(kind: type[exp.SetOperation], queries: Sequence[exp.Query]) -> exp.Query:
@@ -79,7 +82,8 @@ def all_of(sets: Sequence[ProfileSet]) -> ProfileSet:
     if not positive:
         return ProfileSet(union(negative), complement=True)
     result = intersect(positive)
-    return ProfileSet(except_(result, union(negative)) if negative else result)
+    within = any(s.within_universe for s in sets if not s.complement)
+    return ProfileSet(except_(result, union(negative)) if negative else result, False, within)
 
 
 def any_of(sets: Sequence[ProfileSet]) -> ProfileSet:
@@ -87,7 +91,7 @@ def any_of(sets: Sequence[ProfileSet]) -> ProfileSet:
     positive = [s.query for s in sets if not s.complement]
     negative = [s.query for s in sets if s.complement]
     if not negative:
-        return ProfileSet(union(positive))
+        return ProfileSet(union(positive), False, all(s.within_universe for s in sets))
     excluded = intersect(negative)
     if positive:
         excluded = except_(excluded, union(positive))
@@ -103,6 +107,12 @@ def members(result: ProfileSet) -> exp.Select:
                 this=except_(universe, result.query),
                 alias=exp.TableAlias(this=exp.to_identifier("members")),
             )
+        )
+    if result.within_universe:
+        if isinstance(result.query, exp.Select):
+            return result.query
+        return exp.select(PROFILE_ID).from_(
+            exp.Subquery(this=result.query, alias=exp.TableAlias(this=exp.to_identifier("members")))
         )
     condition = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=result.query))
     return universe.where(condition)

@@ -12,7 +12,7 @@ from segmint.definitions.model import TraitCondition
 
 def profiles_where(predicate: exp.Expr) -> ProfileSet:
     """Profiles whose row satisfies ``predicate``."""
-    return ProfileSet(exp.select(PROFILE_ID).from_(PROFILES).where(predicate))
+    return ProfileSet(exp.select(PROFILE_ID).from_(PROFILES).where(predicate), within_universe=True)
 
 
 def compile_trait(condition: TraitCondition, context: CompileContext) -> ProfileSet:

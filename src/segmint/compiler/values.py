@@ -185,10 +185,24 @@ def compare_number(number_value: Expr, operator: str, value: ComparedValue) -> E
     return builders[operator](this=number_value, expression=operand)
 
 
+def _unambiguous(operand: str) -> bool:
+    """True when no JSON number, boolean, null, array or object renders as ``operand``, so
+    equality on the raw extracted text already implies a JSON string (and skips a type check)."""
+    return not (
+        operand in ("true", "false", "null")
+        or operand[:1] in ("[", "{", "-")
+        or operand[:1].isdigit()
+    )
+
+
 def _compare_text(
     field: Field, operator: str, value: ComparedValue, case_insensitive: bool
 ) -> Expr:
-    text = field.text()
+    operands = value if isinstance(value, list) else [value]
+    direct = operator in ("equals", "in") and all(
+        _unambiguous(str(v).lower() if case_insensitive else str(v)) for v in operands
+    )
+    text = field.raw() if direct else field.text()
     fold: Callable[[str], str] = str.lower if case_insensitive else str
     if case_insensitive:
         text = exp.Lower(this=text)

@@ -11,127 +11,119 @@ from dataclasses import dataclass
 
 PRODUCTS_PER_CATEGORY = 25
 
-# category -> (brands, product nouns, (low, high) USD price range)
-_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[float, float]]] = {
+# category -> (brands, (product noun, typical USD price) pairs)
+_CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, float], ...]]] = {
     "electronics": (
         ("Sonora", "Voltix", "Nimbus", "Auralink"),
         (
-            "Wireless Earbuds",
-            "Noise-Cancelling Headphones",
-            "Smartwatch",
-            "Bluetooth Speaker",
-            "4K Action Camera",
-            'Laptop 14"',
-            'Tablet 11"',
-            "Mechanical Keyboard",
-            "Gaming Mouse",
-            "USB-C Hub",
-            "Portable Charger",
-            "E-Reader",
-            "Mirrorless Camera",
+            ("Wireless Earbuds", 129),
+            ("Noise-Cancelling Headphones", 299),
+            ("Smartwatch", 349),
+            ("Bluetooth Speaker", 89),
+            ("4K Action Camera", 399),
+            ('Laptop 14"', 1199),
+            ('Tablet 11"', 599),
+            ("Mechanical Keyboard", 139),
+            ("Gaming Mouse", 69),
+            ("USB-C Hub", 45),
+            ("Portable Charger", 39),
+            ("E-Reader", 149),
+            ("Mirrorless Camera", 899),
         ),
-        (19.0, 1499.0),
     ),
     "apparel": (
         ("Northwind", "Fjordline", "Urban Thread", "Kestrel"),
         (
-            "Merino Sweater",
-            "Rain Jacket",
-            "Slim Jeans",
-            "Linen Shirt",
-            "Hoodie",
-            "T-Shirt",
-            "Down Parka",
-            "Chino Pants",
-            "Summer Dress",
-            "Wool Coat",
+            ("Merino Sweater", 119),
+            ("Rain Jacket", 179),
+            ("Slim Jeans", 79),
+            ("Linen Shirt", 59),
+            ("Hoodie", 65),
+            ("T-Shirt", 25),
+            ("Down Parka", 329),
+            ("Chino Pants", 69),
+            ("Summer Dress", 89),
+            ("Wool Coat", 279),
         ),
-        (15.0, 349.0),
     ),
     "shoes": (
         ("Stride", "Pacelab", "Cobbler & Co"),
         (
-            "Running Shoes",
-            "Trail Runners",
-            "Leather Boots",
-            "Sneakers",
-            "Sandals",
-            "Loafers",
-            "Hiking Boots",
-            "Slip-Ons",
+            ("Running Shoes", 139),
+            ("Trail Runners", 149),
+            ("Leather Boots", 219),
+            ("Sneakers", 95),
+            ("Sandals", 49),
+            ("Loafers", 129),
+            ("Hiking Boots", 189),
+            ("Slip-Ons", 59),
         ),
-        (35.0, 260.0),
     ),
     "home": (
         ("Hearth", "Lumen", "Casa Verde"),
         (
-            "Ceramic Mug Set",
-            "Linen Duvet Cover",
-            "Table Lamp",
-            "Cast Iron Skillet",
-            "Espresso Machine",
-            "Throw Blanket",
-            "Chef's Knife",
-            "Air Purifier",
-            "Robot Vacuum",
+            ("Ceramic Mug Set", 34),
+            ("Linen Duvet Cover", 149),
+            ("Table Lamp", 89),
+            ("Cast Iron Skillet", 45),
+            ("Espresso Machine", 649),
+            ("Throw Blanket", 59),
+            ("Chef's Knife", 119),
+            ("Air Purifier", 249),
+            ("Robot Vacuum", 499),
         ),
-        (12.0, 899.0),
     ),
     "beauty": (
         ("Glow Lab", "Petal & Pine", "Dermique"),
         (
-            "Vitamin C Serum",
-            "Daily Moisturizer",
-            "Repair Shampoo",
-            "Eau de Parfum",
-            "Lip Balm Trio",
-            "Sunscreen SPF 50",
-            "Ionic Hair Dryer",
+            ("Vitamin C Serum", 38),
+            ("Daily Moisturizer", 29),
+            ("Repair Shampoo", 19),
+            ("Eau de Parfum", 95),
+            ("Lip Balm Trio", 12),
+            ("Sunscreen SPF 50", 22),
+            ("Ionic Hair Dryer", 179),
         ),
-        (8.0, 180.0),
     ),
     "sports": (
         ("Summit", "Aquaflex", "Ironpeak"),
         (
-            "Yoga Mat",
-            "Adjustable Dumbbells",
-            "Road Bike Helmet",
-            "2-Person Tent",
-            "Insulated Bottle",
-            "Fitness Tracker",
-            "Climbing Harness",
-            "Foam Roller",
+            ("Yoga Mat", 49),
+            ("Adjustable Dumbbells", 349),
+            ("Road Bike Helmet", 129),
+            ("2-Person Tent", 279),
+            ("Insulated Bottle", 29),
+            ("Fitness Tracker", 99),
+            ("Climbing Harness", 69),
+            ("Foam Roller", 25),
         ),
-        (12.0, 699.0),
     ),
     "books": (
         ("Penrose Press", "Blue Owl Books"),
         (
-            "The Quiet Algorithm",
-            "Salt and Stone",
-            "A Field Guide to Clouds",
-            "Midnight Kitchen",
-            "The Last Lighthouse",
-            "Café Stories",
-            "Learning SQL the Hard Way",
-            "Northern Lights",
-            "The Garden Year",
-            "Small Habits, Big Days",
+            ("The Quiet Algorithm", 18),
+            ("Salt and Stone", 16),
+            ("A Field Guide to Clouds", 24),
+            ("Midnight Kitchen", 32),
+            ("The Last Lighthouse", 15),
+            ("Café Stories", 14),
+            ("Learning SQL the Hard Way", 39),
+            ("Northern Lights", 17),
+            ("The Garden Year", 28),
+            ("Small Habits, Big Days", 19),
         ),
-        (9.0, 45.0),
     ),
     "toys": (
         ("Brickworks", "Tiny Tinker"),
         (
-            "Building Set",
-            "1000-Piece Puzzle",
-            "Plush Bear",
-            "RC Car",
-            "Board Game",
-            "Wooden Train Set",
-            "Science Kit",
+            ("Building Set", 79),
+            ("1000-Piece Puzzle", 24),
+            ("Plush Bear", 19),
+            ("RC Car", 69),
+            ("Board Game", 39),
+            ("Wooden Train Set", 99),
+            ("Science Kit", 34),
         ),
-        (9.0, 149.0),
     ),
 }
 
@@ -180,16 +172,21 @@ def _slug(text: str) -> str:
 def _build_catalog() -> tuple[Product, ...]:
     rng = random.Random(20250101)
     products: list[Product] = []
-    for category, (brands, nouns, (low, high)) in _CATEGORIES.items():
+    names: set[str] = set()
+    for category, (brands, nouns) in _CATEGORIES.items():
         for i in range(PRODUCTS_PER_CATEGORY):
-            noun = nouns[i % len(nouns)]
+            noun, typical = nouns[i % len(nouns)]
             brand = brands[rng.randrange(len(brands))]
             variant = _VARIANTS[rng.randrange(len(_VARIANTS))]
-            name = noun if category == "books" else f"{brand} {noun}"
-            if category in ("apparel", "shoes", "electronics") and i >= len(nouns):
-                name = f"{name} - {variant}"
-            # Log-uniform prices: many cheap items, a few expensive ones.
-            usd = low * (high / low) ** (rng.random() ** 1.6)
+            if category == "books":
+                name = noun + ("", " (Hardcover)", " (Illustrated Edition)")[i // len(nouns)]
+            else:
+                name = f"{brand} {noun}"
+                while name in names:  # a second model of the same thing: name its colour
+                    variant = _VARIANTS[rng.randrange(len(_VARIANTS))]
+                    name = f"{brand} {noun} - {variant}"
+            names.add(name)
+            usd = typical * rng.lognormvariate(0.0, 0.25)  # brands and models differ
             number = len(products) + 1
             products.append(
                 Product(

@@ -49,15 +49,18 @@ T = TypeVar("T")
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 IDENTIFIED_SHARE = 0.6
-TWO_DEVICE_SHARE = 0.2  # of identified visitors with at least two sessions
-SESSION_RATE_MEDIAN = 0.022  # sessions per visitor per day (median; the mean is ~2.3x)
-SESSION_RATE_SIGMA = 1.3  # lognormal spread: the top 10% of visitors make ~half the events
+TWO_DEVICE_SHARE = 0.3  # of identified visitors with at least two sessions
+SESSION_RATE_MEDIAN = 0.01  # sessions per visitor per day (median; the mean is ~5x)
+SESSION_RATE_SIGMA = 1.8  # lognormal spread: over 30 days the top 10% make ~half the events
 MAX_SESSIONS_PER_DAY = 6.0
 MAX_STEPS = 60
 
 # Share of sessions by local hour (0-23) and by weekday (Monday first).
 _HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 4, 6, 8, 9, 9, 10, 11, 10, 9, 9, 10, 11, 13, 15, 16, 14, 9, 5)
 _WEEKDAY_WEIGHTS = (1.0, 0.97, 0.97, 1.0, 1.05, 1.15, 1.2)
+_PRODUCT_PAGES = [(f"/p/{p.slug}", f"{p.name} | {SHOP_TITLE}") for p in PRODUCTS]
+_CATEGORY_PAGES = {c: (f"/c/{c}", f"{c.capitalize()} | {SHOP_TITLE}") for c in CATEGORIES}
+_LOW_HEX = [f"{i:03x}" for i in range(4096)]
 _PLANS = ("free",) * 70 + ("plus",) * 22 + ("premium",) * 8
 
 
@@ -134,11 +137,21 @@ def generate_events(
 
 
 def estimate_events(users: int, days: int) -> int:
-    """Roughly how many messages ``generate_events(users, days)`` yields (within ~10% for a
-    few thousand users or more): about 7.5 per session."""
-    rate = SESSION_RATE_MEDIAN * math.exp(SESSION_RATE_SIGMA**2 / 2)
-    sessions = max(1.0, rate * days) + 0.35 * math.exp(-rate * days * 2)
-    return round(users * sessions * 7.5)
+    """Roughly how many messages ``generate_events(users, days)`` yields (within ~15% for a
+    few thousand users or more; the heavy tail makes small runs vary more)."""
+    return round(users * (1.6 + 7.4 * _expected_sessions(days)))
+
+
+def _expected_sessions(days: int) -> float:
+    # E[max(1, min(cap, rate) * days)] for the lognormal rate, by quadrature over z ~ N(0, 1).
+    total = 0.0
+    steps = 400
+    for i in range(steps):
+        z = -6.0 + 12.0 * (i + 0.5) / steps
+        weight = math.exp(-z * z / 2) / math.sqrt(2 * math.pi) * 12.0 / steps
+        rate = min(MAX_SESSIONS_PER_DAY, SESSION_RATE_MEDIAN * math.exp(SESSION_RATE_SIGMA * z))
+        total += weight * max(1.0, rate * days)
+    return total
 
 
 @cache
@@ -160,9 +173,12 @@ class _ShopSimulation:
 
     def __init__(self, seed: int, days: int, end_ms: int, stats: GeneratorStats) -> None:
         self.rng = random.Random(seed)
+        self.rnd = self.rng.random
         self.days = days
         self.end_ms = end_ms
         self.start_ms = end_ms - days * DAY_MS
+        # Sessions stop 10 s before the end: the last messages of a step land just after it.
+        self.stop_ms = end_ms - 10_000
         self.stats = stats
         self.seconds, self.millis = _time_of_day()
         first_day = self.start_ms // DAY_MS - 1
@@ -174,6 +190,7 @@ class _ShopSimulation:
         prefix = f"{self.rng.getrandbits(80):020x}"
         self.id_prefix = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[13:16]}-a{prefix[17:20]}-"
         self.counter = 0
+        self.id_high = f"{self.id_prefix}{0:09x}"
         self.order_counter = 0
         self.pool_counts = dict.fromkeys(NAME_POOLS, 0)
         self.pool_offsets = {k: self.rng.getrandbits(32) for k in NAME_POOLS}
@@ -188,6 +205,7 @@ class _ShopSimulation:
         self.product_props: dict[tuple[int, str], dict[str, Any]] = {}
         tables = random.Random(99)  # fixed: these shape the data, the seed picks from them
         # Time on a page: 3 s plus an exponential with a 40 s mean.
+        self.send_delays = [20 + int(tables.random() * 900) for _ in range(4096)]
         self.think = [3000 + int(tables.expovariate(1 / 40_000)) for _ in range(1024)]
         self.ages = [18 + int(tables.betavariate(2.0, 4.0) * 62) for _ in range(1000)]
         self.end_year = (datetime(1970, 1, 1) + timedelta(milliseconds=end_ms)).year
@@ -206,15 +224,30 @@ class _ShopSimulation:
         sec, ms = divmod(rem, 1000)
         return self.day_prefix[day - self.first_day] + self.seconds[sec] + self.millis[ms]
 
-    def _message(self, kind: str, t: int, device: _Device, visitor: _Visitor) -> Message:
-        """The fields every message has; sentAt is 20 ms to 1 s after the timestamp."""
-        self.counter += 1
+    def _message(
+        self,
+        out: list[Message],
+        kind: str,
+        t: int,
+        device: _Device,
+        visitor: _Visitor,
+        context: dict[str, Any],
+        key: str,
+        value: Any,
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a message of ``kind`` with ``key: value`` (``event``, ``name`` or ``traits``)
+        and the fields every message has; sentAt is 20 ms to 1 s after the timestamp."""
+        counter = self.counter = self.counter + 1
+        low = counter & 0xFFF
+        if not low:  # the id's upper digits change every 4096 messages
+            self.id_high = f"{self.id_prefix}{counter >> 12:09x}"
         # Inlined _ts (twice): this runs for every message.
         day, rem = divmod(t, DAY_MS)
         sec, ms = divmod(rem, 1000)
         date = self.day_prefix[day - self.first_day]
         seconds = self.seconds
-        sent_ms = ms + 20 + int(self.rng.random() * 900)
+        sent_ms = ms + self.send_delays[low]
         if sent_ms < 1000:
             sent = date + seconds[sec] + self.millis[sent_ms]
         elif sec < 86_399:
@@ -223,14 +256,18 @@ class _ShopSimulation:
             sent = self._ts(t - ms + sent_ms)
         message: Message = {
             "type": kind,
-            "messageId": f"{self.id_prefix}{self.counter:012x}",
+            "messageId": self.id_high + _LOW_HEX[low],
             "timestamp": date + seconds[sec] + self.millis[ms],
             "sentAt": sent,
             "anonymousId": device.anonymous_id,
+            key: value,
+            "context": context,
         }
+        if properties is not None:
+            message["properties"] = properties
         if device.identified:
             message["userId"] = visitor.user_id
-        return message
+        out.append(message)
 
     def _uuid(self) -> str:
         h = f"{self.rng.getrandbits(128):032x}"
@@ -263,11 +300,10 @@ class _ShopSimulation:
             destined=rnd() < IDENTIFIED_SHARE,
         )
         starts = self._session_starts(offset)
-        main = self._device(visitor, tz, mobile=rnd() < country.mobile_share)
+        main = self._device(visitor, tz, starts[0], mobile=rnd() < country.mobile_share)
         second: _Device | None = None
         if visitor.destined and len(starts) >= 2 and rnd() < TWO_DEVICE_SHARE:
-            second = self._device(visitor, tz, mobile=not main.mobile)
-            self.stats.two_device_users += 1
+            second = self._device(visitor, tz, starts[1], mobile=not main.mobile)
         returning = rnd() < 0.25  # logs in at the very start of the first session
         plan_session = 0 if returning else min(len(starts) - 1, int(rnd() ** 2 * len(starts)))
         plan_step = 0 if returning else 1 + int(rnd() * 5)
@@ -279,13 +315,17 @@ class _ShopSimulation:
         last = self.start_ms
         for number, start in enumerate(starts):
             start = max(start, last + 30 * 60_000)
-            if start >= self.end_ms:
+            if start >= self.stop_ms:
                 break
             device = main
             identify_at = -1
             if visitor.destined and not main.identified and number >= plan_session:
                 identify_at = plan_step if number == plan_session else 0
-            elif second is not None and main.identified and rnd() < 0.45:
+            elif (
+                second is not None
+                and main.identified
+                and rnd() < (0.4 if second.identified else 0.7)
+            ):
                 device = second
                 if not second.identified:
                     identify_at = 0 if rnd() < 0.5 else 1 + int(rnd() * 3)
@@ -295,13 +335,15 @@ class _ShopSimulation:
             self._identify(out, visitor, main, min(last + 1000, self.end_ms), "login")
         if visitor.user_id is not None:
             self.stats.identified_users += 1
+        if second is not None and second.identified:
+            self.stats.two_device_users += 1
         return out
 
     def _session_starts(self, offset_hours: int) -> list[int]:
         rng = self.rng
         rnd = rng.random
-        rate = min(MAX_SESSIONS_PER_DAY, rng.lognormvariate(0.0, SESSION_RATE_SIGMA))
-        expected = rate * SESSION_RATE_MEDIAN * self.days
+        rate = SESSION_RATE_MEDIAN * rng.lognormvariate(0.0, SESSION_RATE_SIGMA)
+        expected = min(MAX_SESSIONS_PER_DAY, rate) * self.days
         count = max(1, int(expected + rnd()))
         days, hours = self.day_table, self.hours
         starts = []
@@ -313,12 +355,14 @@ class _ShopSimulation:
                 t += DAY_MS
             if t >= self.end_ms:
                 t -= DAY_MS
-            starts.append(min(max(t, self.start_ms), self.end_ms - 1))
+            starts.append(min(max(t, self.start_ms), self.stop_ms - 1))
         starts.sort()
         return starts
 
-    def _device(self, visitor: _Visitor, tz: str, *, mobile: bool) -> _Device:
-        rnd = self.rng.random
+    def _device(self, visitor: _Visitor, tz: str, first_visit: int, *, mobile: bool) -> _Device:
+        """A browser with its anonymous id and the context it sends; most carry the Google
+        Analytics cookie and many Meta's ``_fbp``, set on the first visit."""
+        rnd = self.rnd
         kind = ("tablet" if rnd() < 0.12 else "mobile") if mobile else "desktop"
         agents = USER_AGENTS[kind]
         context = {
@@ -331,6 +375,11 @@ class _ShopSimulation:
                 "version": LIBRARY_VERSIONS[int(rnd() * len(LIBRARY_VERSIONS))],
             },
         }
+        if rnd() < 0.7:
+            cookies = {"_ga": f"GA1.1.{self.rng.getrandbits(30)}.{first_visit // 1000}"}
+            if rnd() < 0.8:
+                cookies["_fbp"] = f"fb.1.{first_visit}.{self.rng.getrandbits(30)}"
+            context["cookies"] = cookies
         return _Device(self._uuid(), context, mobile)
 
     # ---- identity ----------------------------------------------------------------------
@@ -346,19 +395,16 @@ class _ShopSimulation:
             traits = dict(visitor.traits)
         elif how == "refresh":
             traits = {}
-            if self.rng.random() < 0.3:
-                visitor.traits["plan"] = _PLANS[int(self.rng.random() * len(_PLANS))]
+            if self.rnd() < 0.3:
+                visitor.traits["plan"] = _PLANS[int(self.rnd() * len(_PLANS))]
                 traits = {"plan": visitor.traits["plan"]}
         else:
             traits = {"email": visitor.traits["email"]}
         device.identified = True
-        message = self._message("identify", t, device, visitor)
-        message["traits"] = traits
-        message["context"] = device.context
-        out.append(message)
+        self._message(out, "identify", t, device, visitor, device.context, "traits", traits)
 
     def _traits(self, visitor: _Visitor, t: int) -> dict[str, Any]:
-        rnd = self.rng.random
+        rnd = self.rnd
         pool = visitor.pool
         k = self.pool_counts[pool.key]
         self.pool_counts[pool.key] = k + 1
@@ -414,7 +460,7 @@ class _ShopSimulation:
         self.stats.sessions += 1
         rng = self.rng
         rnd = rng.random
-        end_ms = self.end_ms
+        stop = self.stop_ms
         think = self.think
         base = device.context
         if device.mobile and rnd() < 0.5:  # mobile networks hand out new addresses
@@ -436,11 +482,10 @@ class _ShopSimulation:
         while step < MAX_STEPS:
             step += 1
             t += think[int(rnd() * 1024)]
-            if t >= end_ms:
-                return end_ms - 1
+            if t >= stop:
+                return stop
             if step == identify_at and not device.identified:
-                self._signup(out, visitor, device, t, base, referrer)
-                t += 1500
+                t = self._signup(out, visitor, device, t, base, referrer) + 1500
             if rnd() < 0.2 + 0.1 * (step > 8):
                 break
             if product >= 0 and rnd() < 0.13:
@@ -463,16 +508,9 @@ class _ShopSimulation:
                 page, context = self._product_page(out, visitor, device, base, t, product, referrer)
             elif r < 0.67:
                 category = visitor.favorite if rnd() < 0.5 else _pick(rnd, CATEGORIES)
+                path, title = _CATEGORY_PAGES[category]
                 page, context = self._page(
-                    out,
-                    visitor,
-                    device,
-                    base,
-                    t,
-                    "Category",
-                    f"/c/{category}",
-                    f"{category.capitalize()} | {SHOP_TITLE}",
-                    referrer,
+                    out, visitor, device, base, t, "Category", path, title, referrer
                 )
             elif r < 0.77:
                 page, context = self._search(out, visitor, device, base, t, referrer, context)
@@ -487,12 +525,14 @@ class _ShopSimulation:
                 continue
             elif r < 0.93 and device.identified and not visitor.subscribed:
                 visitor.subscribed = True
-                self._track(
+                self._message(
                     out,
-                    visitor,
-                    device,
-                    context,
+                    "track",
                     t,
+                    device,
+                    visitor,
+                    context,
+                    "event",
                     "newsletter_subscribed",
                     {
                         "list_id": "weekly_deals",
@@ -502,12 +542,14 @@ class _ShopSimulation:
                 continue
             elif r < 0.96 and visitor.cart:
                 product_index, _ = visitor.cart.pop()
-                self._track(
+                self._message(
                     out,
-                    visitor,
-                    device,
-                    context,
+                    "track",
                     t,
+                    device,
+                    visitor,
+                    context,
+                    "event",
                     "removed_from_cart",
                     {
                         "product_id": PRODUCTS[product_index].product_id,
@@ -529,17 +571,17 @@ class _ShopSimulation:
                     referrer,
                 )
             referrer = page["url"]
-        if identify_at > 0 and not device.identified and t < end_ms:
+        if identify_at > 0 and not device.identified and t < stop:
             # Left before reaching the planned step: sign up on the way out.
-            self._signup(out, visitor, device, t, base, referrer)
-        return min(t, end_ms - 1)
+            t = self._signup(out, visitor, device, t, base, referrer)
+        return min(t, stop)
 
     def _landing(
         self, visitor: _Visitor, device: _Device, source: Source, base: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any], int]:
         """The landing page's ``context.page`` (URL with UTM parameters and click id), the
         context of the messages sent from it and its product (-1 if not a product page)."""
-        rnd = self.rng.random
+        rnd = self.rnd
         paid = source.click_id is not None
         r = rnd()
         product = -1
@@ -606,20 +648,25 @@ class _ShopSimulation:
     ) -> None:
         """Send the landing page view, plus product_viewed on a product page."""
         page = context["page"]
-        message = self._message("page", t, device, visitor)
-        message["name"] = (
-            "Home" if page["path"] == "/" else "Product" if product >= 0 else "Category"
-        )
-        message["properties"] = dict(page)
-        message["context"] = context
-        out.append(message)
+        name = "Home" if page["path"] == "/" else "Product" if product >= 0 else "Category"
+        self._message(out, "page", t, device, visitor, context, "name", name, dict(page))
         if product >= 0:
             properties = self._product_properties(product, visitor.currency)
-            self._track(out, visitor, device, context, t + 400, "product_viewed", properties)
+            self._message(
+                out,
+                "track",
+                t + 400,
+                device,
+                visitor,
+                context,
+                "event",
+                "product_viewed",
+                properties,
+            )
 
     def _pick_product(self, category: str) -> int:
         table = self.by_category[category] if category else self.popular
-        return table[int(self.rng.random() * len(table))]
+        return table[int(self.rnd() * len(table))]
 
     def _page(
         self,
@@ -643,31 +690,11 @@ class _ShopSimulation:
         }
         context = base.copy()
         context["page"] = page
-        message = self._message("page", t, device, visitor)
-        message["name"] = name
         properties = page.copy()
-        if self.rng.random() < 0.03:  # some sites do not send the referrer
+        if self.rnd() < 0.03:  # some sites do not send the referrer
             del properties["referrer"]
-        message["properties"] = properties
-        message["context"] = context
-        out.append(message)
+        self._message(out, "page", t, device, visitor, context, "name", name, properties)
         return page, context
-
-    def _track(
-        self,
-        out: list[Message],
-        visitor: _Visitor,
-        device: _Device,
-        context: dict[str, Any],
-        t: int,
-        event: str,
-        properties: dict[str, Any],
-    ) -> None:
-        message = self._message("track", t, device, visitor)
-        message["event"] = event
-        message["properties"] = properties
-        message["context"] = context
-        out.append(message)
 
     def _product_properties(self, product: int, currency: str) -> dict[str, Any]:
         key = (product, currency)
@@ -685,7 +712,7 @@ class _ShopSimulation:
             }
             self.product_props[key] = template
         properties = template.copy()
-        r = self.rng.random()
+        r = self.rnd()
         if r < 0.02:  # a price sent as a string
             properties["price"] = f"{properties['price']:.2f}"
         elif r < 0.06:  # brand not sent
@@ -702,20 +729,12 @@ class _ShopSimulation:
         product: int,
         referrer: str,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        p = PRODUCTS[product]
-        page, context = self._page(
-            out,
-            visitor,
-            device,
-            base,
-            t,
-            "Product",
-            f"/p/{p.slug}",
-            f"{p.name} | {SHOP_TITLE}",
-            referrer,
-        )
+        path, title = _PRODUCT_PAGES[product]
+        page, context = self._page(out, visitor, device, base, t, "Product", path, title, referrer)
         properties = self._product_properties(product, visitor.currency)
-        self._track(out, visitor, device, context, t + 300, "product_viewed", properties)
+        self._message(
+            out, "track", t + 300, device, visitor, context, "event", "product_viewed", properties
+        )
         return page, context
 
     def _search(
@@ -728,10 +747,12 @@ class _ShopSimulation:
         referrer: str,
         context: dict[str, Any],
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        rnd = self.rng.random
+        rnd = self.rnd
         category = visitor.favorite if rnd() < 0.6 else _pick(rnd, CATEGORIES)
         query = _pick(rnd, SEARCH_QUERIES[category])
-        self._track(out, visitor, device, context, t, "search", {"query": query})
+        self._message(
+            out, "track", t, device, visitor, context, "event", "search", {"query": query}
+        )
         return self._page(
             out,
             visitor,
@@ -754,7 +775,7 @@ class _ShopSimulation:
         t: int,
         product: int,
     ) -> None:
-        rnd = self.rng.random
+        rnd = self.rnd
         if not visitor.cart:
             visitor.cart_id = f"{self.rng.getrandbits(64):016x}"
         r = rnd()
@@ -763,12 +784,14 @@ class _ShopSimulation:
         price: float | str = PRODUCTS[product].prices[visitor.currency]
         if rnd() < 0.02:
             price = f"{price:.2f}"
-        self._track(
+        self._message(
             out,
-            visitor,
-            device,
-            context,
+            "track",
             t,
+            device,
+            visitor,
+            context,
+            "event",
             "added_to_cart",
             {
                 "product_id": PRODUCTS[product].product_id,
@@ -788,9 +811,9 @@ class _ShopSimulation:
         t: int,
         referrer: str,
     ) -> tuple[int, str, bool]:
-        """Cart page, then maybe checkout and an order. Returns the time, the last URL and
-        whether the session ends here."""
-        rnd = self.rng.random
+        """Cart page, then maybe checkout and an order. Returns the time of the last message,
+        the last URL and whether the session ends here."""
+        rnd = self.rnd
         page, context = self._page(
             out, visitor, device, base, t, "Cart", "/cart", f"Cart | {SHOP_TITLE}", referrer
         )
@@ -810,12 +833,14 @@ class _ShopSimulation:
         )
         currency = visitor.currency
         value = sum(PRODUCTS[i].prices[currency] * q for i, q in visitor.cart)
-        self._track(
+        self._message(
             out,
-            visitor,
-            device,
-            context,
+            "track",
             t + 500,
+            device,
+            visitor,
+            context,
+            "event",
             "checkout_started",
             {
                 "cart_id": visitor.cart_id,
@@ -825,16 +850,16 @@ class _ShopSimulation:
             },
         )
         if not visitor.destined or rnd() >= 0.55:
-            return t, page["url"], rnd() < 0.6  # abandoned checkout
+            return t + 500, page["url"], rnd() < 0.6  # abandoned checkout
         t += 30_000 + int(rnd() * 240_000)
-        if t >= self.end_ms:
+        if t >= self.stop_ms:
             return t, page["url"], True
         if not device.identified:
             # Guest checkout (new customer) or sign-in at checkout (known customer).
             self._identify(out, visitor, device, t, "checkout")
             t += 800
         self._order(out, visitor, device, base, t, page["url"], value)
-        return t, page["url"], rnd() < 0.7
+        return t + 700, page["url"], rnd() < 0.7
 
     def _order(
         self,
@@ -846,7 +871,7 @@ class _ShopSimulation:
         referrer: str,
         value: float,
     ) -> None:
-        rnd = self.rng.random
+        rnd = self.rnd
         currency = visitor.currency
         _, context = self._page(
             out,
@@ -894,7 +919,9 @@ class _ShopSimulation:
             }
             for i, q in visitor.cart
         ]
-        self._track(out, visitor, device, context, t + 700, "order_completed", properties)
+        self._message(
+            out, "track", t + 700, device, visitor, context, "event", "order_completed", properties
+        )
         visitor.cart = []
 
     def _signup(
@@ -905,12 +932,12 @@ class _ShopSimulation:
         t: int,
         base: dict[str, Any],
         referrer: str,
-    ) -> None:
+    ) -> int:
         """A new customer creates an account (signed_up, then identify); a known customer on
-        this browser just logs in (identify)."""
+        this browser just logs in (identify). Returns the time of the last message."""
         if visitor.user_id is not None:
             self._identify(out, visitor, device, t, "login")
-            return
+            return t
         _, context = self._page(
             out,
             visitor,
@@ -922,19 +949,23 @@ class _ShopSimulation:
             f"Create account | {SHOP_TITLE}",
             referrer,
         )
-        t += 20_000 + int(self.rng.random() * 60_000)
-        self._track(
+        # Filling in the form takes a while, but never past the end of the window.
+        t += min(20_000 + int(self.rnd() * 60_000), max(0, self.stop_ms - t))
+        self._message(
             out,
-            visitor,
-            device,
-            context,
+            "track",
             t,
+            device,
+            visitor,
+            context,
+            "event",
             "signed_up",
             {
-                "method": _pick(self.rng.random, SIGNUP_METHODS),
+                "method": _pick(self.rnd, SIGNUP_METHODS),
             },
         )
         self._identify(out, visitor, device, t + 300, "signup")
+        return t + 300
 
 
 def _iso(t: int) -> str:
