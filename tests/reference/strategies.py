@@ -141,6 +141,7 @@ REGEXES = (
 )
 PROPERTY_PATHS = ("price", "revenue", "plan", "flag", "$currency", "item-id", "address.city", "a.b")
 TRAIT_PATHS = ("plan", "age", "score", "vip", "signup_at", "gender", "address.city", "$tier")
+DATE_TRAIT_PATHS = ("signup_at", "signup_at", "birthday", "plan")
 
 UTM_PARAMETERS = ("source", "medium", "campaign", "term", "content")
 PROFILE_TEXT_COLUMNS = (
@@ -171,48 +172,77 @@ json_values: st.SearchStrategy[Any] = st.one_of(
     st.just([1, "pro"]),
     st.just({"k": "pro"}),
 )
-column_texts: st.SearchStrategy[str | None] = st.one_of(st.none(), st.sampled_from(TEXTS))
+column_texts: st.SearchStrategy[str | None] = st.one_of(st.sampled_from(TEXTS), st.none())
+
+
+numeric_values: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from(NUMBERS), st.sampled_from(NUMBERS), st.sampled_from(NUMERIC_TEXTS), json_values
+)
+text_values: st.SearchStrategy[Any] = st.one_of(st.sampled_from(TEXTS), json_values)
+
+
+_ABSENT = object()
+
+
+def _object(**members: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """A JSON object whose keys are each present or absent. Absence is the non-simple
+    choice (hypothesis leans to simple choices; objects full of values test more)."""
+
+    def build(values: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in values.items() if value is not _ABSENT}
+
+    return st.fixed_dictionaries(
+        {key: st.one_of(strategy, st.just(_ABSENT)) for key, strategy in members.items()}
+    ).map(build)
 
 
 def properties() -> st.SearchStrategy[dict[str, Any] | None]:
-    """An event's properties: some of the pooled keys (nested ones too), or no JSON at all."""
-    flat = st.dictionaries(
-        st.sampled_from(("price", "revenue", "plan", "flag", "$currency", "item-id", "a.b")),
-        json_values,
-        max_size=5,
-    )
-    nested = st.fixed_dictionaries(
-        {},
-        optional={
-            "address": st.one_of(
-                st.fixed_dictionaries({}, optional={"city": json_values}), json_scalars
-            ),
-            "a": st.fixed_dictionaries({}, optional={"b": json_values}),
-        },
-    )
-    return st.one_of(
-        st.none(),
-        st.builds(lambda a, b: {**a, **b}, flat, nested),
-    )
+    """An event's properties: some of the pooled keys (nested ones too), or no JSON at all.
+    Each key leans to one type (``price`` to numbers, ``plan`` to texts) yet may hold any."""
+    present = _object(
+        price=numeric_values,
+        revenue=numeric_values,
+        plan=text_values,
+        flag=st.one_of(st.booleans(), json_values),
+        item_id=numeric_values,
+        address=st.one_of(_object(city=text_values), json_scalars),
+        a=_object(b=json_values),
+    ).map(_rename)
+    return st.one_of(present, st.none())
+
+
+def _rename(values: dict[str, Any]) -> dict[str, Any]:
+    """Keys that are not Python names: ``item-id``, ``$currency`` and ``a.b`` (a key with a
+    dot, which the path ``a.b`` must not find)."""
+    if "item_id" in values:
+        values["item-id"] = values.pop("item_id")
+    if values.get("plan") in ("pro", "Pro"):
+        values["$currency"] = "€"
+    if isinstance(values.get("flag"), str):
+        values["a.b"] = values["flag"]
+    return values
 
 
 def traits(date_texts: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     """A profile's traits, with dates and birthdays near the interesting instants."""
     dates = st.sampled_from(date_texts) if date_texts else st.just("2024-03-10")
-    return st.fixed_dictionaries(
-        {},
-        optional={
-            "plan": json_values,
-            "age": st.one_of(st.sampled_from((30, 17.5, "42", "abc", -3)), json_values),
-            "birthday": st.one_of(dates, st.sampled_from(("1990-02-29", "2000-02-29"))),
-            "score": json_values,
-            "vip": st.one_of(st.booleans(), json_values),
-            "signup_at": st.one_of(dates, json_values),
-            "gender": st.one_of(st.sampled_from(("female", "Female", "male", "x")), json_values),
-            "address": st.fixed_dictionaries({}, optional={"city": json_values}),
-            "$tier": json_values,
-        },
-    )
+    return _object(
+        plan=text_values,
+        age=st.one_of(st.sampled_from((30, 17.5, "42", "abc", -3)), json_values),
+        birthday=st.one_of(dates, st.sampled_from(("1990-02-29", "2000-02-29"))),
+        score=numeric_values,
+        vip=st.one_of(st.booleans(), json_values),
+        signup_at=st.one_of(dates, json_values),
+        gender=st.one_of(st.sampled_from(("female", "Female", "male", "x")), json_values),
+        address=_object(city=text_values),
+        tier=json_values,
+    ).map(_dollar_tier)
+
+
+def _dollar_tier(values: dict[str, Any]) -> dict[str, Any]:
+    if "tier" in values:
+        values["$tier"] = values.pop("tier")
+    return values
 
 
 # --- comparisons that do not depend on the clock ----------------------------------------------
@@ -425,8 +455,9 @@ class DefinitionVocabulary:
                 node["within"] = draw(durations)
             node |= self._window(draw)
         elif kind == "trait":
-            node["trait"] = draw(st.sampled_from(TRAIT_PATHS))
             node |= draw(self.trait_comparisons)
+            dated = node["operator"] in ("before", "after", "in_window")
+            node["trait"] = draw(st.sampled_from(DATE_TRAIT_PATHS if dated else TRAIT_PATHS))
         elif kind == "utm":
             node["parameter"] = draw(st.sampled_from(UTM_PARAMETERS))
             node["touch"] = draw(st.sampled_from(("first", "last", "any")))
@@ -541,6 +572,18 @@ def anchors(
     return sorted(points), sorted(spans)
 
 
+def event_names(definitions_: list[Definition]) -> set[str]:
+    """The event names the definitions' conditions ask about."""
+    names = set()
+    for definition in definitions_:
+        for _, node in iter_nodes(definition.root):
+            if isinstance(node, SequenceCondition):
+                names.update((node.first.event, node.then.event))
+            elif isinstance(getattr(node, "event", None), str):
+                names.add(node.event)  # type: ignore[union-attr]
+    return names
+
+
 def date_texts(points: list[dt.datetime], timezone: str) -> list[str]:
     """Trait texts that are (or almost are) dates near the anchors."""
     texts = ["2024-02-30", "2024-3-1", "2024-03-10T25:00:00", "not a date"]
@@ -578,8 +621,8 @@ class Scenario:
             lines.append(
                 f"audience {name}={audience.model_dump_json(by_alias=True, exclude_none=True)}"
             )
-        lines += [f"profile {p!r}" for p in self.profiles]
-        lines += [f"event {e!r}" for e in self.events]
+        lines += [f"profile {_compact(p)!r}" for p in self.profiles]
+        lines += [f"event {_compact(e)!r}" for e in sorted(self.events, key=_event_order)]
         return "Scenario(\n  " + "\n  ".join(lines) + "\n)"
 
 
@@ -587,11 +630,19 @@ _FAR_JITTERS = st.integers(-40 * 86400, 2 * 86400).map(lambda s: dt.timedelta(se
 _JITTERS = st.one_of(st.sampled_from(SMALL_JITTERS), st.sampled_from(SMALL_JITTERS), _FAR_JITTERS)
 _EVENT_FIELDS = st.fixed_dictionaries(
     {
-        "event": st.sampled_from(EVENT_NAMES),
         "properties": properties(),
         **{f"utm_{parameter}": column_texts for parameter in UTM_PARAMETERS},
     }
 )
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """A row without its NULL columns, for readable falsifying examples."""
+    return {key: value for key, value in row.items() if value is not None}
+
+
+def _event_order(event: dict[str, Any]) -> tuple[int, dt.datetime]:
+    return event["profile_id"], event["timestamp"]
 
 
 def _timestamps(
@@ -629,18 +680,24 @@ def rows(
     @st.composite
     def build(draw: Draw) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         points, spans = anchors(definitions_, as_of, timezone)
-        profiles = draw(
-            st.lists(profile_rows(date_texts(points, timezone)), min_size=1, max_size=30)
-        )
+        # Mostly 5–30 profiles and 10–80 events: hypothesis favours small draws, and conditions
+        # need a crowd to split. (Shrinking heads for the first branch.)
+        size = draw(st.one_of(st.integers(5, 30), st.integers(5, 30), st.integers(1, 4)))
+        profile = profile_rows(date_texts(points, timezone))
+        profiles = draw(st.lists(profile, min_size=size, max_size=size))
         profile_ids = list(range(1, len(profiles) + 1))
         if draw(st.integers(0, 9)) == 0:
             profile_ids[-1] = 2**40  # ids are BIGINT
-        for profile_id, profile in zip(profile_ids, profiles, strict=True):
-            profile["profile_id"] = profile_id
-        stamps = _timestamps(draw, draw(st.integers(0, 60)), points, spans)
+        for profile_id, row in zip(profile_ids, profiles, strict=True):
+            row["profile_id"] = profile_id
+        # Mostly the events the definitions ask about, so that conditions meet the data.
+        used = st.sampled_from(sorted(event_names(definitions_)) or EVENT_NAMES)
+        names = st.one_of(used, used, st.sampled_from(EVENT_NAMES))
+        count = draw(st.one_of(st.integers(10, 80), st.integers(10, 80), st.integers(0, 5)))
         events = []
-        for stamp in stamps:
+        for stamp in _timestamps(draw, count, points, spans):
             event = draw(_EVENT_FIELDS)
+            event["event"] = draw(names)
             which = draw(st.integers(0, len(profile_ids)))  # one past the end: not a profile
             event["profile_id"] = profile_ids[which] if which < len(profile_ids) else 999_999
             event["type"] = "page" if event["event"] == "page" else "track"

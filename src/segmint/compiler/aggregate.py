@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.events import step_predicates
 from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
 from segmint.compiler.values import compare_number, json_field
 from segmint.definitions.model import AggregateCondition, ComparedValue
@@ -36,11 +35,6 @@ def _aggregate(condition: AggregateCondition) -> exp.Expr:
     if condition.function == "sum":  # the sum of nothing is 0
         return exp.Coalesce(this=value, expressions=[exp.cast(exp.Literal.number(0), "DOUBLE")])
     return value
-
-
-def _path(path: str) -> exp.JSONPath:
-    keys = [exp.JSONPathKey(this=key) for key in path.split(".")]
-    return exp.JSONPath(expressions=[exp.JSONPathRoot(), *keys])
 
 
 def _zero_matches(condition: AggregateCondition) -> bool:

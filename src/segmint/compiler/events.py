@@ -6,7 +6,7 @@ from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
 from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, everybody
-from segmint.compiler.values import compare, json_field, lit, timestamp
+from segmint.compiler.values import Extractions, compare, json_field, lit, timestamp
 from segmint.compiler.windows import Bounds
 from segmint.definitions.model import CountThreshold, EventCondition, PropertyFilter
 
@@ -22,11 +22,15 @@ def in_window(bounds: Bounds) -> list[exp.Expr]:
     return found
 
 
-def filter_predicates(filters: list[PropertyFilter], context: CompileContext) -> list[exp.Expr]:
+def filter_predicates(
+    filters: list[PropertyFilter],
+    context: CompileContext,
+    extractions: Extractions | None = None,
+) -> list[exp.Expr]:
     """One predicate per property filter (all must hold)."""
     return [
         compare(
-            json_field("properties", item.property),
+            json_field("properties", item.property, extractions),
             item.operator,
             item.value,
             case_insensitive=item.case_insensitive,
@@ -36,12 +40,27 @@ def filter_predicates(filters: list[PropertyFilter], context: CompileContext) ->
     ]
 
 
-def step_predicates(
-    event: str, filters: list[PropertyFilter], bounds: Bounds, context: CompileContext
-) -> list[exp.Expr]:
-    """Events named ``event`` in the window whose properties pass every filter."""
+def matching_events(
+    event: str,
+    filters: list[PropertyFilter],
+    bounds: Bounds,
+    context: CompileContext,
+    extractions: Extractions | None = None,
+) -> exp.Select:
+    """``SELECT profile_id FROM (scan) WHERE filters``: events named ``event`` in the window
+    whose properties pass every filter. Property values are extracted once per event in the
+    scan's projection; callers that need more values (aggregates) register them in
+    ``extractions`` before calling."""
+    extractions = extractions if extractions is not None else Extractions()
+    checks = filter_predicates(filters, context, extractions)
     named = exp.EQ(this=exp.column("event"), expression=lit(event))
-    return [named, *in_window(bounds), *filter_predicates(filters, context)]
+    where = exp.and_(named, *in_window(bounds))
+    if not extractions:
+        return exp.select(PROFILE_ID).from_(EVENTS).where(where)
+    scan = exp.select(PROFILE_ID, *extractions.columns()).from_(EVENTS).where(where)
+    alias = exp.TableAlias(this=exp.to_identifier("e"))
+    query = exp.select(PROFILE_ID).from_(exp.Subquery(this=scan, alias=alias))
+    return query.where(exp.and_(*checks)) if checks else query
 
 
 def _count_holds(count: int, threshold: CountThreshold) -> bool:
@@ -67,13 +86,9 @@ def _having(threshold: CountThreshold, *, holds: bool) -> exp.Expr:
 def compile_event(condition: EventCondition, context: CompileContext) -> ProfileSet:
     """Profiles whose count of matching events in the window meets the threshold. When zero
     events meet it, the set is computed as the complement of the profiles that fail it."""
-    where = exp.and_(
-        *step_predicates(
-            condition.event, condition.filters, context.bounds(condition.window), context
-        )
-    )
+    bounds = context.bounds(condition.window)
+    matches = matching_events(condition.event, condition.filters, bounds, context)
     threshold = condition.count
-    matches = exp.select(PROFILE_ID).from_(EVENTS).where(where)
     if _count_holds(0, threshold):
         if threshold.operator == "at_least":  # at least 0: everybody
             result = everybody()

@@ -113,19 +113,56 @@ class Field:
         return _case(regexp(text, DATETIME_PATTERN), parsed)
 
 
-def json_field(column: str, path: str, table: str | None = None) -> Field:
-    """The field at dotted ``path`` inside JSON ``column``."""
+class Extractions:
+    """JSON extractions computed once per row in a projection (``_j0``, ``_j1`` ...) and
+    referenced by name in filters and aggregates, instead of re-parsing the JSON document
+    for every use. Register uses first, then build the projection with :meth:`columns`."""
 
-    def json_path() -> exp.JSONPath:
-        keys = [exp.JSONPathKey(this=key) for key in path.split(".")]
-        return exp.JSONPath(expressions=[exp.JSONPathRoot(), *keys])
+    def __init__(self) -> None:
+        self._columns: dict[tuple[str, str, str], tuple[str, Expr]] = {}
+
+    def ref(self, key: tuple[str, str, str], build: Callable[[], Expr]) -> Expr:
+        """A reference to the projected column computing ``build()`` (added on first use)."""
+        if key not in self._columns:
+            self._columns[key] = (f"_j{len(self._columns)}", build())
+        return exp.column(self._columns[key][0])
+
+    def columns(self) -> list[Expr]:
+        """The projection: every registered extraction with its alias."""
+        return [exp.alias_(expr, alias) for alias, expr in self._columns.values()]
+
+    def __bool__(self) -> bool:
+        return bool(self._columns)
+
+
+def json_path(path: str) -> exp.JSONPath:
+    """The JSON path of a dotted property / trait path."""
+    keys = [exp.JSONPathKey(this=key) for key in path.split(".")]
+    return exp.JSONPath(expressions=[exp.JSONPathRoot(), *keys])
+
+
+def json_type(column: str, path: str, extractions: Extractions | None = None) -> Expr:
+    """DuckDB's JSON_TYPE name of the value at ``path`` (``VARCHAR``, ``DOUBLE`` ...)."""
+
+    def build() -> Expr:
+        return exp.JSONType(this=exp.column(column), expression=json_path(path))
+
+    return extractions.ref((column, path, "type"), build) if extractions else build()
+
+
+def json_field(column: str, path: str, extractions: Extractions | None = None) -> Field:
+    """The field at dotted ``path`` inside JSON ``column``; with ``extractions``, the JSON is
+    read once in a projection and the field refers to the projected columns."""
+
+    def build_raw() -> Expr:
+        return exp.JSONExtractScalar(this=exp.column(column), expression=json_path(path))
 
     def raw() -> Expr:
-        return exp.JSONExtractScalar(this=exp.column(column, table=table), expression=json_path())
+        return extractions.ref((column, path, "raw"), build_raw) if extractions else build_raw()
 
     def text() -> Expr:
-        json_type = exp.JSONType(this=exp.column(column, table=table), expression=json_path())
-        return _case(exp.EQ(this=json_type, expression=lit("VARCHAR")), raw())
+        is_text = exp.EQ(this=json_type(column, path, extractions), expression=lit("VARCHAR"))
+        return _case(is_text, raw())
 
     return Field(raw=raw, text=text, is_json=True)
 
