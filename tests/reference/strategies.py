@@ -20,20 +20,25 @@ from hypothesis import strategies as st
 
 from segmint.definitions import (
     AbsoluteWindow,
+    AggregateCondition,
     CalendarWindow,
     Definition,
+    EventCondition,
     RelativeWindow,
     SequenceCondition,
     TraitCondition,
+    UtmCondition,
     iter_nodes,
     parse_definition,
 )
 from tests.reference.evaluator import (
+    Interval,
     add_months,
     instant_to_local,
     local_to_instant,
     utc_naive,
     window_bounds,
+    window_interval,
 )
 
 Data = dict[str, Any]
@@ -208,7 +213,7 @@ def properties() -> st.SearchStrategy[dict[str, Any] | None]:
         address=st.one_of(_object(city=text_values), json_scalars),
         a=_object(b=json_values),
     ).map(_rename)
-    return st.one_of(present, st.none())
+    return st.one_of(present, present, present, st.none())
 
 
 def _rename(values: dict[str, Any]) -> dict[str, Any]:
@@ -572,18 +577,6 @@ def anchors(
     return sorted(points), sorted(spans)
 
 
-def event_names(definitions_: list[Definition]) -> set[str]:
-    """The event names the definitions' conditions ask about."""
-    names = set()
-    for definition in definitions_:
-        for _, node in iter_nodes(definition.root):
-            if isinstance(node, SequenceCondition):
-                names.update((node.first.event, node.then.event))
-            elif isinstance(getattr(node, "event", None), str):
-                names.add(node.event)  # type: ignore[union-attr]
-    return names
-
-
 def date_texts(points: list[dt.datetime], timezone: str) -> list[str]:
     """Trait texts that are (or almost are) dates near the anchors."""
     texts = ["2024-02-30", "2024-3-1", "2024-03-10T25:00:00", "not a date"]
@@ -645,23 +638,77 @@ def _event_order(event: dict[str, Any]) -> tuple[int, dt.datetime]:
     return event["profile_id"], event["timestamp"]
 
 
-def _timestamps(
-    draw: Draw, count: int, points: list[dt.datetime], spans: list[dt.timedelta]
-) -> list[dt.datetime]:
-    """Event instants near the anchors, some a sequence span apart, some equal."""
-    stamps: list[dt.datetime] = []
+@dataclass(frozen=True)
+class Target:
+    """Where one event-based condition looks: its event names (empty: any) and interval."""
+
+    names: tuple[str, ...]
+    interval: Interval
+
+
+def targets(definitions_: list[Definition], as_of: dt.datetime, timezone: str) -> list[Target]:
+    found = []
+    for definition in definitions_:
+        for _, node in iter_nodes(definition.root):
+            if isinstance(node, EventCondition | AggregateCondition):
+                names: tuple[str, ...] = (node.event,)
+            elif isinstance(node, SequenceCondition):
+                names = (node.first.event, node.then.event)
+            elif isinstance(node, UtmCondition) and node.touch == "any":
+                names = ()
+            else:
+                continue
+            found.append(Target(names, window_interval(node.window, as_of, timezone)))
+    return found
+
+
+def _inside(draw: Draw, interval: Interval) -> dt.datetime:
+    """An instant on, just around, or inside an interval."""
+    start = interval.start or interval.end - dt.timedelta(days=40)
+    where = draw(st.sampled_from(("inside", "start", "end", "inside")))
+    if where == "start":
+        return start + draw(st.sampled_from(SMALL_JITTERS))
+    if where == "end":
+        return interval.end + draw(st.sampled_from(SMALL_JITTERS))
+    if interval.end <= start:
+        return start
+    fraction = draw(st.integers(0, 1000)) / 1000
+    return start + dt.timedelta(
+        microseconds=round((interval.end - start) / dt.timedelta(microseconds=1) * fraction)
+    )
+
+
+def _named_instants(
+    draw: Draw,
+    count: int,
+    aims: list[Target],
+    points: list[dt.datetime],
+    spans: list[dt.timedelta],
+) -> list[tuple[str, dt.datetime]]:
+    """(event name, instant) pairs: inside and around the conditions' windows, near the
+    anchors, some a sequence span apart, some at the same instant as another."""
+    used = sorted({name for aim in aims for name in aim.names}) or list(EVENT_NAMES)
+    names = st.one_of(st.sampled_from(used), st.sampled_from(EVENT_NAMES))
+    found: list[tuple[str, dt.datetime]] = []
     for _ in range(count):
         how = draw(st.integers(0, 5))
-        if stamps and spans and how <= 1:
-            base = stamps[draw(st.integers(0, len(stamps) - 1))]
+        if how <= 1 and aims:
+            aim = aims[draw(st.integers(0, len(aims) - 1))]
+            name = draw(st.sampled_from(aim.names)) if aim.names else draw(names)
+            found.append((name, _inside(draw, aim.interval)))
+        elif how == 2 and found and spans:
+            base = found[draw(st.integers(0, len(found) - 1))][1]
             span = spans[draw(st.integers(0, len(spans) - 1))]
             tick = dt.timedelta(microseconds=1)
-            stamps.append(base + draw(st.sampled_from((span, -span, span + tick, span - tick))))
-        elif stamps and how == 2:  # two events at the same instant
-            stamps.append(stamps[draw(st.integers(0, len(stamps) - 1))])
+            shift = draw(st.sampled_from((span, -span, span + tick, span - tick)))
+            found.append((draw(names), base + shift))
+        elif how == 3 and found:  # two events at the same instant
+            found.append((draw(names), found[draw(st.integers(0, len(found) - 1))][1]))
         else:
-            stamps.append(points[draw(st.integers(0, len(points) - 1))] + draw(_JITTERS))
-    return stamps
+            found.append(
+                (draw(names), points[draw(st.integers(0, len(points) - 1))] + draw(_JITTERS))
+            )
+    return found
 
 
 def profile_rows(dates: list[str]) -> st.SearchStrategy[dict[str, Any]]:
@@ -690,14 +737,12 @@ def rows(
             profile_ids[-1] = 2**40  # ids are BIGINT
         for profile_id, row in zip(profile_ids, profiles, strict=True):
             row["profile_id"] = profile_id
-        # Mostly the events the definitions ask about, so that conditions meet the data.
-        used = st.sampled_from(sorted(event_names(definitions_)) or EVENT_NAMES)
-        names = st.one_of(used, used, st.sampled_from(EVENT_NAMES))
+        aims = targets(definitions_, as_of, timezone)
         count = draw(st.one_of(st.integers(10, 80), st.integers(10, 80), st.integers(0, 5)))
         events = []
-        for stamp in _timestamps(draw, count, points, spans):
+        for name, stamp in _named_instants(draw, count, aims, points, spans):
             event = draw(_EVENT_FIELDS)
-            event["event"] = draw(names)
+            event["event"] = name
             which = draw(st.integers(0, len(profile_ids)))  # one past the end: not a profile
             event["profile_id"] = profile_ids[which] if which < len(profile_ids) else 999_999
             event["type"] = "page" if event["event"] == "page" else "track"

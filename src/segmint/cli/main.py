@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from segmint.cli import data, demo, keys
+from segmint.cli import data, demo, keys, testing
 
 app = typer.Typer(
     name="segmint",
@@ -22,6 +22,7 @@ app.add_typer(keys.app, name="keys")
 app.command("import")(data.import_command)
 app.command("generate")(data.generate_command)
 app.command("demo")(demo.demo_command)
+app.command("test")(testing.test_command)
 
 
 @app.callback()

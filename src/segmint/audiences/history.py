@@ -1,0 +1,202 @@
+"""Membership as a queryable ledger (PRODUCT R12, B2): sizes over time, who entered and left
+in each refresh, who was a member at any instant, overlap of two audiences and retention of a
+cohort.
+
+Everything here reads the warehouse tables a refresh writes (docs/warehouse.md):
+``audience_refreshes`` (one row per committed refresh), ``membership_history`` (one row per
+membership spell) and ``audience_members`` (current members). A profile was a member at
+instant *t* when one of its spells has ``entered_at <= t`` and (``left_at`` is NULL or
+``t < left_at``). Every answer is computed in SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from segmint.audiences.refresh import utc_naive
+from segmint.errors import NotFound
+from segmint.warehouse.engine import Engine
+
+# Spells of one audience covering the instant bound as the 2nd and 3rd parameters.
+_MEMBERS_AT = """
+SELECT DISTINCT profile_id FROM membership_history
+WHERE audience_id = ? AND entered_at <= ? AND (left_at IS NULL OR ? < left_at)
+"""
+
+
+@dataclass(frozen=True)
+class RefreshPoint:
+    """One committed refresh: when it evaluated, the size after it, who entered and left."""
+
+    refresh_id: str
+    as_of: dt.datetime
+    version: int
+    size: int
+    entered: int
+    left: int
+
+
+@dataclass(frozen=True)
+class MembershipChanges:
+    """The profiles that entered and left an audience in one refresh."""
+
+    refresh_id: str
+    entered: list[int]
+    left: list[int]
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How two audiences' members overlap: in both, only in A, only in B."""
+
+    both: int
+    only_a: int
+    only_b: int
+
+    @property
+    def union(self) -> int:
+        """Profiles in either audience."""
+        return self.both + self.only_a + self.only_b
+
+
+@dataclass(frozen=True)
+class RetentionPoint:
+    """Of a cohort of ``cohort_size`` entrants, how many were members as of a later refresh."""
+
+    refresh_id: str
+    as_of: dt.datetime
+    cohort_size: int
+    retained: int
+
+    @property
+    def rate(self) -> float:
+        """``retained / cohort_size`` (0 for an empty cohort)."""
+        return self.retained / self.cohort_size if self.cohort_size else 0.0
+
+
+def size_over_time(
+    warehouse: Engine,
+    audience_id: int,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[RefreshPoint]:
+    """Every committed refresh of the audience in order of ``as_of`` (optionally only those
+    with ``since <= as_of <= until``): its size and how many entered and left."""
+    sql = (
+        'SELECT refresh_id, as_of, version, size, entered, "left" FROM audience_refreshes '
+        "WHERE audience_id = ?"
+    )
+    params: list[Any] = [audience_id]
+    if since is not None:
+        sql += " AND as_of >= ?"
+        params.append(utc_naive(since))
+    if until is not None:
+        sql += " AND as_of <= ?"
+        params.append(utc_naive(until))
+    rows = warehouse.rows(sql + " ORDER BY as_of, committed_at", params)
+    return [RefreshPoint(*row) for row in rows]
+
+
+def refresh_changes(
+    warehouse: Engine, audience_id: int, refresh_id: str, *, limit: int | None = None
+) -> MembershipChanges:
+    """The profile ids that entered and left in refresh ``refresh_id`` (sorted; at most
+    ``limit`` of each when given)."""
+    cap = "" if limit is None else f" LIMIT {int(limit)}"
+    entered = warehouse.rows(
+        "SELECT profile_id FROM membership_history WHERE audience_id = ? "
+        f"AND entered_refresh_id = ? ORDER BY profile_id{cap}",
+        [audience_id, refresh_id],
+    )
+    left = warehouse.rows(
+        "SELECT profile_id FROM membership_history WHERE audience_id = ? "
+        f"AND left_refresh_id = ? ORDER BY profile_id{cap}",
+        [audience_id, refresh_id],
+    )
+    return MembershipChanges(refresh_id, [r[0] for r in entered], [r[0] for r in left])
+
+
+def members_as_of(
+    warehouse: Engine, audience_id: int, instant: dt.datetime, *, limit: int | None = None
+) -> list[int]:
+    """The profile ids that were members at ``instant`` according to the history (sorted; at
+    most ``limit`` when given). Before the first refresh, nobody."""
+    at = utc_naive(instant)
+    cap = "" if limit is None else f" LIMIT {int(limit)}"
+    rows = warehouse.rows(
+        f"SELECT profile_id FROM ({_MEMBERS_AT}) ORDER BY profile_id{cap}",
+        [audience_id, at, at],
+    )
+    return [row[0] for row in rows]
+
+
+def size_as_of(warehouse: Engine, audience_id: int, instant: dt.datetime) -> int:
+    """How many profiles were members at ``instant``."""
+    at = utc_naive(instant)
+    (count,) = warehouse.rows(f"SELECT count(*) FROM ({_MEMBERS_AT})", [audience_id, at, at])[0]
+    return int(count)
+
+
+def overlap(
+    warehouse: Engine, audience_a: int, audience_b: int, *, as_of: dt.datetime | None = None
+) -> Overlap:
+    """How the members of two audiences overlap: now (current members), or at ``as_of``
+    according to the history."""
+    if as_of is None:
+        a_sql = b_sql = "SELECT profile_id FROM audience_members WHERE audience_id = ?"
+        params: list[Any] = [audience_a, audience_b]
+    else:
+        at = utc_naive(as_of)
+        a_sql = b_sql = _MEMBERS_AT
+        params = [audience_a, at, at, audience_b, at, at]
+    both, only_a, only_b = warehouse.rows(
+        f"""
+        SELECT count(*) FILTER (WHERE a.profile_id IS NOT NULL AND b.profile_id IS NOT NULL),
+               count(*) FILTER (WHERE b.profile_id IS NULL),
+               count(*) FILTER (WHERE a.profile_id IS NULL)
+        FROM ({a_sql}) AS a FULL OUTER JOIN ({b_sql}) AS b ON a.profile_id = b.profile_id
+        """,
+        params,
+    )[0]
+    return Overlap(int(both), int(only_a), int(only_b))
+
+
+def cohort_retention(warehouse: Engine, audience_id: int, refresh_id: str) -> list[RetentionPoint]:
+    """Retention of the cohort that entered in refresh ``refresh_id`` (B2): for that refresh
+    and every later one, how many of the cohort were members as of it (members at that
+    instant, whether or not they left and came back in between)."""
+    start = warehouse.rows(
+        "SELECT as_of FROM audience_refreshes WHERE audience_id = ? AND refresh_id = ?",
+        [audience_id, refresh_id],
+    )
+    if not start:
+        raise NotFound(f"audience {audience_id} has no committed refresh {refresh_id!r}")
+    rows = warehouse.rows(
+        """
+        WITH cohort AS (
+            SELECT DISTINCT profile_id FROM membership_history
+            WHERE audience_id = ? AND entered_refresh_id = ?
+        ),
+        later AS (
+            SELECT refresh_id, as_of FROM audience_refreshes
+            WHERE audience_id = ? AND as_of >= ?
+        ),
+        spells AS (
+            SELECT h.profile_id, h.entered_at, h.left_at FROM membership_history AS h
+            JOIN cohort AS c ON c.profile_id = h.profile_id
+            WHERE h.audience_id = ?
+        )
+        SELECT l.refresh_id, l.as_of, (SELECT count(*) FROM cohort),
+               count(DISTINCT s.profile_id)
+        FROM later AS l
+        LEFT JOIN spells AS s
+          ON s.entered_at <= l.as_of AND (s.left_at IS NULL OR l.as_of < s.left_at)
+        GROUP BY l.refresh_id, l.as_of
+        ORDER BY l.as_of
+        """,
+        [audience_id, refresh_id, audience_id, start[0][0], audience_id],
+    )
+    return [RetentionPoint(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
