@@ -314,8 +314,7 @@ def write_membership(
     with warehouse.transaction():
         # The compiled query returns distinct profile ids (its universe is ``profiles``).
         warehouse.execute(
-            f"CREATE OR REPLACE TEMPORARY TABLE {_NEW} AS "
-            f"{query.sql(dialect=warehouse.dialect)}"
+            f"CREATE OR REPLACE TEMPORARY TABLE {_NEW} AS {query.sql(dialect=warehouse.dialect)}"
         )
         step("materialize")
         warehouse.execute(_DIFF_SQL, [audience_id])
@@ -531,6 +530,35 @@ def complete_refresh(
         extra={"audience_id": marker.audience_id, "refresh_id": marker.refresh_id},
     )
     return result
+
+
+def complete_committed_runs(
+    warehouse: Engine,
+    catalog: Catalog,
+    audience_id: int,
+    *,
+    timezone: str,
+    now: dt.datetime,
+    recent: int = 10,
+) -> list[RefreshResult]:
+    """Complete the catalog side of the audience's recent failed runs whose warehouse side
+    had committed (the catalog write failed after the commit). Returns what was completed,
+    oldest first."""
+    with catalog.session() as session:
+        run_ids = list(
+            session.scalars(
+                select(RefreshRun.id)
+                .where(RefreshRun.audience_id == audience_id, RefreshRun.status == "failed")
+                .order_by(RefreshRun.started_at.desc())
+                .limit(recent)
+            )
+        )
+    committed = committed_refresh_ids(warehouse, run_ids)
+    markers = [m for m in (read_marker(warehouse, i) for i in committed) if m is not None]
+    return [
+        complete_refresh(warehouse, catalog, marker, timezone=timezone, now=now)
+        for marker in sorted(markers, key=lambda m: (m.as_of, m.committed_at))
+    ]
 
 
 def _record_usage_once(

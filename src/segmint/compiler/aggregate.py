@@ -5,22 +5,21 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
-from segmint.compiler.values import compare_number, json_field
+from segmint.compiler.events import matching_events
+from segmint.compiler.sets import PROFILE_ID, ProfileSet
+from segmint.compiler.values import Extractions, compare_number, json_field, json_type
 from segmint.definitions.model import AggregateCondition, ComparedValue
 
 # JSON_TYPE names of JSON numbers (DuckDB).
 NUMBER_TYPES = ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
 
 
-def _aggregate(condition: AggregateCondition) -> exp.Expr:
-    field = json_field("properties", condition.property)
+def _aggregate(condition: AggregateCondition, extractions: Extractions) -> exp.Expr:
+    field = json_field("properties", condition.property, extractions)
     if condition.function == "count_distinct":
-        json_type = exp.JSONType(
-            this=exp.column("properties"), expression=_path(condition.property)
-        )
         is_number = exp.In(
-            this=json_type, expressions=[exp.Literal.string(t) for t in NUMBER_TYPES]
+            this=json_type("properties", condition.property, extractions),
+            expressions=[exp.Literal.string(t) for t in NUMBER_TYPES],
         )
         numbers = exp.Case(ifs=[exp.If(this=is_number, true=field.number())])
         texts = exp.Count(this=exp.Distinct(expressions=[field.text()]))
@@ -60,12 +59,14 @@ def compile_aggregate(condition: AggregateCondition, context: CompileContext) ->
     """Profiles whose aggregate over the matching events meets the comparison; when the empty
     aggregate meets it, the complement of the profiles whose aggregate fails it."""
     bounds = context.bounds(condition.window)
-    where = exp.and_(*step_predicates(condition.event, condition.filters, bounds, context))
-    grouped = exp.select(PROFILE_ID).from_(EVENTS).where(where).group_by(PROFILE_ID)
+    extractions = Extractions()
+    aggregate = _aggregate(condition, extractions)  # registers its extractions first
+    matches = matching_events(condition.event, condition.filters, bounds, context, extractions)
+    grouped = matches.group_by(PROFILE_ID)
     value: ComparedValue = (
         list(condition.value) if isinstance(condition.value, list) else condition.value
     )
-    holds = compare_number(_aggregate(condition), condition.operator, value)
+    holds = compare_number(aggregate, condition.operator, value)
     if _zero_matches(condition):
         # NOT(holds) is never NULL here: sum and count_distinct always have a value.
         return ProfileSet(grouped.having(exp.Not(this=exp.Paren(this=holds))), complement=True)

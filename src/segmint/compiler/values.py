@@ -147,7 +147,7 @@ def json_type(column: str, path: str, extractions: Extractions | None = None) ->
     def build() -> Expr:
         return exp.JSONType(this=exp.column(column), expression=json_path(path))
 
-    return extractions.ref((column, path, "type"), build) if extractions else build()
+    return extractions.ref((column, path, "type"), build) if extractions is not None else build()
 
 
 def json_field(column: str, path: str, extractions: Extractions | None = None) -> Field:
@@ -158,7 +158,11 @@ def json_field(column: str, path: str, extractions: Extractions | None = None) -
         return exp.JSONExtractScalar(this=exp.column(column), expression=json_path(path))
 
     def raw() -> Expr:
-        return extractions.ref((column, path, "raw"), build_raw) if extractions else build_raw()
+        return (
+            extractions.ref((column, path, "raw"), build_raw)
+            if extractions is not None
+            else build_raw()
+        )
 
     def text() -> Expr:
         is_text = exp.EQ(this=json_type(column, path, extractions), expression=lit("VARCHAR"))

@@ -1,0 +1,160 @@
+"""``segmint preview FILE`` (Run Query) and ``segmint explain AUDIENCE_FILE PROFILE``.
+
+Both read an audience file (or a bare definition file, YAML or JSON), open the warehouse
+read-only (so they run next to ``segmint serve``), and print rich tables. Audience
+references (``kind: audience``) resolve to files named after the audience next to FILE
+(``buyers.yaml``, ``buyers.yml`` or ``buyers.json``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from segmint.audiences.explain import Explanation, explain_membership
+from segmint.audiences.files import read_audience_file
+from segmint.audiences.run import RunResult, run_definition
+from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.definitions.model import Definition
+from segmint.definitions.validation import AudienceResolver
+from segmint.errors import InvalidInput
+from segmint.warehouse import open_warehouse
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of", help="Evaluate at this ISO instant (2025-03-15T12:00:00Z); default now."
+    ),
+]
+
+
+def parse_as_of(text: str | None) -> dt.datetime:
+    """``--as-of`` as an instant (naive means UTC); now when not given."""
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"--as-of {text!r} is not an ISO date-time; write it like 2025-03-15T12:00:00Z",
+            path="as_of",
+        ) from None
+
+
+def directory_resolver(directory: Path) -> AudienceResolver:
+    """Audience name → the definition in ``NAME.yaml`` / ``.yml`` / ``.json`` in ``directory``."""
+
+    def resolve(name: str) -> Definition | None:
+        for suffix in (".yaml", ".yml", ".json"):
+            path = directory / f"{name}{suffix}"
+            if path.is_file():
+                return read_audience_file(path, resolve_audience=resolve).definition
+        return None
+
+    return resolve
+
+
+@friendly_errors
+def preview_command(
+    file: Annotated[Path, typer.Argument(help="An audience or definition file (YAML or JSON).")],
+    as_of: AsOfOption = None,
+    sample: Annotated[int, typer.Option(min=0, max=1000, help="Members to show.")] = 10,
+) -> None:
+    """Run a definition: size, a sample of members, per-condition counts and why a
+    condition matches nobody."""
+    settings = load_settings()
+    resolver = directory_resolver(file.parent)
+    audience = read_audience_file(file, resolve_audience=resolver)
+    instant = parse_as_of(as_of)
+    warehouse = open_warehouse(settings.warehouse_file, read_only=True)
+    try:
+        result = run_definition(
+            warehouse,
+            audience.definition,
+            as_of=instant,
+            timezone=settings.timezone,
+            resolve_audience=resolver,
+            sample_size=sample,
+        )
+    finally:
+        warehouse.close()
+    print_run(result, title=audience.name or file.name)
+
+
+@friendly_errors
+def explain_command(
+    file: Annotated[Path, typer.Argument(help="An audience or definition file (YAML or JSON).")],
+    profile: Annotated[str, typer.Argument(help="A profile id, user id, email or anonymous id.")],
+    as_of: AsOfOption = None,
+) -> None:
+    """Explain why one profile is in or out of an audience: every condition's value."""
+    settings = load_settings()
+    resolver = directory_resolver(file.parent)
+    audience = read_audience_file(file, resolve_audience=resolver)
+    instant = parse_as_of(as_of)
+    warehouse = open_warehouse(settings.warehouse_file, read_only=True)
+    try:
+        result = explain_membership(
+            warehouse,
+            audience.definition,
+            profile,
+            as_of=instant,
+            timezone=settings.timezone,
+            resolve_audience=resolver,
+        )
+    finally:
+        warehouse.close()
+    print_explanation(result, title=audience.name or file.name)
+
+
+def print_run(result: RunResult, *, title: str) -> None:
+    """Size, per-condition counts, explanations and the sample, as rich tables."""
+    console.print(
+        f"[bold]{title}[/]: [bold green]{result.size:,}[/] of {result.profiles:,} profiles "
+        f"as of {result.as_of:%Y-%m-%d %H:%M} UTC ({result.timezone})"
+    )
+    conditions = Table("condition", "matches", "after step", "path", title="Conditions")
+    steps = {step.child_path: step.count for node in result.diagnostics for step in node.steps}
+    for node in result.diagnostics:
+        after = steps.get(node.path)
+        conditions.add_row(
+            "  " * node.depth + node.label,
+            f"{node.count:,}",
+            "" if after is None else f"{after:,}",
+            node.path,
+        )
+    console.print(conditions)
+    for line in result.explanations:
+        console.print(f"[yellow]•[/] {line}")
+    if result.sample:
+        members = Table("profile", "user id", "email", "country", "last seen", "traits")
+        members.title = "Sample of members"
+        for member in result.sample:
+            traits = ", ".join(f"{k}={v}" for k, v in member.traits.items())
+            members.add_row(
+                str(member.profile_id),
+                member.user_id or "",
+                member.email or "",
+                member.country or "",
+                f"{member.last_seen:%Y-%m-%d %H:%M}" if member.last_seen else "",
+                traits,
+            )
+        console.print(members)
+
+
+def print_explanation(result: Explanation, *, title: str) -> None:
+    """The verdict, then every node's value with its facts."""
+    verdict = "[bold green]a member[/]" if result.member else "[bold red]NOT a member[/]"
+    console.print(
+        f"Profile {result.profile_id} is {verdict} of {title} as of "
+        f"{result.as_of:%Y-%m-%d %H:%M} UTC ({result.timezone})"
+    )
+    table = Table("value", "why", "path", title="Conditions")
+    for node in result.nodes:
+        mark = "[green]✓ true[/]" if node.matched else "[red]✗ false[/]"
+        table.add_row(mark, "  " * node.depth + node.detail, node.path)
+    console.print(table)
