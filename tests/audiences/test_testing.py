@@ -54,7 +54,7 @@ def test_an_identifier_missing_from_the_events_is_a_failure(tmp_path: Path) -> N
         ("cases: [{members: [a]}]\n", "needs as_of"),
         ("timezone: Nowhere/City\ncases: [{as_of: '2025-01-01'}]\n", "unknown time zone"),
         ("colour: blue\ncases: [{as_of: '2025-01-01'}]\n", "unknown field(s) colour"),
-        ("events: [{type: track}]\ncases: [{as_of: '2025-01-01'}]\n", "events[0].event"),
+        ("events: [{type: track, userId: u}]\ncases: [{as_of: '2025-01-01'}]\n", "events[0].event"),
         ("cases: [{as_of: 'soon'}]\n", "ISO-8601"),
         ("[1, 2\n", "not valid YAML"),
     ],

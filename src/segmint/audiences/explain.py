@@ -250,7 +250,7 @@ class _Facts:
         if isinstance(node, AudienceCondition):
             is_member = held == node.member
             facts = {"member": is_member}
-            answer = "member" if is_member else "not a member"
+            answer = "a member" if is_member else "not a member"
             return facts, f"{describe(_positive(node))}: the profile is {answer}"
         raise TypeError(f"not a condition: {type(node).__name__}")
 

@@ -1,0 +1,128 @@
+"""``segmint preview FILE`` and ``segmint explain AUDIENCE_FILE PROFILE`` via Typer's runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from segmint.cli import definitions
+from segmint.cli.main import app as main_app
+from segmint.settings import Settings
+from segmint.warehouse import open_warehouse
+from tests.compiler.fixtures import Warehouse
+
+runner = CliRunner()
+AS_OF = "2025-03-15T12:00:00Z"
+NOW = dt.datetime(2025, 3, 15, 12, 0)
+
+AUDIENCE = """\
+name: viewed_no_order_us
+refresh_interval: 1d
+definition:
+  root:
+    kind: and
+    conditions:
+      - {kind: event, event: product_viewed, window: {type: relative, last: 30}}
+      - {kind: event, event: order_completed, performed: false,
+         window: {type: relative, last: 30}}
+      - {kind: demographic, field: country, operator: equals, value: US}
+"""
+
+
+def cli() -> typer.Typer:
+    """The main app, with the two commands added if cli/main.py does not register them yet."""
+    names = {command.name for command in main_app.registered_commands}
+    if {"preview", "explain"} <= names:
+        return main_app
+    app = typer.Typer()
+    app.command("preview")(definitions.preview_command)
+    app.command("explain")(definitions.explain_command)
+    return app
+
+
+@pytest.fixture
+def shop(settings: Settings, tmp_path: Path) -> Path:
+    """A warehouse with three profiles, and the directory of audience files."""
+    engine = open_warehouse(settings.warehouse_file)
+    wh = Warehouse(engine)
+    wh.profile(1, {"plan": "pro", "first_name": "Ann"}, country="US", user_id="u1",
+               email="ann@example.com", last_seen=NOW - dt.timedelta(days=1))  # fmt: skip
+    wh.profile(2, {"plan": "free"}, country="US", last_seen=NOW - dt.timedelta(days=2))
+    wh.profile(3, {}, country="CA", last_seen=NOW - dt.timedelta(days=3))
+    wh.event(1, "product_viewed", NOW - dt.timedelta(days=5), {"sku": "A1"})
+    wh.event(1, "order_completed", NOW - dt.timedelta(days=4), {"revenue": 50})
+    wh.event(2, "product_viewed", NOW - dt.timedelta(days=2), {"sku": "B2"})
+    wh.event(3, "product_viewed", NOW - dt.timedelta(days=3), {"sku": "A1"})
+    engine.close()
+    files = tmp_path / "audiences"
+    files.mkdir()
+    (files / "viewed_no_order_us.yaml").write_text(AUDIENCE)
+    return files
+
+
+def test_preview_prints_size_counts_and_sample(shop: Path) -> None:
+    result = runner.invoke(
+        cli(), ["preview", str(shop / "viewed_no_order_us.yaml"), "--as-of", AS_OF]
+    )
+    assert result.exit_code == 0, result.output
+    assert "viewed_no_order_us: 1 of 3 profiles" in result.output
+    assert "no order_completed in the last 30 days" in result.output
+    assert "Sample of members" in result.output
+
+
+def test_preview_of_an_empty_audience_explains_it(shop: Path) -> None:
+    path = shop / "typo.json"
+    path.write_text('{"root": {"kind": "event", "event": "order_complete"}}')
+    result = runner.invoke(cli(), ["preview", str(path), "--as-of", AS_OF])
+    assert result.exit_code == 0, result.output
+    assert "0 of 3 profiles" in result.output
+    assert "Did you mean 'order_completed'?" in result.output
+
+
+def test_preview_resolves_audience_references_from_sibling_files(shop: Path) -> None:
+    path = shop / "us_viewers.yaml"
+    path.write_text(
+        "root: {kind: and, conditions: [{kind: audience, audience: viewed_no_order_us},"
+        " {kind: event, event: product_viewed}]}\n"
+    )
+    result = runner.invoke(cli(), ["preview", str(path), "--as-of", AS_OF])
+    assert result.exit_code == 0, result.output
+    assert "1 of 3 profiles" in result.output
+
+
+def test_explain_prints_every_condition_value(shop: Path) -> None:
+    result = runner.invoke(
+        cli(), ["explain", str(shop / "viewed_no_order_us.yaml"), "u1", "--as-of", AS_OF]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Profile 1 is NOT a member of viewed_no_order_us" in result.output
+    assert "1 time (needs none)" in result.output
+    member = runner.invoke(
+        cli(), ["explain", str(shop / "viewed_no_order_us.yaml"), "2", "--as-of", AS_OF]
+    )
+    assert "Profile 2 is a member" in member.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["preview", "/nonexistent.yaml"], "no such file"),
+        (["explain", "{file}", "404", "--as-of", AS_OF], "no profile '404'"),
+        (["preview", "{file}", "--as-of", "yesterday"], "not an ISO date-time"),
+        (["preview", "{bad}"], "must be at least 1"),
+    ],
+)
+def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) -> None:
+    bad = shop / "bad.yaml"
+    bad.write_text("root: {kind: event, event: x, window: {type: relative, last: 0}}\n")
+    args = [
+        a.format(file=shop / "viewed_no_order_us.yaml", bad=bad) for a in args
+    ]
+    result = runner.invoke(cli(), args)
+    assert result.exit_code == 2, result.output
+    assert words in result.output
+    assert "Traceback" not in result.output
