@@ -35,6 +35,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from segmint.audiences.explain import explain_membership
+from segmint.audiences.run import run_definition
 from segmint.collect.enrich import parse_device
 from segmint.compiler import compile_definition, to_sql
 from segmint.compiler.windows import Clock, window_bounds
@@ -48,6 +50,7 @@ CHUNK = 500_000
 ROUNDS = 3
 AIM_RATIO = 1.3
 AIM_THREE_CONDITIONS_S = 2.0
+MEMORY_LIMIT = "6GB"
 
 _SCHEMA = pa.schema(
     [
@@ -180,6 +183,10 @@ def build_warehouse(parquet_dir: Path, path: Path) -> None:
     building.unlink(missing_ok=True)
     engine = open_warehouse(building)
     con = engine.connection
+    # Bounded memory (other work shares the machine); DuckDB spills to disk beyond it.
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET temp_directory = '{building.parent / 'spill'}'")
+    con.execute("SET preserve_insertion_order = false")
     parquet = f"read_parquet('{parquet_dir}/part-*.parquet')"
     con.register("user_agents", _user_agents(con, parquet))
     start = time.perf_counter()
@@ -212,7 +219,7 @@ class Audience:
     name: str
     kinds: str
     definition: dict[str, Any]
-    hand_written: Callable[[Callable[[int], str]], str]  # (days → window predicate) → SQL
+    hand_written: Callable[[Callable[..., str]], str]  # (days, table → window SQL) → SQL
 
 
 def _audiences() -> list[Audience]:
@@ -221,9 +228,11 @@ def _audiences() -> list[Audience]:
             "repeat_buyers",
             "event",
             {"root": ev("order_completed", 30, count={"operator": "at_least", "value": 2})},
-            lambda w: f"""SELECT profile_id FROM events
+            lambda w: (
+                f"""SELECT profile_id FROM events
                 WHERE event = 'order_completed' AND {w(30)}
-                GROUP BY profile_id HAVING count(*) >= 2""",
+                GROUP BY profile_id HAVING count(*) >= 2"""
+            ),
         ),
         Audience(
             "big_spenders",
@@ -239,10 +248,12 @@ def _audiences() -> list[Audience]:
                     "window": last(90),
                 }
             },
-            lambda w: f"""SELECT profile_id FROM events
+            lambda w: (
+                f"""SELECT profile_id FROM events
                 WHERE event = 'order_completed' AND {w(90)}
                 GROUP BY profile_id
-                HAVING sum(TRY_CAST(properties->>'$.revenue' AS DOUBLE)) > 200""",
+                HAVING sum(TRY_CAST(properties->>'$.revenue' AS DOUBLE)) > 200"""
+            ),
         ),
         Audience(
             "viewed_then_bought_1d",
@@ -256,14 +267,16 @@ def _audiences() -> list[Audience]:
                     "window": last(30),
                 }
             },
-            lambda w: f"""
+            lambda w: (
+                f"""
                 WITH v AS (SELECT profile_id, "timestamp" AS t FROM events
                            WHERE event = 'product_viewed' AND {w(30)}),
                      o AS (SELECT profile_id, "timestamp" AS t FROM events
                            WHERE event = 'order_completed' AND {w(30)})
                 SELECT DISTINCT o.profile_id FROM o ASOF JOIN v
                     ON o.profile_id = v.profile_id AND o.t > v.t
-                WHERE o.t <= v.t + INTERVAL 1 DAY""",
+                WHERE o.t <= v.t + INTERVAL 1 DAY"""
+            ),
         ),
         Audience(
             "premium_plan",
@@ -284,8 +297,10 @@ def _audiences() -> list[Audience]:
                     "window": last(7),
                 }
             },
-            lambda w: f"""SELECT DISTINCT profile_id FROM events
-                WHERE utm_source = 'google' AND {w(7)}""",
+            lambda w: (
+                f"""SELECT DISTINCT profile_id FROM events
+                WHERE utm_source = 'google' AND {w(7)}"""
+            ),
         ),
         Audience(
             "dach_or_france",
@@ -298,8 +313,10 @@ def _audiences() -> list[Audience]:
                     "value": ["DE", "AT", "CH", "FR"],
                 }
             },
-            lambda w: """SELECT profile_id FROM profiles
-                WHERE country IN ('DE', 'AT', 'CH', 'FR')""",
+            lambda w: (
+                """SELECT profile_id FROM profiles
+                WHERE country IN ('DE', 'AT', 'CH', 'FR')"""
+            ),
         ),
         Audience(
             "mobile_users",
@@ -331,9 +348,11 @@ def _audiences() -> list[Audience]:
                     ],
                 }
             },
-            lambda w: f"""SELECT DISTINCT e.profile_id FROM events e
+            lambda w: (
+                f"""SELECT DISTINCT e.profile_id FROM events e
                 JOIN profiles p USING (profile_id)
-                WHERE e.event = 'order_completed' AND {w(30, 'e')} AND p.country = 'US'""",
+                WHERE e.event = 'order_completed' AND {w(30, "e")} AND p.country = 'US'"""
+            ),
         ),
         Audience(
             "cart_abandoners_not_us",
@@ -371,13 +390,15 @@ def _audiences() -> list[Audience]:
                     ],
                 }
             },
-            lambda w: f"""SELECT e.profile_id FROM events e JOIN profiles p USING (profile_id)
+            lambda w: (
+                f"""SELECT e.profile_id FROM events e JOIN profiles p USING (profile_id)
                 WHERE e.event IN ('added_to_cart', 'checkout_started', 'order_completed')
-                  AND {w(7, 'e')}
+                  AND {w(7, "e")}
                   AND p.country IS DISTINCT FROM 'US' AND p.browser IS DISTINCT FROM 'Safari'
                 GROUP BY e.profile_id
                 HAVING bool_or(e.event <> 'order_completed')
-                   AND NOT bool_or(e.event = 'order_completed')""",
+                   AND NOT bool_or(e.event = 'order_completed')"""
+            ),
         ),
         Audience(
             "viewed_no_order_us",
@@ -397,11 +418,13 @@ def _audiences() -> list[Audience]:
                     ],
                 }
             },
-            lambda w: f"""SELECT e.profile_id FROM events e JOIN profiles p USING (profile_id)
-                WHERE e.event IN ('product_viewed', 'order_completed') AND {w(30, 'e')}
+            lambda w: (
+                f"""SELECT e.profile_id FROM events e JOIN profiles p USING (profile_id)
+                WHERE e.event IN ('product_viewed', 'order_completed') AND {w(30, "e")}
                   AND p.country = 'US'
                 GROUP BY e.profile_id
-                HAVING NOT bool_or(e.event = 'order_completed')""",
+                HAVING NOT bool_or(e.event = 'order_completed')"""
+            ),
         ),
     ]
 
@@ -415,9 +438,7 @@ def _window_sql(as_of: dt.datetime) -> Callable[..., str]:
     def window(days: int, table: str | None = None) -> str:
         bounds = window_bounds(RelativeWindow(last=days), clock)
         column = f'{table}."timestamp"' if table else '"timestamp"'
-        return (
-            f"{column} >= TIMESTAMP '{bounds.start}' AND {column} < TIMESTAMP '{bounds.end}'"
-        )
+        return f"{column} >= TIMESTAMP '{bounds.start}' AND {column} < TIMESTAMP '{bounds.end}'"
 
     return window
 
@@ -435,11 +456,9 @@ def best_of(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, float]:
 def run_benchmark(path: Path) -> bool:
     """Time every audience; print the table; True when every count agrees."""
     con = duckdb.connect(str(path), read_only=True)
-    events, profiles = (
-        con.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles)")
-        .fetchone()
-        or (0, 0)
-    )
+    events, profiles = con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles)"
+    ).fetchone() or (0, 0)
     print(f"\nwarehouse: {events:,} events, {profiles:,} profiles; as_of {END:%Y-%m-%d}\n")
     buyers = parse_definition(BUYERS)
     resolver: Callable[[str], Definition | None] = {"buyers": buyers}.get
@@ -464,7 +483,31 @@ def run_benchmark(path: Path) -> bool:
             f"{compiled_s:>11.3f} {hand_s:>8.3f} {compiled_s / hand_s:>5.2f}x{flag}"
         )
     con.close()
+    _time_run_and_explain(path, _audiences()[-1], resolver)
     return all_agree
+
+
+def _time_run_and_explain(
+    path: Path, audience: Audience, resolver: Callable[[str], Definition | None]
+) -> None:
+    """Run Query (size, sample, per-node counts) and explain for one member, timed once."""
+    engine = open_warehouse(path, read_only=True)
+    try:
+        start = time.perf_counter()
+        result = run_definition(
+            engine, audience.definition, as_of=END, timezone=TIMEZONE, resolve_audience=resolver
+        )
+        run_s = time.perf_counter() - start
+        profile = result.sample[0].profile_id if result.sample else 1
+        start = time.perf_counter()
+        explain_membership(engine, audience.definition, profile, as_of=END, timezone=TIMEZONE)
+        explain_s = time.perf_counter() - start
+    finally:
+        engine.close()
+    print(
+        f"\nRun Query of {audience.name} (size, sample, {len(result.diagnostics)} node counts "
+        f"and steps): {run_s:.3f} s; explain one profile: {explain_s:.3f} s"
+    )
 
 
 def main() -> None:

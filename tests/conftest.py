@@ -25,6 +25,9 @@ from segmint.settings import Settings
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SEGMINT_DATA_DIR", str(tmp_path / "data"))
+    # Tests drive refreshes with explicit clocks; the one that checks the in-process
+    # scheduler turns it back on.
+    monkeypatch.setenv("SEGMINT_SCHEDULER", "false")
     return Settings()
 
 

@@ -46,8 +46,14 @@ def server(runtime: Runtime) -> Iterator[LiveServer]:
 
 
 def _fill(wh: Warehouse) -> None:
-    wh.profile(1, {"plan": "pro", "first_name": "Ann"}, country="US", user_id="u1",
-               email="ann@example.com", last_seen=NOW - dt.timedelta(days=1))  # fmt: skip
+    wh.profile(
+        1,
+        {"plan": "pro", "first_name": "Ann"},
+        country="US",
+        user_id="u1",
+        email="ann@example.com",
+        last_seen=NOW - dt.timedelta(days=1),
+    )
     wh.profile(2, {"plan": "free"}, country="US", last_seen=NOW - dt.timedelta(days=2))
     wh.profile(3, {}, country="CA", last_seen=NOW - dt.timedelta(days=3))
     wh.event(1, "product_viewed", NOW - dt.timedelta(days=5), {"sku": "A1"})
@@ -149,20 +155,26 @@ def test_explain_gives_every_node_value(server: LiveServer) -> None:
             "at least 1",
         ),
         (
-            {"kind": "event", "event": "x", "window": {"type": "absolute", "from": "2025-02-01",
-                                                       "to": "2025-01-01"}},
+            {
+                "kind": "event",
+                "event": "x",
+                "window": {"type": "absolute", "from": "2025-02-01", "to": "2025-01-01"},
+            },
             "definition.root.window",
             "",
         ),
         (
-            {"kind": "event", "event": "x",
-             "filters": [{"property": "sku", "operator": "matches_regex", "value": "(a"}]},
+            {
+                "kind": "event",
+                "event": "x",
+                "filters": [{"property": "sku", "operator": "matches_regex", "value": "(a"}],
+            },
             "definition.root.filters[0]",
             "",
         ),
         ({"kind": "audience", "audience": "never_saved"}, "definition.root", "never_saved"),
     ],
-)  # fmt: skip
+)
 def test_bad_definitions_are_400_naming_the_path(
     server: LiveServer, root: dict[str, Any], field: str, words: str
 ) -> None:

@@ -44,7 +44,11 @@ def purchased_within(days: int, event: str = "purchase") -> dict[str, Any]:
 
 def purchased_between(start: str, end: str, event: str = "purchase") -> dict[str, Any]:
     """A static root: did ``event`` in a fixed date range."""
-    return {"kind": "event", "event": event, "window": {"type": "absolute", "from": start, "to": end}}
+    return {
+        "kind": "event",
+        "event": event,
+        "window": {"type": "absolute", "from": start, "to": end},
+    }
 
 
 @dataclass
@@ -231,7 +235,9 @@ class Store:
         )
         return {row[0] for row in self.warehouse.rows(to_sql(query, "duckdb"))}
 
-    def segment_events(self, audience_id: int, refresh_id: str | None = None) -> set[tuple[str, int]]:
+    def segment_events(
+        self, audience_id: int, refresh_id: str | None = None
+    ) -> set[tuple[str, int]]:
         """``(event, profile_id)`` of the added / removed events emitted for the audience
         (optionally by one refresh)."""
         sql = (

@@ -25,7 +25,13 @@ def viewed(days: int = 30, **extra: Any) -> dict[str, Any]:
 
 
 def bought(**extra: Any) -> dict[str, Any]:
-    return {"id": "bought", "kind": "event", "event": "order_completed", "performed": False, **extra}
+    return {
+        "id": "bought",
+        "kind": "event",
+        "event": "order_completed",
+        "performed": False,
+        **extra,
+    }
 
 
 def both(*conditions: dict[str, Any], kind: str = "and") -> dict[str, Any]:

@@ -25,8 +25,15 @@ from tests.reference.strategies import PROFILE_TEXT_COLUMNS, Scenario, scenarios
 def shop() -> Iterator[Warehouse]:
     engine = open_warehouse(None)
     wh = Warehouse(engine)
-    wh.profile(1, {"plan": "pro", "age": 41}, country="US", user_id="u1",
-               email="ann@example.com", browser="Chrome", first_utm_source="google")  # fmt: skip
+    wh.profile(
+        1,
+        {"plan": "pro", "age": 41},
+        country="US",
+        user_id="u1",
+        email="ann@example.com",
+        browser="Chrome",
+        first_utm_source="google",
+    )
     wh.profile(2, {"plan": "free"}, country="CA", anonymous_id="anon-2")
     wh.event(1, "product_viewed", at(3), {"sku": "A1"}, utm_source="google")
     wh.event(1, "order_completed", at(2, hours=-2), {"revenue": 120.5})
@@ -59,8 +66,15 @@ def test_event_condition_shows_the_count_and_the_threshold(shop: Warehouse) -> N
 
 
 def test_aggregate_shows_the_value_against_the_comparison(shop: Warehouse) -> None:
-    root = {"kind": "aggregate", "event": "order_completed", "property": "revenue",
-            "function": "sum", "operator": "gt", "value": 100, "window": last(30)}  # fmt: skip
+    root = {
+        "kind": "aggregate",
+        "event": "order_completed",
+        "property": "revenue",
+        "function": "sum",
+        "operator": "gt",
+        "value": 100,
+        "window": last(30),
+    }
     result = explain(shop, root, 1)
     assert result.member
     assert result.nodes[0].facts == {"value": 120.5, "events": 1}
@@ -71,8 +85,12 @@ def test_aggregate_shows_the_value_against_the_comparison(shop: Warehouse) -> No
 
 
 def test_sequence_says_whether_a_qualifying_pair_exists(shop: Warehouse) -> None:
-    root = {"kind": "sequence", "first": {"event": "product_viewed"},
-            "then": {"event": "order_completed"}, "within": {"amount": 2, "unit": "days"}}  # fmt: skip
+    root = {
+        "kind": "sequence",
+        "first": {"event": "product_viewed"},
+        "then": {"event": "order_completed"},
+        "within": {"amount": 2, "unit": "days"},
+    }
     assert "1 product_viewed, 2 order_completed; a qualifying pair exists → matched" in detail(
         shop, root, 1
     )
@@ -82,25 +100,56 @@ def test_sequence_says_whether_a_qualifying_pair_exists(shop: Warehouse) -> None
 @pytest.mark.parametrize(
     ("root", "profile", "expected"),
     [
-        ({"kind": "trait", "trait": "plan", "operator": "equals", "value": "pro"}, 2,
-         "trait plan equals pro: the profile has 'free' → NOT matched"),
-        ({"kind": "demographic", "field": "country", "operator": "equals", "value": "US"}, 1,
-         "country equals US: the profile has 'US' → matched"),
-        ({"kind": "demographic", "field": "age", "operator": "gte", "value": 18}, 1,
-         "age >= 18: the profile has 41 → matched"),
-        ({"kind": "demographic", "field": "age", "operator": "gte", "value": 18}, 2,
-         "age >= 18: the profile has no value → NOT matched"),
-        ({"kind": "technology", "field": "browser", "operator": "equals", "value": "Chrome"}, 1,
-         "browser equals Chrome: the profile has 'Chrome' → matched"),
-        ({"kind": "utm", "parameter": "source", "touch": "first", "operator": "equals",
-          "value": "google"}, 1,
-         "first-touch utm_source equals google: the profile has 'google' → matched"),
-        ({"kind": "utm", "parameter": "source", "operator": "equals", "value": "google",
-          "window": last(7)}, 1,
-         "utm_source equals google in the last 7 days: events in the window carry "
-         "'google' × 1, (none) × 1 → matched"),
+        (
+            {"kind": "trait", "trait": "plan", "operator": "equals", "value": "pro"},
+            2,
+            "trait plan equals pro: the profile has 'free' → NOT matched",
+        ),
+        (
+            {"kind": "demographic", "field": "country", "operator": "equals", "value": "US"},
+            1,
+            "country equals US: the profile has 'US' → matched",
+        ),
+        (
+            {"kind": "demographic", "field": "age", "operator": "gte", "value": 18},
+            1,
+            "age >= 18: the profile has 41 → matched",
+        ),
+        (
+            {"kind": "demographic", "field": "age", "operator": "gte", "value": 18},
+            2,
+            "age >= 18: the profile has no value → NOT matched",
+        ),
+        (
+            {"kind": "technology", "field": "browser", "operator": "equals", "value": "Chrome"},
+            1,
+            "browser equals Chrome: the profile has 'Chrome' → matched",
+        ),
+        (
+            {
+                "kind": "utm",
+                "parameter": "source",
+                "touch": "first",
+                "operator": "equals",
+                "value": "google",
+            },
+            1,
+            "first-touch utm_source equals google: the profile has 'google' → matched",
+        ),
+        (
+            {
+                "kind": "utm",
+                "parameter": "source",
+                "operator": "equals",
+                "value": "google",
+                "window": last(7),
+            },
+            1,
+            "utm_source equals google in the last 7 days: events in the window carry "
+            "'google' × 1, (none) × 1 → matched",
+        ),
     ],
-)  # fmt: skip
+)
 def test_profile_values_are_shown(
     shop: Warehouse, root: dict[str, Any], profile: int, expected: str
 ) -> None:
@@ -122,12 +171,21 @@ def test_groups_and_negation_show_which_children_held(shop: Warehouse) -> None:
         "kind": "and",
         "conditions": [
             ev("product_viewed", window=last(30)),
-            {"kind": "or", "negate": True, "conditions": [
-                {"kind": "demographic", "field": "country", "operator": "equals", "value": "US"},
-                ev("order_completed", window=last(30)),
-            ]},
+            {
+                "kind": "or",
+                "negate": True,
+                "conditions": [
+                    {
+                        "kind": "demographic",
+                        "field": "country",
+                        "operator": "equals",
+                        "value": "US",
+                    },
+                    ev("order_completed", window=last(30)),
+                ],
+            },
         ],
-    }  # fmt: skip
+    }
     ann = explain(shop, root, "ann@example.com")
     assert ann.profile_id == 1 and not ann.member
     assert ann.lines() == [

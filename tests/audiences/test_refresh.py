@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from segmint.audiences import usage
+from segmint.audiences.history import size_over_time
 from segmint.audiences.refresh import (
     ADDED_EVENT,
     REMOVED_EVENT,
@@ -84,7 +86,7 @@ def test_emitted_events_carry_audience_refresh_and_profile_identity(store: Store
         timezone=TZ,
     )
     rows = store.warehouse.rows(
-        "SELECT message_id, type, event, user_id, anonymous_id, \"timestamp\", received_at, "
+        'SELECT message_id, type, event, user_id, anonymous_id, "timestamp", received_at, '
         "properties, source FROM events WHERE source = 'segmint' AND profile_id = 1"
     )
     assert len(rows) == 1
@@ -104,9 +106,7 @@ def test_dynamic_audience_drops_user_when_window_passes_without_new_events(store
     audience_id = buyers(store)
     refresh(store, audience_id, day(0))
     store.event(3, "purchase", day(3, 12))
-    later = refresh_audience(
-        store.warehouse, store.catalog, audience_id, as_of=day(7), timezone=TZ
-    )
+    later = refresh_audience(store.warehouse, store.catalog, audience_id, as_of=day(7), timezone=TZ)
     # 1 and 2 bought on day -1: out of the last 7 days on day 7; 3 bought on day 3.
     assert store.members(audience_id) == {3}
     assert (later.size, later.entered, later.left) == (1, 1, 2)
@@ -167,7 +167,12 @@ def test_simulated_month_of_daily_refreshes(store: Store) -> None:
     for n in range(30):
         as_of = day(n)
         result = refresh_audience(
-            store.warehouse, store.catalog, audience_id, as_of=as_of, timezone=TZ, trigger="schedule"
+            store.warehouse,
+            store.catalog,
+            audience_id,
+            as_of=as_of,
+            timezone=TZ,
+            trigger="schedule",
         )
         expected = _reference_members(purchases, as_of)
         assert store.members(audience_id) == expected == store.evaluate(audience_id, as_of)
@@ -186,6 +191,11 @@ def test_simulated_month_of_daily_refreshes(store: Store) -> None:
     assert [r.status for r in runs] == ["succeeded"] * 30
     assert [u.events for u in store.usage(audience_id)] == [r.size for r in runs]
     assert [u.day for u in store.usage(audience_id)] == [day(n).date() for n in range(30)]
+    sizes = [r.size or 0 for r in runs]
+    assert usage.total_usage(store.catalog, audience_id=audience_id) == sum(sizes)
+    per_day = usage.usage_per_day(store.catalog, start=day(0).date(), end=day(29).date())
+    assert [(d.events, d.refreshes) for d in per_day] == [(size, 1) for size in sizes]
+    assert [h.size for h in size_over_time(store.warehouse, audience_id)] == sizes
     spells = store.warehouse.rows(
         "SELECT count(*), count(left_at) FROM membership_history WHERE audience_id = ?",
         [audience_id],
@@ -269,6 +279,7 @@ def test_catalog_failure_after_commit_is_completed_by_a_rerun_without_new_events
     with pytest.raises(RefreshFailed) as failure:
         refresh(store, audience_id, day(0), fail_after=crash_after("committed"))
     refresh_id = failure.value.refresh_id
+    assert "new members were committed" in failure.value.message
     assert read_marker(store.warehouse, refresh_id) is not None
     assert store.members(audience_id) == {1, 2}
     assert store.usage(audience_id) == []
@@ -293,9 +304,7 @@ def test_catalog_failure_after_commit_is_completed_by_a_rerun_without_new_events
 
 def test_rerunning_a_succeeded_refresh_changes_nothing(store: Store) -> None:
     audience_id = buyers(store)
-    first = refresh_audience(
-        store.warehouse, store.catalog, audience_id, as_of=day(0), timezone=TZ
-    )
+    first = refresh_audience(store.warehouse, store.catalog, audience_id, as_of=day(0), timezone=TZ)
     before = store.snapshot()
     again = refresh_audience(
         store.warehouse,

@@ -25,8 +25,15 @@ def shop() -> Iterator[Warehouse]:
     4 did nothing recently (US)."""
     engine = open_warehouse(None)
     wh = Warehouse(engine)
-    wh.profile(1, {"plan": "pro", "first_name": "Ann"}, country="US", user_id="u1",
-               email="ann@example.com", browser="Chrome", last_seen=at(1))  # fmt: skip
+    wh.profile(
+        1,
+        {"plan": "pro", "first_name": "Ann"},
+        country="US",
+        user_id="u1",
+        email="ann@example.com",
+        browser="Chrome",
+        last_seen=at(1),
+    )
     wh.profile(2, {"plan": "free"}, country="US", last_seen=at(2))
     wh.profile(3, {"plan": "free"}, country="CA", last_seen=at(3))
     wh.profile(4, {}, country="US", last_seen=at(90))
@@ -101,9 +108,7 @@ def test_nested_negated_group_counts_match_the_compiled_sql(shop: Warehouse) -> 
     }
     result = run(shop, root)
     definition = parse_definition({"root": root})
-    compiled = shop.engine.rows(
-        to_sql(compile_definition(definition, as_of=AS_OF, timezone="UTC"))
-    )
+    compiled = shop.engine.rows(to_sql(compile_definition(definition, as_of=AS_OF, timezone="UTC")))
     assert result.size == len(compiled) == 1
     assert counts(result)["root.conditions[0]"] == 1  # only profile 3 is neither US nor a buyer
     nested = result.diagnostics[1]
@@ -182,7 +187,9 @@ def test_a_trait_value_nobody_has_shows_values_seen(shop: Warehouse) -> None:
     text = explanations(
         shop, {"kind": "trait", "trait": "plan", "operator": "equals", "value": "Pro"}
     )
-    assert "No profile has the trait 'plan' equal to 'Pro'. Values seen: 'free' (2), 'pro' (1)" in text
+    assert (
+        "No profile has the trait 'plan' equal to 'Pro'. Values seen: 'free' (2), 'pro' (1)" in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -197,8 +204,13 @@ def test_a_trait_value_nobody_has_shows_values_seen(shop: Warehouse) -> None:
             "No profile has browser in ['Firefox']. Values seen: 'Chrome' (1).",
         ),
         (
-            {"kind": "utm", "parameter": "source", "operator": "equals", "value": "bing",
-             "window": last(30)},  # fmt: skip
+            {
+                "kind": "utm",
+                "parameter": "source",
+                "operator": "equals",
+                "value": "bing",
+                "window": last(30),
+            },
             "No event in the window has utm_source equal to 'bing'. Values seen: 'google' (1).",
         ),
         (
@@ -228,8 +240,10 @@ def test_an_empty_referenced_audience_is_named(shop: Warehouse) -> None:
 
 
 def test_conditions_that_conflict_only_together_are_explained(shop: Warehouse) -> None:
-    root = {"kind": "and", "conditions": [ev("order_completed", window=last(30)),
-                                          {**US, "value": "CA"}]}  # fmt: skip
+    root = {
+        "kind": "and",
+        "conditions": [ev("order_completed", window=last(30)), {**US, "value": "CA"}],
+    }
     result = run(shop, root)
     assert result.size == 0
     assert any(
@@ -240,11 +254,19 @@ def test_conditions_that_conflict_only_together_are_explained(shop: Warehouse) -
 
 
 def test_a_negated_condition_matching_nobody_says_everyone_has_it(shop: Warehouse) -> None:
-    text = explanations(shop, {**ev("order_completed", window=last(365)), "negate": False,
-                               "count": {"operator": "at_most", "value": 5}})  # fmt: skip
+    text = explanations(
+        shop,
+        {
+            **ev("order_completed", window=last(365)),
+            "negate": False,
+            "count": {"operator": "at_most", "value": 5},
+        },
+    )
     assert text == ""
-    text = explanations(shop, {"kind": "trait", "trait": "plan", "operator": "is_not_set",
-                               "negate": True, "id": "x"})  # fmt: skip
+    text = explanations(
+        shop,
+        {"kind": "trait", "trait": "plan", "operator": "is_not_set", "negate": True, "id": "x"},
+    )
     assert text == ""  # profile 4 has no plan: the negation matches 3
     text = explanations(shop, {**US, "operator": "is_set", "value": None, "negate": True})
     assert "Every profile matches “country is set”, so its negation matches nobody." in text
@@ -253,9 +275,7 @@ def test_a_negated_condition_matching_nobody_says_everyone_has_it(shop: Warehous
 def test_an_empty_warehouse_says_to_send_events_first() -> None:
     engine = open_warehouse(None)
     try:
-        result = run_definition(
-            engine, {"root": ev("product_viewed")}, as_of=AS_OF, timezone="UTC"
-        )
+        result = run_definition(engine, {"root": ev("product_viewed")}, as_of=AS_OF, timezone="UTC")
     finally:
         engine.close()
     assert result.size == 0
@@ -265,9 +285,11 @@ def test_an_empty_warehouse_says_to_send_events_first() -> None:
 def test_as_of_moves_the_windows(shop: Warehouse) -> None:
     earlier = AS_OF - dt.timedelta(days=60)
     result = run_definition(
-        shop.engine, {"root": ev("order_completed", window=last(30))}, as_of=earlier,
+        shop.engine,
+        {"root": ev("order_completed", window=last(30))},
+        as_of=earlier,
         timezone="UTC",
-    )  # fmt: skip
+    )
     assert result.size == 1  # profile 4's order, 80 days before AS_OF
 
 
@@ -281,10 +303,17 @@ def test_as_of_moves_the_windows(shop: Warehouse) -> None:
         ({"kind": "trait", "trait": "plan", "operator": "gt", "value": "pro"}, "root"),
         (ev("x", window={"type": "relative", "last": -3}), "root.window.last"),
         (
-            {"kind": "and", "conditions": [ev("x", filters=[
-                {"property": "sku", "operator": "matches_regex", "value": "\\d+"}])]},
+            {
+                "kind": "and",
+                "conditions": [
+                    ev(
+                        "x",
+                        filters=[{"property": "sku", "operator": "matches_regex", "value": "\\d+"}],
+                    )
+                ],
+            },
             "root.conditions[0].filters[0]",
-        ),  # fmt: skip
+        ),
         ({"kind": "audience", "audience": "nobody_saved_this"}, "root.conditions"),
     ],
 )
@@ -304,43 +333,81 @@ def test_bad_definitions_raise_naming_the_path(
 @pytest.mark.parametrize(
     ("node", "label"),
     [
-        (ev("order_completed", window=last(30)), "order_completed at least 1 time in the last 30 days"),
+        (
+            ev("order_completed", window=last(30)),
+            "order_completed at least 1 time in the last 30 days",
+        ),
         ({**US, "value": "CA", "negate": True}, "NOT country equals CA"),
         (
-            {"kind": "aggregate", "event": "order_completed", "property": "revenue",
-             "function": "sum", "operator": "gt", "value": 500, "window": last(90)},
+            {
+                "kind": "aggregate",
+                "event": "order_completed",
+                "property": "revenue",
+                "function": "sum",
+                "operator": "gt",
+                "value": 500,
+                "window": last(90),
+            },
             "total revenue of order_completed in the last 90 days > 500",
         ),
         (
-            {"kind": "sequence", "first": {"event": "product_viewed"},
-             "then": {"event": "order_completed"}, "within": {"amount": 1, "unit": "days"}},
+            {
+                "kind": "sequence",
+                "first": {"event": "product_viewed"},
+                "then": {"event": "order_completed"},
+                "within": {"amount": 1, "unit": "days"},
+            },
             "product_viewed then order_completed within 1 day",
         ),
         (
-            {"kind": "sequence", "first": {"event": "added_to_cart"}, "followed": False,
-             "then": {"event": "order_completed"}, "within": {"amount": 2, "unit": "hours"}},
+            {
+                "kind": "sequence",
+                "first": {"event": "added_to_cart"},
+                "followed": False,
+                "then": {"event": "order_completed"},
+                "within": {"amount": 2, "unit": "hours"},
+            },
             "added_to_cart not followed by order_completed within 2 hours",
         ),
         ({"kind": "or", "conditions": [US, US, US]}, "any of 3 conditions"),
         (ev("x", count={"operator": "exactly", "value": 3}), "x exactly 3 times"),
-        (ev("x", performed=False, window={"type": "calendar", "unit": "day", "from_ago": 1}),
-         "no x yesterday"),
         (
-            ev("x", filters=[{"property": "plan", "operator": "in", "value": ["a", "b"]}],
-               window={"type": "relative", "from_ago": 14, "to_ago": 7}),
+            ev("x", performed=False, window={"type": "calendar", "unit": "day", "from_ago": 1}),
+            "no x yesterday",
+        ),
+        (
+            ev(
+                "x",
+                filters=[{"property": "plan", "operator": "in", "value": ["a", "b"]}],
+                window={"type": "relative", "from_ago": 14, "to_ago": 7},
+            ),
             "x where plan is one of [a, b] at least 1 time between 14 and 7 days ago",
         ),
         ({"kind": "trait", "trait": "plan", "operator": "is_not_set"}, "trait plan is not set"),
-        ({"kind": "utm", "parameter": "source", "touch": "first", "operator": "equals",
-          "value": "google", "case_insensitive": True},
-         "first-touch utm_source equals google (ignoring case)"),
-        ({"kind": "technology", "field": "device_type", "operator": "equals", "value": "mobile"},
-         "device type equals mobile"),
-        ({"kind": "audience", "audience": "buyers", "member": False},
-         "not a member of audience buyers"),
-        (ev("x", window={"type": "absolute", "from": "2025-01-01", "to": "2025-02-01"}),
-         "x at least 1 time from 2025-01-01 to 2025-02-01"),
+        (
+            {
+                "kind": "utm",
+                "parameter": "source",
+                "touch": "first",
+                "operator": "equals",
+                "value": "google",
+                "case_insensitive": True,
+            },
+            "first-touch utm_source equals google (ignoring case)",
+        ),
+        (
+            {"kind": "technology", "field": "device_type", "operator": "equals", "value": "mobile"},
+            "device type equals mobile",
+        ),
+        (
+            {"kind": "audience", "audience": "buyers", "member": False},
+            "not a member of audience buyers",
+        ),
+        (
+            ev("x", window={"type": "absolute", "from": "2025-01-01", "to": "2025-02-01"}),
+            "x at least 1 time from 2025-01-01 to 2025-02-01",
+        ),
     ],
-)  # fmt: skip
+)
 def test_describe_gives_plain_english_labels(node: dict[str, Any], label: str) -> None:
     assert describe(parse_definition({"root": node}).root) == label

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from segmint.audiences import service
 from segmint.audiences.refresh import ADDED_EVENT, RefreshFailed, refresh_audience
 from segmint.audiences.scheduler import (
     STUCK_MESSAGE,
     DueOutcome,
     Scheduler,
     acquire_lease,
-    dependency_order,
     due_audiences,
     refresh_now,
     release_lease,
@@ -184,11 +184,12 @@ def test_run_due_refreshes_what_is_due_and_schedules_the_next_refresh(store: Sto
     assert statuses(outcomes) == [(daily, "refreshed"), (hourly, "refreshed")]
     assert store.get(daily).next_refresh_at == day(1)
     assert store.get(hourly).next_refresh_at == day(0, 7)
-    assert [r.trigger for r in store.runs(daily)] == ["schedule"]
     assert run_due(store.warehouse, store.catalog, day(0, 6.5), "s", TZ) == []
     assert statuses(run_due(store.warehouse, store.catalog, day(0, 7), "s", TZ)) == [
         (hourly, "refreshed")
     ]
+    # The first refresh after activation is the activation refresh; the rest are scheduled.
+    assert [r.trigger for r in store.runs(hourly)] == ["activation", "schedule"]
 
 
 def test_archived_audiences_are_never_refreshed_by_the_scheduler(store: Store) -> None:
@@ -332,7 +333,12 @@ def test_audiences_using_other_audiences_refresh_after_them(store: Store) -> Non
     )
     other = store.audience("other", purchased_within(3), next_refresh_at=day(-1))
     buyers = store.audience("buyers", purchased_within(7), next_refresh_at=day(-1))
-    assert dependency_order(store.catalog, [top, vip, other, buyers]) == [other, buyers, vip, top]
+    assert service.dependency_order(store.catalog, [top, vip, other, buyers]) == [
+        other,
+        buyers,
+        vip,
+        top,
+    ]
     outcomes = run_due(store.warehouse, store.catalog, day(0), "s", TZ)
     assert [o.audience_id for o in outcomes] == [other, buyers, vip, top]
     assert {o.status for o in outcomes} == {"refreshed"}
@@ -343,7 +349,7 @@ def test_dependency_order_keeps_a_cycle_in_the_given_order(store: Store) -> None
     store.profile(1)
     a = store.audience("a", {"kind": "audience", "audience": "b"})
     b = store.audience("b", {"kind": "audience", "audience": "a"})
-    assert dependency_order(store.catalog, [b, a]) == [b, a]
+    assert service.dependency_order(store.catalog, [b, a]) == [b, a]
 
 
 # --- the background loop -------------------------------------------------------------------
@@ -363,3 +369,60 @@ def test_scheduler_thread_runs_passes_until_stopped(store: Store) -> None:
     assert scheduler.passes >= 3 and not scheduler.running
     assert [r.status for r in store.runs(audience_id)] == ["succeeded"]  # due once, run once
     assert store.get(audience_id).next_refresh_at == day(1)
+
+
+# --- through the lifecycle service ---------------------------------------------------------
+
+
+def test_activated_dynamic_audience_warms_up_daily_then_follows_its_interval(
+    store: Store,
+) -> None:
+    with_buyers(store)
+    draft = service.create_draft(store.catalog, purchased_within(30), by="ann", now=day(0))
+    service.activate(
+        store.catalog,
+        draft.id,
+        name="buyers_30d",
+        refresh_interval=7 * DAY,
+        by="ann",
+        now=day(0),
+    )
+    refreshed_at = []
+    for hour in range(0, 21 * 24, 6):  # a scheduler pass every 6 hours for three weeks
+        now = day(0) + dt.timedelta(hours=hour)
+        for outcome in run_due(store.warehouse, store.catalog, now, "s", TZ):
+            assert outcome.status == "refreshed"
+            refreshed_at.append(now)
+    assert refreshed_at == [day(0), day(1), day(2), day(3), day(10), day(17)]
+    triggers = [r.trigger for r in store.runs(draft.id)]
+    assert triggers == ["activation"] + ["schedule"] * 5
+
+
+def test_activated_static_audience_is_computed_once_and_again_after_reactivation(
+    store: Store,
+) -> None:
+    for profile_id in (1, 2):
+        store.profile(profile_id)
+    store.event(1, "purchase", dt.datetime(2025, 2, 10, 12))
+    february = purchased_between("2025-02-01", "2025-03-01")
+    draft = service.create_draft(store.catalog, february, by="ann", now=day(0))
+    service.activate(
+        store.catalog, draft.id, name="february", refresh_interval=None, by="ann", now=day(0)
+    )
+    assert statuses(run_due(store.warehouse, store.catalog, day(0), "s", TZ)) == [
+        (draft.id, "refreshed")
+    ]
+    assert store.get(draft.id).next_refresh_at is None
+    assert run_due(store.warehouse, store.catalog, day(5), "s", TZ) == []
+    # Archived, then restored and activated again: recomputed once more.
+    service.archive(store.catalog, draft.id, by="ann", now=day(6))
+    assert run_due(store.warehouse, store.catalog, day(7), "s", TZ) == []
+    store.event(2, "purchase", dt.datetime(2025, 2, 20, 12))
+    service.activate(
+        store.catalog, draft.id, name="february", refresh_interval=None, by="ann", now=day(8)
+    )
+    outcomes = run_due(store.warehouse, store.catalog, day(8), "s", TZ)
+    assert statuses(outcomes) == [(draft.id, "refreshed")]
+    assert outcomes[0].result is not None and outcomes[0].result.entered == 1
+    assert store.members(draft.id) == {1, 2}
+    assert [r.trigger for r in store.runs(draft.id)] == ["activation", "activation"]

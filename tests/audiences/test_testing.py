@@ -42,9 +42,7 @@ def test_a_wrong_expectation_is_reported_by_name(tmp_path: Path) -> None:
 def test_an_identifier_missing_from_the_events_is_a_failure(tmp_path: Path) -> None:
     test_file = copy_example(tmp_path, "q4_2025_purchasers")
     test_file.write_text(test_file.read_text().replace("members: [eve]", "members: [zoe]"))
-    assert run_test_file(test_file).cases[0].failures == [
-        "'zoe' is not in the fixture's events"
-    ]
+    assert run_test_file(test_file).cases[0].failures == ["'zoe' is not in the fixture's events"]
 
 
 @pytest.mark.parametrize(

@@ -45,12 +45,19 @@ def cli() -> typer.Typer:
 
 
 @pytest.fixture
-def shop(settings: Settings, tmp_path: Path) -> Path:
+def shop(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A warehouse with three profiles, and the directory of audience files."""
+    monkeypatch.setattr(definitions.console, "width", 240)  # no wrapping inside table cells
     engine = open_warehouse(settings.warehouse_file)
     wh = Warehouse(engine)
-    wh.profile(1, {"plan": "pro", "first_name": "Ann"}, country="US", user_id="u1",
-               email="ann@example.com", last_seen=NOW - dt.timedelta(days=1))  # fmt: skip
+    wh.profile(
+        1,
+        {"plan": "pro", "first_name": "Ann"},
+        country="US",
+        user_id="u1",
+        email="ann@example.com",
+        last_seen=NOW - dt.timedelta(days=1),
+    )
     wh.profile(2, {"plan": "free"}, country="US", last_seen=NOW - dt.timedelta(days=2))
     wh.profile(3, {}, country="CA", last_seen=NOW - dt.timedelta(days=3))
     wh.event(1, "product_viewed", NOW - dt.timedelta(days=5), {"sku": "A1"})
@@ -119,9 +126,7 @@ def test_explain_prints_every_condition_value(shop: Path) -> None:
 def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) -> None:
     bad = shop / "bad.yaml"
     bad.write_text("root: {kind: event, event: x, window: {type: relative, last: 0}}\n")
-    args = [
-        a.format(file=shop / "viewed_no_order_us.yaml", bad=bad) for a in args
-    ]
+    args = [a.format(file=shop / "viewed_no_order_us.yaml", bad=bad) for a in args]
     result = runner.invoke(cli(), args)
     assert result.exit_code == 2, result.output
     assert words in result.output

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from segmint.definitions import (
     AbsoluteWindow,
@@ -201,16 +202,70 @@ def _object(**members: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, An
     ).map(build)
 
 
-def properties() -> st.SearchStrategy[dict[str, Any] | None]:
+@dataclass(frozen=True)
+class Pools:
+    """Data values, leaning to the constants the definitions compare with (so that
+    ``gte 3`` meets a 3 and ``starts_with "pro"`` meets "Pro…"), then to the general pools."""
+
+    numbers: st.SearchStrategy[Any] = field(default_factory=lambda: st.sampled_from(NUMBERS))
+    texts: st.SearchStrategy[Any] = field(default_factory=lambda: st.sampled_from(TEXTS))
+
+    @classmethod
+    def near(cls, definitions_: list[Definition]) -> Pools:
+        numbers: set[Any] = set()
+        texts: set[str] = set()
+        for definition in definitions_:
+            for comparison in _comparisons(definition):
+                values = comparison if isinstance(comparison, list) else [comparison]
+                for value in values:
+                    if isinstance(value, bool):
+                        continue
+                    if isinstance(value, int | float):
+                        numbers.update((value, str(value), value + 0.5, value - 1))
+                    elif isinstance(value, str):
+                        texts.update(
+                            (value, value.upper(), value.lower(), value + "x", "x" + value)
+                        )
+        pool = cls()
+        if numbers:
+            near = st.sampled_from(sorted(numbers, key=repr))
+            pool = cls(st.one_of(near, near, pool.numbers), pool.texts)
+        if texts:
+            near = st.sampled_from(sorted(texts))
+            pool = cls(pool.numbers, st.one_of(near, near, pool.texts))
+        return pool
+
+    def numeric_values(self) -> st.SearchStrategy[Any]:
+        return st.one_of(self.numbers, self.numbers, st.sampled_from(NUMERIC_TEXTS), json_values)
+
+    def text_values(self) -> st.SearchStrategy[Any]:
+        return st.one_of(self.texts, self.texts, json_values)
+
+    def column_texts(self) -> st.SearchStrategy[str | None]:
+        return st.one_of(self.texts, st.none())
+
+
+def _comparisons(definition: Definition) -> Iterator[Any]:
+    """The values every comparison of a definition compares with."""
+    for _, node in iter_nodes(definition.root):
+        for item in [node, *getattr(node, "filters", [])]:
+            if hasattr(item, "operator") and not isinstance(item.value, dict | BaseModel):
+                yield item.value
+        for step in (getattr(node, "first", None), getattr(node, "then", None)):
+            for item in step.filters if step is not None else ():
+                yield item.value
+
+
+def properties(pools: Pools) -> st.SearchStrategy[dict[str, Any] | None]:
     """An event's properties: some of the pooled keys (nested ones too), or no JSON at all.
     Each key leans to one type (``price`` to numbers, ``plan`` to texts) yet may hold any."""
     present = _object(
-        price=numeric_values,
-        revenue=numeric_values,
-        plan=text_values,
+        price=pools.numeric_values(),
+        revenue=pools.numeric_values(),
+        plan=pools.text_values(),
         flag=st.one_of(st.booleans(), json_values),
-        item_id=numeric_values,
-        address=st.one_of(_object(city=text_values), json_scalars),
+        item_id=pools.numeric_values(),
+        address=st.one_of(_object(city=pools.text_values()), json_scalars),
         a=_object(b=json_values),
     ).map(_rename)
     return st.one_of(present, present, present, st.none())
@@ -228,18 +283,18 @@ def _rename(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def traits(date_texts: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+def traits(date_texts: list[str], pools: Pools) -> st.SearchStrategy[dict[str, Any]]:
     """A profile's traits, with dates and birthdays near the interesting instants."""
     dates = st.sampled_from(date_texts) if date_texts else st.just("2024-03-10")
     return _object(
-        plan=text_values,
+        plan=pools.text_values(),
         age=st.one_of(st.sampled_from((30, 17.5, "42", "abc", -3)), json_values),
         birthday=st.one_of(dates, st.sampled_from(("1990-02-29", "2000-02-29"))),
-        score=numeric_values,
+        score=pools.numeric_values(),
         vip=st.one_of(st.booleans(), json_values),
         signup_at=st.one_of(dates, json_values),
         gender=st.one_of(st.sampled_from(("female", "Female", "male", "x")), json_values),
-        address=_object(city=text_values),
+        address=_object(city=pools.text_values()),
         tier=json_values,
     ).map(_dollar_tier)
 
@@ -320,11 +375,43 @@ property_comparisons: st.SearchStrategy[Data] = st.one_of(
 age_comparisons: st.SearchStrategy[Data] = st.one_of(
     number_comparisons, st.sampled_from(({"operator": "is_set"}, {"operator": "is_not_set"}))
 )
-_filter = st.builds(
-    lambda path, cmp: {"property": path, **cmp},
-    st.sampled_from(PROPERTY_PATHS),
-    property_comparisons,
-)
+NUMBER_PROPERTY_PATHS = ("price", "revenue", "item-id")
+TEXT_PROPERTY_PATHS = ("plan", "$currency", "address.city")
+NUMBER_TRAIT_PATHS = ("score", "age")
+TEXT_TRAIT_PATHS = ("plan", "gender", "address.city", "$tier")
+
+
+def _value_type(comparison: Data) -> str:
+    value = comparison.get("value")
+    sample = value[0] if isinstance(value, list) else value
+    if isinstance(sample, bool):
+        return "boolean"
+    if isinstance(sample, int | float):
+        return "number"
+    return "text"
+
+
+def _path_for(
+    draw: Draw, comparison: Data, typed: dict[str, tuple[str, ...]], every: tuple[str, ...]
+) -> str:
+    """Mostly a path whose values have the comparison's type (so that equal values meet and
+    boundary operators are tested), sometimes any path."""
+    pool = typed[_value_type(comparison)]
+    return draw(st.one_of(st.sampled_from(pool), st.sampled_from(pool), st.sampled_from(every)))
+
+
+@st.composite
+def _property_filter(draw: Draw) -> Data:
+    comparison = draw(property_comparisons)
+    typed = {
+        "number": NUMBER_PROPERTY_PATHS,
+        "text": TEXT_PROPERTY_PATHS,
+        "boolean": ("flag", "a.b"),
+    }
+    return {"property": _path_for(draw, comparison, typed, PROPERTY_PATHS), **comparison}
+
+
+_filter = _property_filter()
 # Filters are ANDed: more than one rarely leaves an event, so lean to none or one.
 filter_lists: st.SearchStrategy[list[Data]] = st.one_of(
     st.just([]), st.lists(_filter, min_size=1, max_size=1), st.lists(_filter, max_size=2)
@@ -449,7 +536,9 @@ class DefinitionVocabulary:
             node |= self._window(draw)
         elif kind == "aggregate":
             node |= self._step(draw)
-            node["property"] = draw(st.sampled_from(PROPERTY_PATHS))
+            node["property"] = draw(
+                st.one_of(st.sampled_from(NUMBER_PROPERTY_PATHS), st.sampled_from(PROPERTY_PATHS))
+            )
             node["function"] = draw(st.sampled_from(("sum", "avg", "min", "max", "count_distinct")))
             node |= draw(aggregate_comparisons)
             node |= self._window(draw)
@@ -463,7 +552,15 @@ class DefinitionVocabulary:
         elif kind == "trait":
             node |= draw(self.trait_comparisons)
             dated = node["operator"] in ("before", "after", "in_window")
-            node["trait"] = draw(st.sampled_from(DATE_TRAIT_PATHS if dated else TRAIT_PATHS))
+            if dated:
+                node["trait"] = draw(st.sampled_from(DATE_TRAIT_PATHS))
+            else:
+                typed = {
+                    "number": NUMBER_TRAIT_PATHS,
+                    "text": TEXT_TRAIT_PATHS,
+                    "boolean": ("vip",),
+                }
+                node["trait"] = _path_for(draw, node, typed, TRAIT_PATHS)
         elif kind == "utm":
             node["parameter"] = draw(st.sampled_from(UTM_PARAMETERS))
             node["touch"] = draw(st.sampled_from(("first", "last", "any")))
@@ -623,12 +720,13 @@ class Scenario:
 
 _FAR_JITTERS = st.integers(-40 * 86400, 2 * 86400).map(lambda s: dt.timedelta(seconds=s))
 _JITTERS = st.one_of(st.sampled_from(SMALL_JITTERS), st.sampled_from(SMALL_JITTERS), _FAR_JITTERS)
-_EVENT_FIELDS = st.fixed_dictionaries(
-    {
-        "properties": properties(),
-        **{f"utm_{parameter}": column_texts for parameter in UTM_PARAMETERS},
-    }
-)
+
+
+def event_fields(pools: Pools) -> st.SearchStrategy[dict[str, Any]]:
+    """An event's properties and UTM columns (its name, profile and instant come apart)."""
+    texts = pools.column_texts()
+    utm = {f"utm_{parameter}": texts for parameter in UTM_PARAMETERS}
+    return st.fixed_dictionaries({"properties": properties(pools), **utm})
 
 
 def _compact(row: dict[str, Any]) -> dict[str, Any]:
@@ -717,12 +815,13 @@ def _event_skeletons(
     return found
 
 
-def profile_rows(dates: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+def profile_rows(dates: list[str], pools: Pools) -> st.SearchStrategy[dict[str, Any]]:
     """A profile without its id: traits, geo, technology and first/last-touch UTM columns."""
-    columns = {name: column_texts for name in PROFILE_TEXT_COLUMNS}
+    texts = pools.column_texts()
+    columns = {name: texts for name in PROFILE_TEXT_COLUMNS}
     for touch in ("first", "last"):
-        columns |= {f"{touch}_utm_{parameter}": column_texts for parameter in UTM_PARAMETERS}
-    return st.fixed_dictionaries({"traits": traits(dates), **columns})
+        columns |= {f"{touch}_utm_{parameter}": texts for parameter in UTM_PARAMETERS}
+    return st.fixed_dictionaries({"traits": traits(dates, pools), **columns})
 
 
 def rows(
@@ -736,7 +835,8 @@ def rows(
         # Mostly 5–30 profiles and 10–80 events: hypothesis favours small draws, and conditions
         # need a crowd to split. (Shrinking heads for the first branch.)
         size = draw(st.one_of(st.integers(5, 30), st.integers(5, 30), st.integers(1, 4)))
-        profile = profile_rows(date_texts(points, timezone))
+        pools = Pools.near(definitions_)
+        profile = profile_rows(date_texts(points, timezone), pools)
         profiles = draw(st.lists(profile, min_size=size, max_size=size))
         profile_ids = list(range(1, len(profiles) + 1))
         if draw(st.integers(0, 9)) == 9:
@@ -746,10 +846,11 @@ def rows(
         aims = targets(definitions_, as_of, timezone)
         count = draw(st.one_of(st.integers(10, 80), st.integers(10, 80), st.integers(0, 5)))
         events = []
+        fields = event_fields(pools)
         for profile_id, name, stamp in _event_skeletons(
             draw, count, aims, points, spans, profile_ids
         ):
-            event = draw(_EVENT_FIELDS)
+            event = draw(fields)
             event |= {"profile_id": profile_id, "event": name, "timestamp": stamp}
             event["type"] = "page" if name == "page" else "track"
             events.append(event)

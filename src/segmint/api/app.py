@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from segmint import __version__
-from segmint.api import explorer
+from segmint.api import audiences, explorer
 from segmint.api.errors import install_error_handlers
+from segmint.audiences.scheduler import Scheduler
 from segmint.catalog.keys import KeyChecker
 from segmint.collect import http as collect_http
 from segmint.collect.writer import GroupCommitWriter
@@ -35,9 +36,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.write_keys = KeyChecker(rt.catalog, "write")
         app.state.api_keys = KeyChecker(rt.catalog, "admin")
         app.state.writer = GroupCommitWriter(rt.collector)
+        scheduler = None
+        if settings.scheduler:
+            scheduler = Scheduler(
+                rt.warehouse,
+                rt.catalog,
+                timezone=settings.timezone,
+                every_seconds=settings.scheduler_every_seconds,
+            )
+            scheduler.start()
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             app.state.writer.close()
             if owned:
                 rt.close()
@@ -58,6 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     app.include_router(collect_http.router)
     app.include_router(explorer.router)
+    app.include_router(audiences.router)
 
     @app.get("/health", tags=["health"], summary="Liveness check")
     async def health() -> dict[str, str]:

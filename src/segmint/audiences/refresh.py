@@ -31,8 +31,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
+from segmint.audiences.service import audience_resolver, next_interval
+from segmint.audiences.usage import record_usage
 from segmint.catalog.db import Catalog
-from segmint.catalog.models import Audience, AudienceVersion, RefreshRun, UsageRecord
+from segmint.catalog.models import Audience, AudienceVersion, RefreshRun
 from segmint.compiler import compile_definition
 from segmint.definitions import Definition, load_definition
 from segmint.errors import Conflict, NotFound, SegmintError
@@ -182,7 +184,7 @@ def refresh_audience(
                 f"refresh {run_id} belongs to audience {marker.audience_id}, not {audience_id}"
             )
         log.info("refresh %s committed earlier; completing the catalog", run_id)
-        return complete_refresh(warehouse, catalog, marker, timezone=timezone, now=now)
+        return complete_refresh(catalog, marker, timezone=timezone, now=now)
 
     target = _refreshable(warehouse, catalog, audience_id, trigger, as_of, now)
     attempt = _start_run(catalog, run_id, target, trigger, as_of, now)
@@ -195,27 +197,32 @@ def refresh_audience(
         attempt,
         extra={"audience_id": audience_id, "refresh_id": run_id, "trigger": trigger},
     )
+    committed = False
     try:
         query = compile_definition(
             target.definition,
             as_of=as_of,
             timezone=timezone,
             dialect=warehouse.dialect,
-            resolve_audience=_resolver(catalog),
+            resolve_audience=audience_resolver(catalog),
         )
         marker = write_membership(warehouse, target, run_id, query, as_of, now, step)
+        committed = True
         step(COMMITTED)
         elapsed = time.perf_counter() - clock
-        return complete_refresh(
-            warehouse, catalog, marker, timezone=timezone, now=now, elapsed=elapsed
-        )
+        return complete_refresh(catalog, marker, timezone=timezone, now=now, elapsed=elapsed)
     except Exception as exc:
         elapsed = time.perf_counter() - clock
         retry_at = _record_failure(catalog, run_id, audience_id, exc, now, elapsed)
+        state = (
+            "its new members were committed; the next attempt completes its records"
+            if committed
+            else "its previous members are unchanged"
+        )
         when = f"; it will be retried at {retry_at:%Y-%m-%d %H:%M} UTC" if retry_at else ""
         raise RefreshFailed(
             f"refreshing audience {target.name!r} failed ({type(exc).__name__}: {exc}); "
-            f"its previous members are unchanged{when}",
+            f"{state}{when}",
             refresh_id=run_id,
             retry_at=retry_at,
         ) from exc
@@ -473,7 +480,6 @@ def _start_run(
 
 
 def complete_refresh(
-    warehouse: Engine,
     catalog: Catalog,
     marker: RefreshMarker,
     *,
@@ -484,7 +490,6 @@ def complete_refresh(
     """Write the catalog side of a committed refresh: the run, the usage record and the
     audience's size and schedule. Safe to repeat (the usage record is keyed by refresh id).
     ``elapsed`` is None when resuming an earlier attempt."""
-    del warehouse  # the marker carries everything; kept for a uniform signature
     resumed = elapsed is None
     with catalog.session() as session:
         run = session.get(RefreshRun, marker.refresh_id)
@@ -556,7 +561,7 @@ def complete_committed_runs(
     committed = committed_refresh_ids(warehouse, run_ids)
     markers = [m for m in (read_marker(warehouse, i) for i in committed) if m is not None]
     return [
-        complete_refresh(warehouse, catalog, marker, timezone=timezone, now=now)
+        complete_refresh(catalog, marker, timezone=timezone, now=now)
         for marker in sorted(markers, key=lambda m: (m.as_of, m.committed_at))
     ]
 
@@ -564,13 +569,10 @@ def complete_committed_runs(
 def _record_usage_once(
     session: Session, marker: RefreshMarker, timezone: str, now: dt.datetime
 ) -> None:
-    exists = session.scalars(
-        select(UsageRecord.id).where(UsageRecord.refresh_id == marker.refresh_id)
-    ).first()
-    if exists is not None:
-        return
+    """The usage record of the refresh (R11), on the local day of its ``as_of``; a repeat
+    records nothing (``record_usage`` is idempotent on the refresh id)."""
     day = marker.as_of.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(timezone)).date()
-    _record_usage(session, marker.audience_id, marker.refresh_id, day, marker.size, now)
+    record_usage(session, marker.audience_id, marker.refresh_id, day, marker.size, now)
 
 
 def _update_audience(audience: Audience, marker: RefreshMarker, now: dt.datetime) -> None:
@@ -583,7 +585,7 @@ def _update_audience(audience: Audience, marker: RefreshMarker, now: dt.datetime
     if not audience.is_dynamic:
         audience.next_refresh_at = None  # static: computed once (R7)
         return
-    interval = _next_interval(audience, now)
+    interval = next_interval(audience, now)
     audience.next_refresh_at = None if interval is None else now + interval
 
 
@@ -653,71 +655,3 @@ def _succeeded_result(catalog: Catalog, run_id: str) -> RefreshResult | None:
             duration_seconds=(run.finished_at - run.started_at).total_seconds(),
             resumed=True,
         )
-
-
-# --- the lifecycle service's helpers (private fallbacks until it offers them) ------------
-
-
-def _resolver(catalog: Catalog) -> Callable[[str], Definition | None]:
-    try:
-        from segmint.audiences.service import audience_resolver
-    except ImportError:
-        return _fallback_resolver(catalog)
-    return audience_resolver(catalog)
-
-
-def _fallback_resolver(catalog: Catalog) -> Callable[[str], Definition | None]:
-    def resolve(name: str) -> Definition | None:
-        with catalog.session() as session:
-            audience = session.scalars(
-                select(Audience).where(Audience.name == name, Audience.status != "deleted")
-            ).first()
-            if audience is None:
-                return None
-            text = session.scalars(
-                select(AudienceVersion.definition).where(
-                    AudienceVersion.audience_id == audience.id,
-                    AudienceVersion.version == audience.current_version,
-                )
-            ).one()
-        return Definition.model_validate_json(text)
-
-    return resolve
-
-
-def _next_interval(audience: Audience, now: dt.datetime) -> dt.timedelta | None:
-    try:
-        from segmint.audiences.service import next_interval
-    except ImportError:
-        return _fallback_next_interval(audience, now)
-    return next_interval(audience, now)
-
-
-def _fallback_next_interval(audience: Audience, now: dt.datetime) -> dt.timedelta | None:
-    """Warm-up policy (R10): daily for the first 3 days after activation, then the interval."""
-    if not audience.is_dynamic:
-        return None
-    interval = dt.timedelta(seconds=audience.refresh_interval_seconds or 86400)
-    warming = audience.activated_at is not None and now < audience.activated_at + dt.timedelta(
-        days=3
-    )
-    return min(interval, dt.timedelta(days=1)) if audience.warmup and warming else interval
-
-
-def _record_usage(
-    session: Session, audience_id: int, refresh_id: str, day: dt.date, events: int, now: dt.datetime
-) -> None:
-    try:
-        from segmint.audiences.usage import record_usage
-    except ImportError:
-        session.add(
-            UsageRecord(
-                audience_id=audience_id,
-                refresh_id=refresh_id,
-                day=day,
-                recorded_at=now,
-                events=events,
-            )
-        )
-        return
-    record_usage(session, audience_id, refresh_id, day, events, now)

@@ -414,7 +414,8 @@ class _Explainer:
             )
             return
         if isinstance(node, EventCondition):
-            if node.performed:
+            needs_events = node.count.operator != "at_most" and node.count.value > 0
+            if node.performed and needs_events:
                 self._event_step(node.event, node.filters, node.window)
         elif isinstance(node, AggregateCondition):
             if self._event_step(node.event, node.filters, node.window):

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,9 +40,9 @@ from segmint.audiences.refresh import (
     refresh_audience,
     utc_naive,
 )
+from segmint.audiences.service import dependency_order
 from segmint.catalog.db import Catalog
-from segmint.catalog.models import Audience, AudienceVersion, RefreshRun
-from segmint.definitions import AudienceCondition, Definition, iter_nodes
+from segmint.catalog.models import Audience, RefreshRun
 from segmint.errors import Conflict
 from segmint.warehouse.engine import Engine
 
@@ -214,7 +214,7 @@ def recover_stuck_runs(
         try:
             marker = read_marker(warehouse, run_id)
             if marker is not None:
-                result = complete_refresh(warehouse, catalog, marker, timezone=timezone, now=now)
+                result = complete_refresh(catalog, marker, timezone=timezone, now=now)
                 outcomes.append(DueOutcome(audience_id, "completed", result=result))
                 continue
             _mark_stuck(catalog, run_id, audience_id, now)
@@ -269,26 +269,36 @@ def run_due(
             outcomes.append(DueOutcome(audience_id, "leased"))
             continue
         try:
-            if not _still_due(catalog, audience_id, now):  # refreshed by another scheduler
+            trigger = _due_trigger(catalog, audience_id, now)
+            if trigger is None:  # refreshed by another scheduler since the due list was read
                 outcomes.append(DueOutcome(audience_id, "skipped"))
                 continue
-            outcome = _refresh_due(warehouse, catalog, audience_id, now, timezone, fail_after)
+            outcome = _refresh_due(
+                warehouse, catalog, audience_id, now, timezone, trigger, fail_after
+            )
             outcomes.append(outcome)
         finally:
             release_lease(catalog, audience_id, owner)
     return outcomes
 
 
-def _still_due(catalog: Catalog, audience_id: int, now: dt.datetime) -> bool:
-    """Re-read under the lease: another scheduler may have refreshed it since the due list."""
+def _due_trigger(catalog: Catalog, audience_id: int, now: dt.datetime) -> Trigger | None:
+    """Re-read under the lease: ``None`` when the audience is no longer due (another
+    scheduler refreshed it meanwhile); ``activation`` for its first refresh since activation
+    (activating makes an audience due at once), else ``schedule``."""
     with catalog.session() as session:
         audience = session.get(Audience, audience_id)
-        return (
-            audience is not None
-            and audience.status == "active"
-            and audience.next_refresh_at is not None
-            and audience.next_refresh_at <= now
+        if (
+            audience is None
+            or audience.status != "active"
+            or audience.next_refresh_at is None
+            or audience.next_refresh_at > now
+        ):
+            return None
+        first = audience.last_refresh_at is None or (
+            audience.activated_at is not None and audience.last_refresh_at < audience.activated_at
         )
+        return "activation" if first else "schedule"
 
 
 def _refresh_due(
@@ -297,6 +307,7 @@ def _refresh_due(
     audience_id: int,
     now: dt.datetime,
     timezone: str,
+    trigger: Trigger,
     fail_after: FailAfter | None,
 ) -> DueOutcome:
     completed = complete_committed_runs(warehouse, catalog, audience_id, timezone=timezone, now=now)
@@ -310,7 +321,7 @@ def _refresh_due(
             as_of=now,
             now=now,
             timezone=timezone,
-            trigger="schedule",
+            trigger=trigger,
             fail_after=fail_after,
         )
     except RefreshFailed as exc:  # recorded and rescheduled with backoff by refresh_audience
@@ -333,59 +344,6 @@ def _postpone_refused(catalog: Catalog, audience_id: int, message: str, now: dt.
         if audience is not None:
             audience.last_error = message
             audience.next_refresh_at = None if not audience.is_dynamic else now + RETRY_BASE
-
-
-# --- dependency order ----------------------------------------------------------------------
-
-
-def dependency_order(catalog: Catalog, audience_ids: Iterable[int]) -> list[int]:
-    """``audience_ids`` ordered so an audience comes after the audiences (among them) that
-    its definition refers to; otherwise the given order is kept. Cycles (refused when saving)
-    keep their given order."""
-    ids = list(dict.fromkeys(audience_ids))
-    if len(ids) < 2:
-        return ids
-    names, uses = _references(catalog, ids)
-    by_name = {name: audience_id for audience_id, name in names.items()}
-    deps = {a: {by_name[n] for n in uses[a] if n in by_name and by_name[n] != a} for a in ids}
-    ordered: list[int] = []
-    placed: set[int] = set()
-    while len(ordered) < len(ids):
-        ready = [a for a in ids if a not in placed and deps[a] <= placed]
-        if not ready:  # a cycle: keep the rest in the given order
-            ready = [a for a in ids if a not in placed]
-        for audience_id in ready:
-            ordered.append(audience_id)
-            placed.add(audience_id)
-    return ordered
-
-
-def _references(catalog: Catalog, ids: list[int]) -> tuple[dict[int, str], dict[int, set[str]]]:
-    """Names of the audiences and, for each, the audience names its current definition uses."""
-    with catalog.session() as session:
-        rows = session.execute(
-            select(Audience.id, Audience.name, AudienceVersion.definition)
-            .join(
-                AudienceVersion,
-                and_(
-                    AudienceVersion.audience_id == Audience.id,
-                    AudienceVersion.version == Audience.current_version,
-                ),
-            )
-            .where(Audience.id.in_(ids))
-        ).all()
-    names: dict[int, str] = {}
-    uses: dict[int, set[str]] = {audience_id: set() for audience_id in ids}
-    for audience_id, name, text in rows:
-        if name:
-            names[audience_id] = name
-        definition = Definition.model_validate_json(text)
-        uses[audience_id] = {
-            node.audience
-            for _, node in iter_nodes(definition.root)
-            if isinstance(node, AudienceCondition)
-        }
-    return names, uses
 
 
 # --- the background loop -------------------------------------------------------------------

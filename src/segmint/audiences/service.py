@@ -114,6 +114,22 @@ class VersionInfo:
     note: str
 
 
+@dataclass(frozen=True)
+class EditPlan:
+    """What saving a proposed definition would do (see :func:`plan_edit`)."""
+
+    audience: AudienceInfo
+    definition: Definition
+    diff: DefinitionDiff
+    is_dynamic: bool
+    needs_activation: str | None  # why only Save & Activate can apply it, or None
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the proposal equals the current version (saving does nothing)."""
+        return self.diff.unchanged
+
+
 class Schedulable(Protocol):
     """What the schedule depends on: an :class:`AudienceInfo` or a catalog row."""
 
@@ -193,6 +209,38 @@ def update_definition(
             )
         version = _save_version(session, audience, parsed, by=by, now=now, note=note)
         return _version_info(version)
+
+
+def plan_edit(catalog: Catalog, audience_id: int, definition: DefinitionInput) -> EditPlan:
+    """The catalog half of an impact preview (PRODUCT B3): validate a proposed definition
+    without saving it and say what would change — the diff from the current version, whether
+    the audience would be dynamic, and whether saving needs Save & Activate. (The members who
+    would enter and leave come from a run on the warehouse.)"""
+    parsed = _as_definition(definition)
+    with catalog.session() as session:
+        audience = _load(session, audience_id)
+        if audience.status == "deleted":
+            raise Conflict(
+                f"audience {_label(audience.name, audience.id)} is deleted: restore it first, "
+                "then edit it"
+            )
+        current = _current_definition(session, audience)
+        resolver = _session_resolver(session, exclude_id=audience.id)
+        validate_definition(parsed, resolve_audience=resolver, name=audience.name)
+        dynamic = is_dynamic(parsed, resolve_audience=resolver)
+        unchanged = _canonical(current) == _canonical(parsed)
+        return EditPlan(
+            audience=_info(audience, current),
+            definition=parsed,
+            diff=diff_definitions(
+                current,
+                parsed,
+                old_label=f"version {audience.current_version}",
+                new_label="proposed",
+            ),
+            is_dynamic=dynamic,
+            needs_activation=None if unchanged else _live_edit_problem(audience, dynamic),
+        )
 
 
 def versions(catalog: Catalog, audience_id: int) -> list[VersionInfo]:
@@ -466,7 +514,7 @@ def check_interval(
                 path="refresh_interval",
             )
         return None
-    allowed = f"from {format_interval(MIN_INTERVAL)} to {format_interval(MAX_INTERVAL)}"
+    allowed = f"from {describe_interval(MIN_INTERVAL)} to {describe_interval(MAX_INTERVAL)}"
     if interval is None:
         raise InvalidInput(
             f"{label} is dynamic (it uses rolling windows such as 'last 30 days') and needs a "
@@ -475,7 +523,7 @@ def check_interval(
         )
     if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
         raise InvalidInput(
-            f"a refresh interval of {format_interval(interval)} is not allowed: choose one "
+            f"a refresh interval of {describe_interval(interval)} is not allowed: choose one "
             f"{allowed}",
             path="refresh_interval",
         )
@@ -521,7 +569,7 @@ def describe_schedule(audience: Schedulable, now: dt.datetime | None = None) -> 
     return f"daily for the first 3 days (until {end:%Y-%m-%d}), then {every}"
 
 
-def format_interval(interval: dt.timedelta) -> str:
+def describe_interval(interval: dt.timedelta) -> str:
     """``1 hour``, ``6 hours``, ``7 days``, ``90 minutes``."""
     seconds = int(interval.total_seconds())
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
@@ -536,7 +584,7 @@ def _every(interval: dt.timedelta) -> str:
         return "daily"
     if interval == dt.timedelta(hours=1):
         return "hourly"
-    return f"every {format_interval(interval)}"
+    return f"every {describe_interval(interval)}"
 
 
 # --- internals: rows -------------------------------------------------------------------------
@@ -702,8 +750,9 @@ def _save_version(
     resolver = _session_resolver(session, exclude_id=audience.id)
     validate_definition(definition, resolve_audience=resolver, name=name or audience.name)
     dynamic = is_dynamic(definition, resolve_audience=resolver)
-    if audience.status == "active" and not activating:
-        _check_live_edit(audience, dynamic)
+    problem = None if activating else _live_edit_problem(audience, dynamic)
+    if problem:
+        raise Conflict(problem)
     audience.current_version += 1
     audience.is_dynamic = dynamic
     audience.updated_at = now
@@ -719,20 +768,23 @@ def _save_version(
     return row
 
 
-def _check_live_edit(audience: Audience, dynamic: bool) -> None:
-    """An edit of an active audience applies at its next refresh, unless it needs new
-    settings or a recomputation: then it must be saved with activation."""
+def _live_edit_problem(audience: Audience, dynamic: bool) -> str | None:
+    """Why an edit of an active audience cannot simply apply at its next refresh (it needs
+    new settings or a recomputation, so it goes through Save & Activate), or ``None``."""
+    if audience.status != "active":
+        return None
     label = _label(audience.name, audience.id)
     if not audience.is_dynamic:
-        raise Conflict(
+        return (
             f"audience {label} is active and static: its members were computed once, at "
             "activation; save the change with Save & Activate to recompute it"
         )
     if not dynamic:
-        raise Conflict(
+        return (
             f"this change makes the active audience {label} static (only fixed date ranges): "
             "save it with Save & Activate and no refresh interval"
         )
+    return None
 
 
 def _activation_name(session: Session, audience: Audience, name: str | None) -> str:

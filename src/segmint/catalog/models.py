@@ -11,10 +11,12 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -43,6 +45,15 @@ class Audience(Base):
     ``archived`` or ``deleted``; names are unique among audiences that are not deleted."""
 
     __tablename__ = "audiences"
+    __table_args__ = (
+        Index(
+            "uq_audiences_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("status <> 'deleted' AND name IS NOT NULL"),
+            postgresql_where=text("status <> 'deleted' AND name IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)

@@ -1,0 +1,111 @@
+"""The verbs the REST API and the CLI share: each resolves an audience reference (id or
+name), calls the lifecycle service, and refreshes where the verb implies it (activation
+computes the audience at once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from segmint.audiences import service
+from segmint.audiences.impact import Impact, impact_preview
+from segmint.audiences.refresh import RefreshResult
+from segmint.audiences.scheduler import default_owner, refresh_now
+from segmint.audiences.service import AudienceInfo, DefinitionInput, _as_definition
+from segmint.catalog import Catalog
+from segmint.errors import InvalidInput
+from segmint.warehouse.engine import Engine
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def resolve_ref(catalog: Catalog, ref: str | int) -> AudienceInfo:
+    """An audience by id (``12``) or name (``abandoned_checkout_30d``)."""
+    if isinstance(ref, int) or str(ref).isdigit():
+        return service.get(catalog, int(ref))
+    return service.get_by_name(catalog, str(ref))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activated audience and the refresh that computed it (``None`` when it failed;
+    ``error`` then says why and the scheduler retries)."""
+
+    audience: AudienceInfo
+    refresh: RefreshResult | None
+    error: str | None = None
+
+
+def activate_audience(
+    warehouse: Engine,
+    catalog: Catalog,
+    ref: str | int,
+    *,
+    name: str | None,
+    refresh_interval: dt.timedelta | None,
+    warmup: bool,
+    by: str,
+    timezone: str,
+    now: dt.datetime | None = None,
+    definition: DefinitionInput | None = None,
+) -> Activation:
+    """Save & Activate: validate name and interval, make the audience active, and compute
+    it now (static audiences are computed only this once)."""
+    now = now or utcnow()
+    audience = resolve_ref(catalog, ref)
+    audience = service.activate(
+        catalog,
+        audience.id,
+        name=name,
+        refresh_interval=refresh_interval,
+        warmup=warmup,
+        by=by,
+        now=now,
+        definition=definition,
+    )
+    try:
+        result = refresh_now(
+            warehouse, catalog, audience.id, owner=default_owner(), now=now,
+            timezone=timezone, trigger="activation",
+        )
+    except Exception as exc:  # recorded by the refresh; the scheduler will retry
+        return Activation(service.get(catalog, audience.id), None, str(exc))
+    return Activation(service.get(catalog, audience.id), result)
+
+
+def refresh_by_ref(
+    warehouse: Engine, catalog: Catalog, ref: str | int, *, timezone: str,
+    now: dt.datetime | None = None,
+) -> RefreshResult:
+    """Force one refresh now (``segmint refresh NAME``)."""
+    audience = resolve_ref(catalog, ref)
+    return refresh_now(
+        warehouse, catalog, audience.id, owner=default_owner(), now=now or utcnow(),
+        timezone=timezone, trigger="manual",
+    )
+
+
+def preview_impact(
+    warehouse: Engine,
+    catalog: Catalog,
+    ref: str | int,
+    definition: DefinitionInput,
+    *,
+    timezone: str,
+    now: dt.datetime | None = None,
+) -> Impact:
+    """Impact of replacing an audience's definition, before saving (B3)."""
+    audience = resolve_ref(catalog, ref)
+    if audience.status != "active":
+        raise InvalidInput(
+            f"{audience.label} is {audience.status}; impact previews compare with the members "
+            "of an active audience — use preview instead"
+        )
+    new = _as_definition(definition)
+    resolver = service.audience_resolver(catalog)
+    return impact_preview(
+        warehouse, audience.id, new, as_of=now or utcnow(), timezone=timezone,
+        resolve_audience=resolver,
+    )
