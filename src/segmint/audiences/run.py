@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from segmint.compiler import CompileContext, compile_definition, compile_node_query
 from segmint.compiler.demographic import age_expression
+from segmint.compiler.tree import compile_node
 from segmint.compiler.events import filter_predicates, in_window
 from segmint.compiler.values import Field, column_field, compare, json_field, lit
 from segmint.compiler.windows import Bounds, Clock
@@ -171,7 +172,7 @@ def run_definition(
     as_of = utc_naive(as_of)
     context = CompileContext(Clock.create(as_of, timezone), resolve_audience)
     nodes = iter_nodes(definition.root)
-    counts = _count_nodes(warehouse, definition, nodes, as_of, timezone, resolve_audience)
+    counts = _count_nodes(warehouse, nodes, as_of, timezone, resolve_audience)
     size = counts["root"]
     diagnostics = [_diagnostic(path, node, counts) for path, node in nodes]
     root_query = compile_definition(
@@ -213,10 +214,12 @@ def node_flags(
     for index, (path, node) in enumerate(nodes):
         if isinstance(node, Group):
             continue
-        query = compile_node_query(
-            node, as_of=as_of, timezone=timezone, resolve_audience=resolve_audience
-        )
-        member = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=query))
+        # The compiled set, complements kept symbolic: NOT IN (positive set) rather than
+        # IN (universe EXCEPT positive set), which would materialize most of the universe.
+        found = compile_node(node, CompileContext(Clock.create(as_of, timezone), resolve_audience))
+        member: exp.Expr = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=found.query))
+        if found.complement:
+            member = exp.Not(this=member)
         projection.append(exp.alias_(member, _flag_name(index)))
         flags[path] = exp.column(_flag_name(index))
     for path, node in reversed(list(nodes)):  # children before parents
@@ -246,28 +249,23 @@ def _count_if(predicate: exp.Expr) -> exp.Expr:
 
 def _count_nodes(
     warehouse: Engine,
-    definition: Definition,
     nodes: Sequence[tuple[str, Node]],
     as_of: dt.datetime,
     timezone: str,
     resolve_audience: AudienceResolver | None,
 ) -> dict[str, int]:
-    """One query: the count of every node (by path), of every group step (``path#k``), of
-    the whole definition (``root``, from its compiled SQL) and of all profiles."""
+    """One query: the count of every node (by path), of every group step (``path#k``) and of
+    all profiles (``_universe``). Groups are counted from their children's flags: the same
+    set algebra the compiler applies (tests check both agree on random definitions)."""
     projection, flags = node_flags(
         nodes, as_of=as_of, timezone=timezone, resolve_audience=resolve_audience
     )
-    root_query = compile_definition(
-        definition, as_of=as_of, timezone=timezone, resolve_audience=resolve_audience
-    )
-    root_member = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=root_query))
-    inner = exp.select(PROFILE_ID, *projection, exp.alias_(root_member, "member")).from_("profiles")
-    names: list[str] = ["_universe", "root"]
-    columns: list[exp.Expr] = [exp.Count(this=exp.Star()), _count_if(exp.column("member"))]
+    inner = exp.select(PROFILE_ID, *projection).from_("profiles")
+    names: list[str] = ["_universe"]
+    columns: list[exp.Expr] = [exp.Count(this=exp.Star())]
     for path, node in nodes:
-        if path != "root":
-            names.append(path)
-            columns.append(_count_if(flags[path].copy()))
+        names.append(path)
+        columns.append(_count_if(flags[path].copy()))
         if isinstance(node, Group):
             for index, step in enumerate(group_steps(path, node, flags)):
                 names.append(f"{path}#{index}")
@@ -309,15 +307,21 @@ def _diagnostic(path: str, node: Node, counts: Mapping[str, int]) -> NodeDiagnos
 
 
 def _sample(warehouse: Engine, root_query: exp.Select, size: int) -> list[MemberSample]:
+    """The ``size`` most recently seen members. The ids are picked first over narrow columns,
+    then only their rows are read in full (wide ``traits`` JSON stays unread otherwise)."""
+    newest_first = [exp.Ordered(this=exp.column("last_seen"), desc=True), exp.column(PROFILE_ID)]
+    picked = (
+        exp.select(PROFILE_ID)
+        .from_("profiles")
+        .where(exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=root_query)))
+        .order_by(*[o.copy() for o in newest_first])
+        .limit(size)
+    )
     query = (
         exp.select(PROFILE_ID, "user_id", "email", "country", "last_seen", "traits")
         .from_("profiles")
-        .where(exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=root_query)))
-        .order_by(
-            exp.Ordered(this=exp.column("last_seen"), desc=True),
-            exp.column(PROFILE_ID),
-        )
-        .limit(size)
+        .where(exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=picked)))
+        .order_by(*newest_first)
     )
     return [
         MemberSample(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from segmint.cli import data, demo, keys, testing
+from segmint.cli import audiences, data, demo, keys, testing
 
 app = typer.Typer(
     name="segmint",
@@ -19,6 +19,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(audiences.app, name="audiences")
+app.command("refresh")(audiences.refresh_command)
+app.command("usage")(audiences.usage_command)
 app.command("import")(data.import_command)
 app.command("generate")(data.generate_command)
 app.command("demo")(demo.demo_command)

@@ -1,0 +1,305 @@
+"""``segmint audiences list|show|create|preview|activate|archive|delete|restore|history|
+versions``, ``segmint refresh NAME | --due`` and ``segmint usage``.
+
+Commands that compute members (activate, refresh, history, preview) open the warehouse;
+while `segmint serve` owns it, use the REST API instead (the error says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from segmint.audiences import history, operations, service, usage
+from segmint.audiences.files import format_interval, parse_interval, read_audience_file
+from segmint.audiences.scheduler import default_owner, run_due
+from segmint.catalog import open_catalog
+from segmint.catalog.db import Catalog
+from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.errors import InvalidInput
+from segmint.runtime import Runtime
+
+app = typer.Typer(
+    help="Audiences: create, activate, archive, restore, inspect.", no_args_is_help=True
+)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return "cli"
+
+
+def _catalog() -> Catalog:
+    settings = load_settings()
+    settings.ensure_data_dir()
+    return open_catalog(settings.catalog_database_url)
+
+
+def _when(value: dt.datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else "—"
+
+
+@app.command("list")
+@friendly_errors
+def list_command(
+    status: Annotated[str | None, typer.Option(help="draft, active, archived or deleted.")] = None,
+) -> None:
+    """List audiences with size, schedule and last refresh."""
+    if status not in (None, "draft", "active", "archived", "deleted"):
+        raise InvalidInput("status must be draft, active, archived or deleted", path="status")
+    table = Table(
+        "id", "name", "status", "type", "size", "interval", "last refresh", "next refresh"
+    )
+    for a in service.list_audiences(_catalog(), status):
+        table.add_row(
+            str(a.id),
+            a.name or "—",
+            a.status,
+            "dynamic" if a.is_dynamic else "static",
+            f"{a.size:,}" if a.size is not None else "—",
+            format_interval(a.refresh_interval),
+            _when(a.last_refresh_at),
+            _when(a.next_refresh_at),
+        )
+    console.print(table)
+
+
+@app.command("show")
+@friendly_errors
+def show(audience: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
+    """Show one audience: status, schedule, size, definition."""
+    from segmint.definitions import dump_definition
+
+    info = operations.resolve_ref(_catalog(), audience)
+    table = Table(show_header=False, box=None)
+    for label, value in [
+        ("id", str(info.id)),
+        ("name", info.name or "—"),
+        ("status", info.status),
+        ("type", "dynamic" if info.is_dynamic else "static"),
+        ("version", str(info.current_version)),
+        (
+            "schedule",
+            service.describe_schedule(info, operations.utcnow())
+            if info.status == "active"
+            else "—",
+        ),
+        ("size", f"{info.size:,}" if info.size is not None else "not computed yet"),
+        ("last refresh", _when(info.last_refresh_at)),
+        ("next refresh", _when(info.next_refresh_at)),
+        ("last error", info.last_error or "—"),
+    ]:
+        table.add_row(label, value)
+    console.print(table)
+    console.print(dump_definition(info.definition), highlight=False, soft_wrap=True)
+
+
+@app.command("create")
+@friendly_errors
+def create(
+    file: Annotated[Path, typer.Argument(help="An audience YAML/JSON file.")],
+    activate: Annotated[bool, typer.Option(help="Activate (and compute) it at once.")] = False,
+) -> None:
+    """Create an audience from a file ("audiences as code")."""
+    catalog = _catalog()
+    parsed = read_audience_file(file, resolve_audience=service.audience_resolver(catalog))
+    info = service.create_draft(
+        catalog,
+        parsed.definition,
+        by=_who(),
+        now=operations.utcnow(),
+        name=parsed.name,
+        description=parsed.description,
+    )
+    console.print(f"Created draft {info.label} (id {info.id}).")
+    if activate:
+        _activate(info.id, parsed.name, parsed.refresh_interval, parsed.warmup)
+
+
+@app.command("activate")
+@friendly_errors
+def activate(
+    audience: Annotated[str, typer.Argument(help="Id or name.")],
+    name: Annotated[str | None, typer.Option(help="Name (lowercase, digits, _).")] = None,
+    interval: Annotated[str | None, typer.Option(help="Refresh interval: 1h … 30d.")] = None,
+    warmup: Annotated[bool, typer.Option(help="Daily refreshes for the first 3 days.")] = True,
+) -> None:
+    """Save & Activate: make it active and compute it now."""
+    ref = operations.resolve_ref(_catalog(), audience)
+    _activate(ref.id, name, parse_interval(interval, "--interval") if interval else None, warmup)
+
+
+def _activate(
+    audience_id: int, name: str | None, interval: dt.timedelta | None, warmup: bool
+) -> None:
+    settings = load_settings()
+    runtime = Runtime.open(settings)
+    try:
+        result = operations.activate_audience(
+            runtime.warehouse,
+            runtime.catalog,
+            audience_id,
+            name=name,
+            refresh_interval=interval,
+            warmup=warmup,
+            by=_who(),
+            timezone=settings.timezone,
+        )
+    finally:
+        runtime.close()
+    info = result.audience
+    console.print(f"Activated {info.label}: {service.describe_schedule(info)}.")
+    if result.refresh:
+        console.print(
+            f"Computed {result.refresh.size:,} members in {result.refresh.duration_seconds:.2f} s."
+        )
+    else:
+        console.print(
+            f"[yellow]The first refresh failed:[/] {result.error} (it is retried automatically)."
+        )
+
+
+def _transition(verb: str, audience: str) -> None:
+    catalog = _catalog()
+    info = operations.resolve_ref(catalog, audience)
+    action = {"archive": service.archive, "delete": service.delete}[verb]
+    done = action(catalog, info.id, by=_who(), now=operations.utcnow())
+    console.print(f"{done.label} is now {done.status}.")
+
+
+@app.command("archive")
+@friendly_errors
+def archive(audience: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
+    """Turn an audience off: no more refreshes or syncs."""
+    _transition("archive", audience)
+
+
+@app.command("delete")
+@friendly_errors
+def delete(audience: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
+    """Delete an audience (it can be restored)."""
+    _transition("delete", audience)
+
+
+@app.command("restore")
+@friendly_errors
+def restore(
+    audience: Annotated[str, typer.Argument(help="Id or name.")],
+    name: Annotated[str | None, typer.Option(help="A new name, if the old one is taken.")] = None,
+) -> None:
+    """Restore an archived or deleted audience as a draft."""
+    catalog = _catalog()
+    info = operations.resolve_ref(catalog, audience)
+    done = service.restore(catalog, info.id, by=_who(), now=operations.utcnow(), name=name)
+    console.print(f"{done.label} is restored as a draft; activate it to compute it again.")
+
+
+@app.command("versions")
+@friendly_errors
+def versions(
+    audience: Annotated[str, typer.Argument(help="Id or name.")],
+    diff: Annotated[str | None, typer.Option(help="Show the diff OLD:NEW, e.g. 1:2.")] = None,
+) -> None:
+    """Versions of the definition (who, when), or the diff between two."""
+    old, _, new = (diff or "").partition(":")
+    if diff and not (old.isdigit() and new.isdigit()):
+        raise InvalidInput("--diff takes two version numbers, e.g. --diff 1:2", path="diff")
+    catalog = _catalog()
+    info = operations.resolve_ref(catalog, audience)
+    if diff:
+        result = service.diff_versions(catalog, info.id, int(old), int(new))
+        for line in result.summary or ["no changes"]:
+            console.print(f"• {line}", highlight=False, soft_wrap=True)
+        return
+    table = Table("version", "when", "who", "note")
+    for v in service.versions(catalog, info.id):
+        table.add_row(str(v.version), _when(v.created_at), v.created_by, v.note)
+    console.print(table)
+
+
+@app.command("history")
+@friendly_errors
+def history_command(audience: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
+    """Size over time: every refresh with entered and left (R12)."""
+    settings = load_settings()
+    runtime = Runtime.open(settings, read_only=True)
+    try:
+        info = operations.resolve_ref(runtime.catalog, audience)
+        points = history.size_over_time(runtime.warehouse, info.id)
+    finally:
+        runtime.close()
+    table = Table("as of", "size", "entered", "left", "version")
+    for p in points:
+        table.add_row(
+            _when(p.as_of), f"{p.size:,}", f"+{p.entered:,}", f"−{p.left:,}", str(p.version)
+        )
+    console.print(table if points else f"{info.label} has not been refreshed yet.")
+
+
+@friendly_errors
+def refresh_command(
+    audience: Annotated[str | None, typer.Argument(help="Id or name to refresh now.")] = None,
+    due: Annotated[bool, typer.Option("--due", help="Refresh every audience that is due.")] = False,
+) -> None:
+    """Refresh one audience now, or (with --due) all that are due — for cron."""
+    if bool(audience) == due:
+        raise InvalidInput("name one audience, or pass --due (not both)")
+    settings = load_settings()
+    runtime = Runtime.open(settings)
+    try:
+        if due:
+            outcomes = run_due(
+                runtime.warehouse,
+                runtime.catalog,
+                operations.utcnow(),
+                default_owner(),
+                settings.timezone,
+            )
+            for outcome in outcomes:
+                line = f"audience #{outcome.audience_id}: {outcome.status}"
+                if outcome.result is not None:
+                    line += f", {outcome.result.size:,} members"
+                if outcome.error:
+                    line += f" — {outcome.error}"
+                console.print(line, highlight=False, soft_wrap=True)
+            console.print(f"{len(outcomes)} audience(s) were due.")
+            return
+        assert audience is not None
+        result = operations.refresh_by_ref(
+            runtime.warehouse, runtime.catalog, audience, timezone=settings.timezone
+        )
+    finally:
+        runtime.close()
+    console.print(
+        f"Refreshed: {result.size:,} members (+{result.entered:,} / "
+        f"−{result.left:,}) in {result.duration_seconds:.2f} s."
+    )
+
+
+@friendly_errors
+def usage_command(
+    days: Annotated[int, typer.Option(min=1, max=3660, help="How many days back.")] = 30,
+) -> None:
+    """Usage (events consumed by refreshes) per audience, and the 30-day forecast (R11)."""
+    catalog = _catalog()
+    today = operations.utcnow().date()
+    start = today - dt.timedelta(days=days - 1)
+    table = Table("audience", "status", "refreshes", "events", title=f"Usage {start} → {today}")
+    for row in usage.usage_per_audience(catalog, start=start, end=today):
+        table.add_row(
+            row.name or str(row.audience_id), row.status, f"{row.refreshes:,}", f"{row.events:,}"
+        )
+    console.print(table)
+    console.print(f"Total: {usage.total_usage(catalog, start=start, end=today):,} events")
+    forecast = usage.forecast_monthly(catalog, operations.utcnow())
+    console.print(
+        f"Forecast for the next 30 days: {forecast.total:,} events. {forecast.assumptions}",
+        soft_wrap=True,
+    )

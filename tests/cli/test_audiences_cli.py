@@ -1,0 +1,80 @@
+"""The audience commands, run through Typer's runner on a generated data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from segmint.cli.main import app
+from segmint.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "audiences"
+runner = CliRunner()
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "220"})
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+@pytest.fixture
+def shop(settings: Settings) -> Settings:
+    run("generate", "--users", "150", "--days", "40", "--seed", "5")
+    return settings
+
+
+def test_audiences_as_code_lifecycle(shop: Settings) -> None:
+    out = run("audiences", "create", str(EXAMPLES / "us_browsers_no_order_30d.yaml"),
+              "--activate")
+    assert "Created draft 'us_browsers_no_order_30d'" in out
+    assert "Activated" in out and "members" in out
+    listed = run("audiences", "list")
+    assert "us_browsers_no_order_30d" in listed and "active" in listed
+    shown = run("audiences", "show", "us_browsers_no_order_30d")
+    assert "dynamic" in shown and "product_viewed" in shown
+    refreshed = run("refresh", "us_browsers_no_order_30d")
+    assert "Refreshed:" in refreshed
+    history = run("audiences", "history", "us_browsers_no_order_30d")
+    assert history.count("+") >= 2
+    assert "0 audience(s) were due" in run("refresh", "--due")
+    usage = run("usage")
+    assert "us_browsers_no_order_30d" in usage and "Forecast" in usage
+    assert "archived" in run("audiences", "archive", "us_browsers_no_order_30d")
+    assert "restored as a draft" in run("audiences", "restore", "us_browsers_no_order_30d")
+    assert "deleted" in run("audiences", "delete", "1")
+    assert "us_browsers_no_order_30d" in run("audiences", "list", "--status", "deleted")
+
+
+def test_static_audience_and_versions(shop: Settings) -> None:
+    run("audiences", "create", str(EXAMPLES / "q4_2025_purchasers.yaml"))
+    refused = run("audiences", "activate", "q4_2025_purchasers", "--interval", "1d", code=2)
+    assert "static" in refused
+    assert "Activated" in run("audiences", "activate", "q4_2025_purchasers")
+    versions = run("audiences", "versions", "q4_2025_purchasers")
+    assert "1" in versions
+    assert "no changes" in run("audiences", "versions", "q4_2025_purchasers", "--diff", "1:1")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["audiences", "show", "nobody"], "nobody"),
+        (["audiences", "list", "--status", "gone"], "status must be"),
+        (["audiences", "create", "/no/such/file.yaml"], "no such file"),
+        (["refresh"], "name one audience, or pass --due"),
+        (["audiences", "versions", "1", "--diff", "x"], "two version numbers"),
+    ],
+)
+def test_bad_input_is_one_clear_line(settings: Settings, args: list[str], words: str) -> None:
+    assert words in run(*args, code=2)
+
+
+def test_bad_interval_and_name(settings: Settings, tmp_path: Path) -> None:
+    run("audiences", "create", str(EXAMPLES / "abandoned_checkout_30d.yaml"))
+    assert "not an interval" in run("audiences", "activate", "1", "--interval", "often", code=2)
+    out = run("audiences", "activate", "1", "--name", "Abandoned Checkout", code=2)
+    assert "'abandoned_checkout'" in out
