@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from segmint.audiences.testing import run_test_file, run_tests
 from segmint.cli.main import app
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "audiences"
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "segmint" / "examples" / "audiences"
 runner = CliRunner()
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from segmint.cli.main import app
 from segmint.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "audiences"
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "segmint" / "examples" / "audiences"
 runner = CliRunner()
 
 

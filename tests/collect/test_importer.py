@@ -173,3 +173,13 @@ def test_unknown_format_is_refused() -> None:
         detect_format(Path("events.txt"))
     with pytest.raises(InvalidInput, match="format must be one of"):
         detect_format(Path("events.txt"), "xml")
+
+
+def test_import_keeps_historical_timestamps_even_with_sent_at(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    row = {"type": "track", "event": "old", "userId": "h1", "messageId": "h-1",
+           "timestamp": "2024-03-01T10:00:00Z", "sentAt": "2024-03-01T10:00:01Z"}
+    import_file(runtime.collector, write_jsonl(tmp_path / "history.jsonl", [row]))
+    ((timestamp,),) = runtime.warehouse.rows("SELECT timestamp FROM events")
+    assert timestamp.isoformat() == "2024-03-01T10:00:00"

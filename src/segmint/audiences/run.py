@@ -21,8 +21,8 @@ from sqlglot import exp
 
 from segmint.compiler import CompileContext, compile_definition, compile_node_query
 from segmint.compiler.demographic import age_expression
-from segmint.compiler.tree import compile_node
 from segmint.compiler.events import filter_predicates, in_window
+from segmint.compiler.tree import compile_node
 from segmint.compiler.values import Field, column_field, compare, json_field, lit
 from segmint.compiler.windows import Bounds, Clock
 from segmint.definitions.describe import describe, describe_window

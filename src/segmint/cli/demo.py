@@ -4,21 +4,61 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from segmint.audiences import operations, service
+from segmint.audiences.files import AudienceFile, read_audience_file
 from segmint.catalog.keys import create_key
 from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.collect.importer import Row, import_rows
+from segmint.definitions import parse_definition
 from segmint.runtime import Runtime
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "audiences"
+DYNAMIC_EXAMPLES = (
+    "abandoned_checkout_30d.yaml",
+    "high_value_customers_90d.yaml",
+    "us_browsers_no_order_30d.yaml",
+)
+
+
+def last_quarter_purchasers(now: datetime) -> AudienceFile:
+    """A static audience over the last complete calendar quarter before ``now``."""
+    quarter = (now.month - 1) // 3  # the current quarter, 0-based
+    year, previous = (now.year, quarter - 1) if quarter else (now.year - 1, 3)
+    start = date(year, previous * 3 + 1, 1)
+    end = date(year + 1, 1, 1) if previous == 3 else date(year, previous * 3 + 4, 1)
+    definition = parse_definition(
+        {
+            "root": {
+                "kind": "event",
+                "event": "order_completed",
+                "window": {"type": "absolute", "from": start.isoformat(), "to": end.isoformat()},
+            }
+        }
+    )
+    return AudienceFile(
+        path=EXAMPLES,
+        definition=definition,
+        name=f"q{previous + 1}_{year}_purchasers",
+        description=f"Ordered between {start} and {end} (exclusive); a static audience.",
+    )
+
+
+def demo_audiences(now: datetime) -> list[AudienceFile]:
+    """The audiences the demo creates: three living ones and a static one."""
+    files = [read_audience_file(EXAMPLES / name) for name in DYNAMIC_EXAMPLES]
+    return [*files, last_quarter_purchasers(now)]
 
 
 @friendly_errors
 def demo_command(
     users: Annotated[int, typer.Option(min=1, help="Visitors to generate on first run.")] = 3000,
-    days: Annotated[int, typer.Option(min=1, help="Days of history to generate.")] = 90,
+    days: Annotated[int, typer.Option(min=1, help="Days of history to generate.")] = 150,
     seed: Annotated[int, typer.Option(help="Random seed of the generated data.")] = 7,
     serve: Annotated[bool, typer.Option(help="Start the server afterwards.")] = True,
 ) -> None:
@@ -46,6 +86,28 @@ def demo_command(
             )
         else:
             console.print(f"The warehouse already holds {count:,} events; keeping them.")
+        if not service.list_audiences(runtime.catalog):
+            for audience in demo_audiences(datetime.now(UTC).replace(tzinfo=None)):
+                info = service.create_draft(
+                    runtime.catalog,
+                    audience.definition,
+                    by="demo",
+                    now=operations.utcnow(),
+                    name=audience.name,
+                    description=audience.description,
+                )
+                result = operations.activate_audience(
+                    runtime.warehouse,
+                    runtime.catalog,
+                    info.id,
+                    name=audience.name,
+                    refresh_interval=audience.refresh_interval,
+                    warmup=audience.warmup,
+                    by="demo",
+                    timezone=settings.timezone,
+                )
+                size = f"{result.refresh.size:,} members" if result.refresh else result.error
+                console.print(f"Audience {audience.name}: {size}")
         if not keys_file.exists():
             _, write_key = create_key(runtime.catalog, "demo website", "write")
             _, admin_key = create_key(runtime.catalog, "demo admin", "admin")
@@ -54,13 +116,15 @@ def demo_command(
     finally:
         runtime.close()
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"\n[bold]Segmint demo[/] on {base}")
-    console.print(f"  API docs:   {base}/docs")
-    console.print(f"  write key:  {keys['write_key']}  (send events to {base}/v1/batch)")
-    console.print(f"  admin key:  {keys['admin_key']}  (Authorization: Bearer … for /api/v1)")
-    console.print(
-        f"  try:        curl -H 'Authorization: Bearer {keys['admin_key']}' {base}/api/v1/events\n"
-    )
+    for line in (
+        f"\n[bold]Segmint demo[/] on {base}",
+        f"  API docs:   {base}/docs",
+        f"  write key:  {keys['write_key']}  (send events to {base}/v1/batch)",
+        f"  admin key:  {keys['admin_key']}  (Authorization: Bearer … for /api/v1)",
+        f"  try:        curl -H 'Authorization: Bearer {keys['admin_key']}' {base}/api/v1/audiences",
+        "",
+    ):
+        console.print(line, soft_wrap=True, highlight=False)
     if serve:
         from segmint.cli.main import serve as serve_command
 

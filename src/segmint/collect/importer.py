@@ -232,6 +232,7 @@ def import_rows(
                             received_at=received_at,
                             max_bytes=max_message_bytes,
                             source=source,
+                            correct_clock_skew=False,
                         )
                     )
                 except SegmintError as exc:

@@ -104,12 +104,15 @@ def validate_message(
     max_bytes: int | None = None,
     path: str = "",
     source: str | None = None,
+    correct_clock_skew: bool = True,
 ) -> Message:
     """Validate one raw message and return it normalized.
 
     ``implied_type`` is the type a single-message route implies (``/v1/track`` → track);
     inside a batch every message names its own ``type``. ``path`` prefixes field names in
-    errors (``batch[3].``). Raises :class:`InvalidMessage` or :class:`PayloadTooLarge`.
+    errors (``batch[3].``). ``correct_clock_skew`` is for live traffic; imports of history
+    turn it off, since ``receivedAt`` (the import time) says nothing about when the events
+    happened. Raises :class:`InvalidMessage` or :class:`PayloadTooLarge`.
     """
     if not isinstance(raw, dict):
         raise InvalidMessage(
@@ -174,7 +177,7 @@ def validate_message(
     sent_at = parse_timestamp(raw.get("sentAt"), f"{path}sentAt") or batch_sent_at
     if original is None:
         timestamp = received_at
-    elif sent_at is not None:
+    elif sent_at is not None and correct_clock_skew:
         # Both come from the same (possibly wrong) client clock: their difference is the age.
         timestamp = received_at - (sent_at - original)
     else:
