@@ -40,9 +40,7 @@ class Settings(BaseSettings):
     dedupe_window_hours: int = Field(
         7 * 24, ge=1, description="How long a messageId is remembered for de-duplication."
     )
-    scheduler: bool = Field(
-        True, description="Run the refresh scheduler inside `segmint serve`."
-    )
+    scheduler: bool = Field(True, description="Run the refresh scheduler inside `segmint serve`.")
     scheduler_every_seconds: float = Field(
         30.0, gt=0, description="How often the in-process scheduler looks for due refreshes."
     )

@@ -11,10 +11,16 @@ import pytest
 
 from tests.conftest import LiveServer
 
-VIEWED_30D = {"kind": "event", "event": "product_viewed",
-              "window": {"type": "relative", "last": 30, "unit": "days"}}
-ORDERED_30D = {"kind": "event", "event": "order_completed",
-               "window": {"type": "relative", "last": 30, "unit": "days"}}
+VIEWED_30D = {
+    "kind": "event",
+    "event": "product_viewed",
+    "window": {"type": "relative", "last": 30, "unit": "days"},
+}
+ORDERED_30D = {
+    "kind": "event",
+    "event": "order_completed",
+    "window": {"type": "relative", "last": 30, "unit": "days"},
+}
 
 
 def send_events(server: LiveServer) -> None:
@@ -22,15 +28,30 @@ def send_events(server: LiveServer) -> None:
     batch: list[dict[str, Any]] = []
     for i in range(6):
         ts = (now - timedelta(days=2)).isoformat()
-        batch.append({"type": "track", "event": "product_viewed", "userId": f"u{i}",
-                      "timestamp": ts, "context": {"location": {"country": "US"}}})
+        batch.append(
+            {
+                "type": "track",
+                "event": "product_viewed",
+                "userId": f"u{i}",
+                "timestamp": ts,
+                "context": {"location": {"country": "US"}},
+            }
+        )
         if i < 2:
-            batch.append({"type": "track", "event": "order_completed", "userId": f"u{i}",
-                          "timestamp": ts, "properties": {"revenue": 100 * (i + 1)}})
+            batch.append(
+                {
+                    "type": "track",
+                    "event": "order_completed",
+                    "userId": f"u{i}",
+                    "timestamp": ts,
+                    "properties": {"revenue": 100 * (i + 1)},
+                }
+            )
     auth = base64.b64encode(f"{server.write_key}:".encode()).decode()
     with server.client() as client:
-        response = client.post("/v1/batch", json={"batch": batch},
-                               headers={"Authorization": f"Basic {auth}"})
+        response = client.post(
+            "/v1/batch", json={"batch": batch}, headers={"Authorization": f"Basic {auth}"}
+        )
     assert response.status_code == 200, response.text
 
 
@@ -43,13 +64,17 @@ def test_lifecycle_over_http(live_server: LiveServer) -> None:
         assert created.json()["status"] == "draft"
         assert created.json()["type"] == "dynamic"
 
-        bad_name = api.post(f"/api/v1/audiences/{audience_id}/activate",
-                            json={"name": "Viewers (30d)", "refresh_interval": "1d"})
+        bad_name = api.post(
+            f"/api/v1/audiences/{audience_id}/activate",
+            json={"name": "Viewers (30d)", "refresh_interval": "1d"},
+        )
         assert bad_name.status_code == 400
         assert "'viewers_30d'" in bad_name.json()["message"]
 
-        activated = api.post(f"/api/v1/audiences/{audience_id}/activate",
-                             json={"name": "viewers_30d", "refresh_interval": "1d"})
+        activated = api.post(
+            f"/api/v1/audiences/{audience_id}/activate",
+            json={"name": "viewers_30d", "refresh_interval": "1d"},
+        )
         assert activated.status_code == 200, activated.text
         body = activated.json()
         assert body["audience"]["status"] == "active"
@@ -62,15 +87,19 @@ def test_lifecycle_over_http(live_server: LiveServer) -> None:
         members = api.get("/api/v1/audiences/viewers_30d/members").json()
         assert members["total"] == 6 and len(members["profile_ids"]) == 6
 
-        not_ordered = {"root": {"kind": "and", "conditions": [
-            VIEWED_30D, {**ORDERED_30D, "performed": False}]}}
-        impact = api.post("/api/v1/audiences/viewers_30d/impact",
-                          json={"definition": not_ordered}).json()
+        not_ordered = {
+            "root": {"kind": "and", "conditions": [VIEWED_30D, {**ORDERED_30D, "performed": False}]}
+        }
+        impact = api.post(
+            "/api/v1/audiences/viewers_30d/impact", json={"definition": not_ordered}
+        ).json()
         assert (impact["entering"], impact["leaving"], impact["new_size"]) == (0, 2, 4)
         assert impact["changes"]
 
-        saved = api.put("/api/v1/audiences/viewers_30d/definition",
-                        json={"definition": not_ordered, "note": "exclude buyers"})
+        saved = api.put(
+            "/api/v1/audiences/viewers_30d/definition",
+            json={"definition": not_ordered, "note": "exclude buyers"},
+        )
         assert saved.status_code == 200 and saved.json()["version"] == 2
         diff = api.get("/api/v1/audiences/viewers_30d/versions/1/diff/2").json()
         assert diff["changes"] and "order_completed" in diff["text"]
@@ -104,22 +133,45 @@ def test_overlap_and_static_audiences(live_server: LiveServer) -> None:
     send_events(live_server)
     with live_server.admin() as api:
         viewers = api.post("/api/v1/audiences", json={"definition": {"root": VIEWED_30D}}).json()
-        buyers = api.post("/api/v1/audiences", json={"definition": {"root": {
-            "kind": "event", "event": "order_completed",
-            "window": {"type": "absolute", "from": "2020-01-01"}}}}).json()
+        buyers = api.post(
+            "/api/v1/audiences",
+            json={
+                "definition": {
+                    "root": {
+                        "kind": "event",
+                        "event": "order_completed",
+                        "window": {"type": "absolute", "from": "2020-01-01"},
+                    }
+                }
+            },
+        ).json()
         assert buyers["type"] == "static"
-        refused = api.post(f"/api/v1/audiences/{buyers['id']}/activate",
-                           json={"name": "buyers", "refresh_interval": "1d"})
+        refused = api.post(
+            f"/api/v1/audiences/{buyers['id']}/activate",
+            json={"name": "buyers", "refresh_interval": "1d"},
+        )
         assert refused.status_code == 400
         assert "static" in refused.json()["message"]
-        assert api.post(f"/api/v1/audiences/{buyers['id']}/activate",
-                        json={"name": "buyers"}).status_code == 200
-        assert api.post(f"/api/v1/audiences/{viewers['id']}/activate",
-                        json={"name": "viewers", "refresh_interval": "6h"}).status_code == 200
+        assert (
+            api.post(
+                f"/api/v1/audiences/{buyers['id']}/activate", json={"name": "buyers"}
+            ).status_code
+            == 200
+        )
+        assert (
+            api.post(
+                f"/api/v1/audiences/{viewers['id']}/activate",
+                json={"name": "viewers", "refresh_interval": "6h"},
+            ).status_code
+            == 200
+        )
         result = api.get("/api/v1/audiences/overlap", params={"a": "viewers", "b": "buyers"})
         assert result.status_code == 200, result.text
         assert (result.json()["both"], result.json()["only_a"], result.json()["only_b"]) == (
-            2, 4, 0)
+            2,
+            4,
+            0,
+        )
 
 
 @pytest.mark.parametrize(
@@ -129,17 +181,52 @@ def test_overlap_and_static_audiences(live_server: LiveServer) -> None:
         ("get", "/api/v1/audiences/999", None, 404, "999"),
         ("get", "/api/v1/audiences?status=gone", None, 400, "status"),
         ("post", "/api/v1/audiences", {"definition": {"root": {"kind": "magic"}}}, 400, "magic"),
-        ("post", "/api/v1/audiences", {"definition": {"root": {
-            "kind": "event", "event": "x", "window": {"type": "relative", "last": -3}}}}, 400,
-         "root.window"),
-        ("post", "/api/v1/audiences", {"definition": {"root": {
-            "kind": "trait", "trait": "email", "operator": "matches_regex", "value": "(a"}}}, 400,
-         "regular expression"),
-        ("post", "/api/v1/audiences", {"definition": {"root": VIEWED_30D}, "colour": 1}, 400,
-         "colour"),
+        (
+            "post",
+            "/api/v1/audiences",
+            {
+                "definition": {
+                    "root": {
+                        "kind": "event",
+                        "event": "x",
+                        "window": {"type": "relative", "last": -3},
+                    }
+                }
+            },
+            400,
+            "root.window",
+        ),
+        (
+            "post",
+            "/api/v1/audiences",
+            {
+                "definition": {
+                    "root": {
+                        "kind": "trait",
+                        "trait": "email",
+                        "operator": "matches_regex",
+                        "value": "(a",
+                    }
+                }
+            },
+            400,
+            "regular expression",
+        ),
+        (
+            "post",
+            "/api/v1/audiences",
+            {"definition": {"root": VIEWED_30D}, "colour": 1},
+            400,
+            "colour",
+        ),
         ("post", "/api/v1/audiences", {}, 400, "definition"),
-        ("post", "/api/v1/audiences", {"definition": {"root": VIEWED_30D}, "name": "Bad Name"},
-         400, "'bad_name'"),
+        (
+            "post",
+            "/api/v1/audiences",
+            {"definition": {"root": VIEWED_30D}, "name": "Bad Name"},
+            400,
+            "'bad_name'",
+        ),
     ],
 )
 def test_bad_input_gets_clear_errors(

@@ -28,8 +28,7 @@ def shop(settings: Settings) -> Settings:
 
 
 def test_audiences_as_code_lifecycle(shop: Settings) -> None:
-    out = run("audiences", "create", str(EXAMPLES / "us_browsers_no_order_30d.yaml"),
-              "--activate")
+    out = run("audiences", "create", str(EXAMPLES / "us_browsers_no_order_30d.yaml"), "--activate")
     assert "Created draft 'us_browsers_no_order_30d'" in out
     assert "Activated" in out and "members" in out
     listed = run("audiences", "list")

@@ -178,8 +178,14 @@ def test_unknown_format_is_refused() -> None:
 def test_import_keeps_historical_timestamps_even_with_sent_at(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    row = {"type": "track", "event": "old", "userId": "h1", "messageId": "h-1",
-           "timestamp": "2024-03-01T10:00:00Z", "sentAt": "2024-03-01T10:00:01Z"}
+    row = {
+        "type": "track",
+        "event": "old",
+        "userId": "h1",
+        "messageId": "h-1",
+        "timestamp": "2024-03-01T10:00:00Z",
+        "sentAt": "2024-03-01T10:00:01Z",
+    }
     import_file(runtime.collector, write_jsonl(tmp_path / "history.jsonl", [row]))
     ((timestamp,),) = runtime.warehouse.rows("SELECT timestamp FROM events")
     assert timestamp.isoformat() == "2024-03-01T10:00:00"

@@ -100,7 +100,8 @@ def audience_from_data(
     try:
         definition = parse_definition(data["definition"], resolve_audience=resolve_audience)
     except DefinitionError as exc:
-        raise DefinitionError(exc.message, path=f"definition.{exc.path}" if exc.path else None)
+        path = f"definition.{exc.path}" if exc.path else None
+        raise DefinitionError(exc.message, path=path) from None
     interval = data.get("refresh_interval")
     warmup = data.get("warmup", True)
     if not isinstance(warmup, bool):

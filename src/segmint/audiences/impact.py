@@ -29,8 +29,7 @@ class Impact:
     def summary(self) -> str:
         """``+1,204 / −310 members (5,000 → 5,894)``."""
         return (
-            f"+{self.entering:,} / −{self.leaving:,} members "
-            f"({self.current:,} → {self.new_size:,})"
+            f"+{self.entering:,} / −{self.leaving:,} members ({self.current:,} → {self.new_size:,})"
         )
 
 

@@ -67,8 +67,13 @@ def activate_audience(
     )
     try:
         result = refresh_now(
-            warehouse, catalog, audience.id, owner=default_owner(), now=now,
-            timezone=timezone, trigger="activation",
+            warehouse,
+            catalog,
+            audience.id,
+            owner=default_owner(),
+            now=now,
+            timezone=timezone,
+            trigger="activation",
         )
     except Exception as exc:  # recorded by the refresh; the scheduler will retry
         return Activation(service.get(catalog, audience.id), None, str(exc))
@@ -76,14 +81,23 @@ def activate_audience(
 
 
 def refresh_by_ref(
-    warehouse: Engine, catalog: Catalog, ref: str | int, *, timezone: str,
+    warehouse: Engine,
+    catalog: Catalog,
+    ref: str | int,
+    *,
+    timezone: str,
     now: dt.datetime | None = None,
 ) -> RefreshResult:
     """Force one refresh now (``segmint refresh NAME``)."""
     audience = resolve_ref(catalog, ref)
     return refresh_now(
-        warehouse, catalog, audience.id, owner=default_owner(), now=now or utcnow(),
-        timezone=timezone, trigger="manual",
+        warehouse,
+        catalog,
+        audience.id,
+        owner=default_owner(),
+        now=now or utcnow(),
+        timezone=timezone,
+        trigger="manual",
     )
 
 
@@ -106,6 +120,10 @@ def preview_impact(
     new = _as_definition(definition)
     resolver = service.audience_resolver(catalog)
     return impact_preview(
-        warehouse, audience.id, new, as_of=now or utcnow(), timezone=timezone,
+        warehouse,
+        audience.id,
+        new,
+        as_of=now or utcnow(),
+        timezone=timezone,
         resolve_audience=resolver,
     )

@@ -121,7 +121,8 @@ def demo_command(
         f"  API docs:   {base}/docs",
         f"  write key:  {keys['write_key']}  (send events to {base}/v1/batch)",
         f"  admin key:  {keys['admin_key']}  (Authorization: Bearer … for /api/v1)",
-        f"  try:        curl -H 'Authorization: Bearer {keys['admin_key']}' {base}/api/v1/audiences",
+        f"  try:        curl -H 'Authorization: Bearer {keys['admin_key']}' "
+        f"{base}/api/v1/audiences",
         "",
     ):
         console.print(line, soft_wrap=True, highlight=False)

@@ -53,8 +53,9 @@ def upgrade() -> None:
     op.create_table(
         "refresh_runs",
         sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("audience_id", sa.Integer, sa.ForeignKey("audiences.id"), nullable=False,
-                  index=True),
+        sa.Column(
+            "audience_id", sa.Integer, sa.ForeignKey("audiences.id"), nullable=False, index=True
+        ),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("trigger", sa.String(16), nullable=False),
         sa.Column("as_of", sa.DateTime, nullable=False),
@@ -71,8 +72,9 @@ def upgrade() -> None:
     op.create_table(
         "usage_records",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("audience_id", sa.Integer, sa.ForeignKey("audiences.id"), nullable=False,
-                  index=True),
+        sa.Column(
+            "audience_id", sa.Integer, sa.ForeignKey("audiences.id"), nullable=False, index=True
+        ),
         sa.Column("refresh_id", sa.String(36), nullable=False, unique=True),
         sa.Column("day", sa.Date, nullable=False, index=True),
         sa.Column("recorded_at", sa.DateTime, nullable=False),
