@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from segmint.audiences.explain import Explanation, explain_membership
+from segmint.audiences.run import run_definition
 from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition, DefinitionError, Group, iter_nodes
 from segmint.errors import NotFound
@@ -265,7 +266,7 @@ def engine() -> Iterator[DuckDBEngine]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(scenario=scenarios(max_depth=2))
-def test_explain_agrees_with_membership_for_every_profile(
+def test_explain_and_run_agree_with_membership_for_every_profile(
     engine: DuckDBEngine, scenario: Scenario
 ) -> None:
     load(engine, scenario)
@@ -276,6 +277,16 @@ def test_explain_agrees_with_membership_for_every_profile(
         resolve_audience=scenario.audiences.get,
     )
     members = {row[0] for row in engine.rows(to_sql(query, "duckdb"))}
+    run = run_definition(
+        engine,
+        scenario.definition,
+        as_of=scenario.as_of,
+        timezone=scenario.timezone,
+        resolve_audience=scenario.audiences.get,
+        sample_size=3,
+    )
+    assert run.size == len(members)  # Run Query's counts come from the same sets
+    assert {m.profile_id for m in run.sample} <= members
     for profile in scenario.profiles:
         result = explain_membership(
             engine,
