@@ -3,46 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
-from segmint.api import preview
-from segmint.api.app import create_app
-from segmint.catalog.keys import create_key
-from segmint.runtime import Runtime
 from tests.compiler.fixtures import Warehouse
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 
 AS_OF = "2025-03-15T12:00:00Z"
 NOW = dt.datetime(2025, 3, 15, 12, 0)
 
 
 @pytest.fixture
-def server(runtime: Runtime) -> Iterator[LiveServer]:
-    """The real app over HTTP (as the ``live_server`` fixture, with the preview router added
-    when api/app.py does not include it yet) and a small shop in its warehouse."""
-    app = create_app(runtime=runtime)
-    if not any(getattr(r, "path", "") == "/api/v1/audiences/preview" for r in app.routes):
-        app.include_router(preview.router)
-    _, write_key = create_key(runtime.catalog, "test source", "write")
-    _, admin_key = create_key(runtime.catalog, "test admin", "admin")
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        assert time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.02)
-    _fill(Warehouse(runtime.warehouse))
-    yield LiveServer(f"http://127.0.0.1:{port}", write_key, admin_key, runtime)
-    uv.should_exit = True
-    thread.join(timeout=15)
+def server(live_server: LiveServer) -> LiveServer:
+    """The real app over HTTP with a small shop in its warehouse."""
+    _fill(Warehouse(live_server.runtime.warehouse))
+    return live_server
 
 
 def _fill(wh: Warehouse) -> None:

@@ -14,8 +14,16 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "segmint" / "examples" 
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables as on a wide terminal, so names are not wrapped inside cells."""
+    from segmint.cli.common import console
+
+    monkeypatch.setattr(console, "width", 220)
+
+
 def run(*args: str, code: int = 0) -> str:
-    result = runner.invoke(app, list(args), env={"COLUMNS": "220"})
+    result = runner.invoke(app, list(args))
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     return result.output

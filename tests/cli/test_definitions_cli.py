@@ -34,14 +34,8 @@ definition:
 
 
 def cli() -> typer.Typer:
-    """The main app, with the two commands added if cli/main.py does not register them yet."""
-    names = {command.name for command in main_app.registered_commands}
-    if {"preview", "explain"} <= names:
-        return main_app
-    app = typer.Typer()
-    app.command("preview")(definitions.preview_command)
-    app.command("explain")(definitions.explain_command)
-    return app
+    """The main app."""
+    return main_app
 
 
 @pytest.fixture

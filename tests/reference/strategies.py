@@ -229,7 +229,7 @@ class Pools:
         pool = cls()
         if numbers:
             near = st.sampled_from(sorted(numbers, key=repr))
-            pool = cls(st.one_of(near, near, pool.numbers), pool.texts)
+            pool = cls(st.one_of(near, near, near, pool.numbers), pool.texts)
         if texts:
             near = st.sampled_from(sorted(texts))
             pool = cls(pool.numbers, st.one_of(near, near, pool.texts))
@@ -765,10 +765,15 @@ def targets(definitions_: list[Definition], as_of: dt.datetime, timezone: str) -
 def _inside(draw: Draw, interval: Interval) -> dt.datetime:
     """An instant on, just around, or inside an interval."""
     start = interval.start or interval.end - dt.timedelta(days=40)
-    where = draw(st.sampled_from(("inside", "start", "end", "inside")))
+    # Exactly on a bound most often: that is where inclusive / exclusive mistakes show.
+    where = draw(st.sampled_from(("start", "end", "near start", "near end", "inside")))
     if where == "start":
-        return start + draw(st.sampled_from(SMALL_JITTERS))
+        return start
     if where == "end":
+        return interval.end - draw(st.sampled_from((dt.timedelta(0), dt.timedelta(microseconds=1))))
+    if where == "near start":
+        return start + draw(st.sampled_from(SMALL_JITTERS))
+    if where == "near end":
         return interval.end + draw(st.sampled_from(SMALL_JITTERS))
     if interval.end <= start:
         return start
@@ -797,15 +802,15 @@ def _event_skeletons(
     )
     found: list[tuple[int, str, dt.datetime]] = []
     for _ in range(count):
-        how = draw(st.integers(0, 5))
-        if how >= 3 and found:
+        how = draw(st.integers(0, 6))
+        if how >= 4 and found:
             profile_id, _, base = found[draw(st.integers(0, len(found) - 1))]
             shifts = [dt.timedelta(0), *SMALL_JITTERS, dt.timedelta(hours=5)]
-            for span in spans if how == 3 else ():
+            for span in spans if how == 4 else ():
                 tick = dt.timedelta(microseconds=1)
                 shifts = [span, -span, span + tick, span - tick]
             found.append((profile_id, draw(names), base + draw(st.sampled_from(shifts))))
-        elif how <= 1 and aims:
+        elif how <= 2 and aims:
             aim = aims[draw(st.integers(0, len(aims) - 1))]
             name = draw(st.sampled_from(aim.names)) if aim.names else draw(names)
             found.append((draw(someone), name, _inside(draw, aim.interval)))

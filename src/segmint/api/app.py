@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from segmint import __version__
-from segmint.api import audiences, explorer
+from segmint.api import audiences, explorer, preview
 from segmint.api.errors import install_error_handlers
 from segmint.audiences.scheduler import Scheduler
 from segmint.catalog.keys import KeyChecker
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     app.include_router(collect_http.router)
     app.include_router(explorer.router)
+    app.include_router(preview.router)
     app.include_router(audiences.router)
 
     @app.get("/health", tags=["health"], summary="Liveness check")

@@ -101,7 +101,7 @@ def audience_from_data(
         definition = parse_definition(data["definition"], resolve_audience=resolve_audience)
     except DefinitionError as exc:
         path = f"definition.{exc.path}" if exc.path else None
-        raise DefinitionError(exc.message, path=path) from None
+        raise DefinitionError(exc.reason, path=path) from None
     interval = data.get("refresh_interval")
     warmup = data.get("warmup", True)
     if not isinstance(warmup, bool):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from segmint.cli import audiences, data, demo, keys, testing
+from segmint.cli import audiences, data, definitions, demo, keys, testing
 
 app = typer.Typer(
     name="segmint",
@@ -26,6 +26,9 @@ app.command("import")(data.import_command)
 app.command("generate")(data.generate_command)
 app.command("demo")(demo.demo_command)
 app.command("test")(testing.test_command)
+app.command("preview")(definitions.preview_command)
+app.command("explain")(definitions.explain_command)
+audiences.app.command("preview")(definitions.preview_command)
 
 
 @app.callback()
