@@ -100,3 +100,65 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
     else:
         result = ProfileSet(matches.group_by(PROFILE_ID).having(_having(threshold, holds=True)))
     return result if condition.performed else result.negated()
+
+
+# --- one scan for several event conditions ------------------------------------------------
+
+
+def mergeable(node: object) -> bool:
+    """Event conditions without property filters can share one scan of the events."""
+    return isinstance(node, EventCondition) and not node.filters
+
+
+def _threshold_expr(count: exp.Expr, threshold: CountThreshold) -> exp.Expr:
+    kind = {"at_least": exp.GTE, "at_most": exp.LTE, "exactly": exp.EQ}[threshold.operator]
+    return kind(this=count, expression=lit(threshold.value))
+
+
+def _holds_when_zero(condition: EventCondition) -> bool:
+    holds = _count_holds(0, condition.count)
+    holds = holds if condition.performed else not holds
+    return not holds if condition.negate else holds
+
+
+def merged_event_scan(
+    conditions: list[EventCondition], context: CompileContext, *, kind: str
+) -> ProfileSet | None:
+    """One scan of ``events`` counting each condition's matching events per profile, the
+    conditions combined with ``kind`` (and / or) in HAVING. Each condition's own ``negate``
+    is applied. Only sound when every profile the combination accepts has at least one
+    scanned event: for AND, some condition must fail on zero events; for OR, all must.
+    Returns ``None`` when that does not hold (the caller falls back to set algebra)."""
+    zero = [_holds_when_zero(c) for c in conditions]
+    if (kind == "and" and all(zero)) or (kind == "or" and any(zero)):
+        return None
+    predicates: list[exp.Expr] = []
+    checks: list[exp.Expr] = []
+    for condition in conditions:
+        bounds = context.bounds(condition.window)
+        predicate = exp.and_(
+            exp.EQ(this=exp.column("event"), expression=lit(condition.event)),
+            *in_window(bounds),
+        )
+        predicates.append(predicate)
+        count = exp.Sum(
+            this=exp.Case(
+                ifs=[exp.If(this=predicate.copy(), true=exp.Literal.number(1))],
+                default=exp.Literal.number(0),
+            )
+        )
+        check = _threshold_expr(count, condition.count)
+        if not condition.performed:
+            check = exp.Not(this=exp.Paren(this=check))
+        if condition.negate:
+            check = exp.Not(this=exp.Paren(this=check))
+        checks.append(exp.Paren(this=check))
+    having = exp.and_(*checks) if kind == "and" else exp.or_(*checks)
+    query = (
+        exp.select(PROFILE_ID)
+        .from_(EVENTS)
+        .where(exp.or_(*(exp.Paren(this=p) for p in predicates)))
+        .group_by(PROFILE_ID)
+        .having(having)
+    )
+    return ProfileSet(query)

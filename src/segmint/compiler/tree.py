@@ -9,7 +9,7 @@ from segmint.compiler.aggregate import compile_aggregate
 from segmint.compiler.audience import compile_audience
 from segmint.compiler.context import CompileContext
 from segmint.compiler.demographic import compile_demographic
-from segmint.compiler.events import compile_event
+from segmint.compiler.events import compile_event, merged_event_scan, mergeable
 from segmint.compiler.sequence import compile_sequence
 from segmint.compiler.sets import ProfileSet, all_of, any_of
 from segmint.compiler.technology import compile_technology
@@ -42,10 +42,22 @@ _COMPILERS: dict[type[Any], Callable[[Any, CompileContext], ProfileSet]] = {
 def compile_node(node: Node, context: CompileContext) -> ProfileSet:
     """The profile set of one node (group or condition), its own ``negate`` applied."""
     if isinstance(node, Group):
-        children = [compile_node(child, context) for child in node.conditions]
+        children = _compile_children(node, context)
         result = all_of(children) if node.kind == "and" else any_of(children)
     elif isinstance(node, AudienceCondition):
         result = compile_audience(node, context, compile_node)
     else:
         result = _COMPILERS[type(node)](node, context)
     return result.negated() if node.negate else result
+
+
+def _compile_children(group: Group, context: CompileContext) -> list[ProfileSet]:
+    """The children's sets, with plain event conditions sharing one scan of the events when
+    that is sound (see ``merged_event_scan``): a few scans instead of one per condition."""
+    merge = [c for c in group.conditions if mergeable(c)]
+    if len(merge) >= 2:
+        merged = merged_event_scan(merge, context, kind=group.kind)  # type: ignore[arg-type]
+        if merged is not None:
+            rest = [compile_node(c, context) for c in group.conditions if not mergeable(c)]
+            return [merged, *rest]
+    return [compile_node(child, context) for child in group.conditions]
