@@ -121,6 +121,14 @@ def _holds_when_zero(condition: EventCondition) -> bool:
     return not holds if condition.negate else holds
 
 
+def _is_event_eq(predicate: exp.Expr) -> bool:
+    return (
+        isinstance(predicate, exp.EQ)
+        and isinstance(predicate.this, exp.Column)
+        and predicate.this.name == "event"
+    )
+
+
 def merged_event_scan(
     conditions: list[EventCondition], context: CompileContext, *, kind: str
 ) -> ProfileSet | None:
@@ -132,20 +140,23 @@ def merged_event_scan(
     zero = [_holds_when_zero(c) for c in conditions]
     if (kind == "and" and all(zero)) or (kind == "or" and any(zero)):
         return None
-    predicates: list[exp.Expr] = []
+    conjuncts = [
+        [
+            exp.EQ(this=exp.column("event"), expression=lit(c.event)),
+            *in_window(context.bounds(c.window)),
+        ]
+        for c in conditions
+    ]
+    # Conjuncts every condition shares (usually the window) go to WHERE once.
+    shared_sql = set.intersection(*({p.sql() for p in parts} for parts in conjuncts))
+    shared = [p for p in conjuncts[0] if p.sql() in shared_sql]
+    own = [[p for p in parts if p.sql() not in shared_sql] for parts in conjuncts]
     checks: list[exp.Expr] = []
-    for condition in conditions:
-        bounds = context.bounds(condition.window)
-        predicate = exp.and_(
-            exp.EQ(this=exp.column("event"), expression=lit(condition.event)),
-            *in_window(bounds),
-        )
-        predicates.append(predicate)
-        count = exp.Sum(
-            this=exp.Case(
-                ifs=[exp.If(this=predicate.copy(), true=exp.Literal.number(1))],
-                default=exp.Literal.number(0),
-            )
+    for condition, parts in zip(conditions, own, strict=True):
+        count: exp.Expr = (
+            exp.CountIf(this=exp.and_(*(p.copy() for p in parts)))
+            if parts
+            else exp.Count(this=exp.Star())
         )
         check = _threshold_expr(count, condition.count)
         if not condition.performed:
@@ -154,10 +165,16 @@ def merged_event_scan(
             check = exp.Not(this=exp.Paren(this=check))
         checks.append(exp.Paren(this=check))
     having = exp.and_(*checks) if kind == "and" else exp.or_(*checks)
+    where = [p.copy() for p in shared]
+    names = [parts[0].expression for parts in own if len(parts) == 1 and _is_event_eq(parts[0])]
+    if len(names) == len(own):  # only the event names differ: event IN (…)
+        where.append(exp.In(this=exp.column("event"), expressions=[n.copy() for n in names]))
+    elif all(own):  # a condition with no own conjunct counts every scanned row
+        where.append(exp.or_(*(exp.Paren(this=exp.and_(*parts)) for parts in own)))
     query = (
         exp.select(PROFILE_ID)
         .from_(EVENTS)
-        .where(exp.or_(*(exp.Paren(this=p) for p in predicates)))
+        .where(exp.and_(*where))
         .group_by(PROFILE_ID)
         .having(having)
     )

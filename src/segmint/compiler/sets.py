@@ -75,14 +75,43 @@ def except_(left: exp.Query, right: exp.Query) -> exp.Query:
     return exp.Except(this=_wrap(left), expression=_wrap(right), distinct=True)
 
 
+def _scans_events(query: exp.Query) -> bool:
+    """A plain ``SELECT … FROM events … GROUP BY profile_id`` (or DISTINCT)."""
+    if not isinstance(query, exp.Select):
+        return False
+    source = query.args.get("from_") or query.args.get("from")
+    table = source.this if source is not None else None
+    grouped = query.args.get("group") is not None or query.args.get("distinct") is not None
+    return grouped and isinstance(table, exp.Table) and table.name == EVENTS
+
+
+def _push_into_scan(sets: list[ProfileSet]) -> list[exp.Query]:
+    """Intersect profile-table sets into an events scan as ``profile_id IN (…)`` filters, so
+    the scan reads fewer rows before grouping (cheaper than INTERSECT after it). Filtering a
+    scan grouped by profile on profile_id keeps exactly the intersection."""
+    driver = next((s for s in sets if _scans_events(s.query)), None)
+    cheap = [s for s in sets if s is not driver and s.within_universe]
+    if driver is None or not cheap:
+        return [s.query for s in sets]
+    query = driver.query.copy()
+    assert isinstance(query, exp.Select)
+    for item in cheap:
+        query = query.where(
+            exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=item.query.copy()))
+        )
+    rest = [s.query for s in sets if s is not driver and not s.within_universe]
+    return [query, *rest]
+
+
 def all_of(sets: Sequence[ProfileSet]) -> ProfileSet:
     """AND: (P1 ∩ P2 …) EXCEPT (C1 ∪ C2 …), or the complement of (C1 ∪ C2 …)."""
-    positive = [s.query for s in sets if not s.complement]
+    positive_sets = [s for s in sets if not s.complement]
     negative = [s.query for s in sets if s.complement]
-    if not positive:
+    if not positive_sets:
         return ProfileSet(union(negative), complement=True)
+    positive = _push_into_scan(positive_sets)
     result = intersect(positive)
-    within = any(s.within_universe for s in sets if not s.complement)
+    within = any(s.within_universe for s in positive_sets)
     return ProfileSet(except_(result, union(negative)) if negative else result, False, within)
 
 
