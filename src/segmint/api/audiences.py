@@ -36,9 +36,10 @@ class CreateBody(_Body):
 class DefinitionBody(_Body):
     definition: dict[str, Any]
     note: str = ""
-    apply: Literal["from_now"] = Field(
+    apply: Literal["from_now", "recompute_history"] = Field(
         "from_now",
-        description="The edit applies from the next refresh on; history stays as it was.",
+        description="from_now: members change at the next refresh, history stays as it was; "
+        "recompute_history: past membership is re-evaluated with the new definition.",
     )
 
 
@@ -197,17 +198,24 @@ async def show(ref: str, request: Request, _: str = Caller) -> dict[str, Any]:
 async def update(
     ref: str, body: DefinitionBody, request: Request, who: str = Caller
 ) -> dict[str, Any]:
-    catalog = _runtime(request).catalog
+    rt = _runtime(request)
 
     def save() -> dict[str, Any]:
-        audience = operations.resolve_ref(catalog, ref)
-        saved = service.update_definition(
-            catalog, audience.id, body.definition, by=who, now=_now(), note=body.note
+        saved = operations.save_definition(
+            rt.warehouse,
+            rt.catalog,
+            ref,
+            body.definition,
+            by=who,
+            timezone=rt.settings.timezone,
+            note=body.note,
+            apply=body.apply,
         )
         return {
-            "audience": audience_json(service.get(catalog, audience.id)),
+            "audience": audience_json(saved.audience),
             "version": saved.version,
             "applies": body.apply,
+            "recomputed_refreshes": saved.recomputed_refreshes,
         }
 
     return await run_in_threadpool(save)
@@ -236,6 +244,8 @@ async def impact(ref: str, body: ImpactBody, request: Request, _: str = Caller) 
             "needs_activation": plan.needs_activation,
             "apply_choices": {
                 "from_now": "members change at the next refresh; history is kept as it was",
+                "recompute_history": "past membership is re-evaluated with the new definition "
+                "(events already sent stay; the next refresh reconciles current members)",
             },
         }
 

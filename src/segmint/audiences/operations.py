@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 from segmint.audiences import service
 from segmint.audiences.impact import Impact, impact_preview
+from segmint.audiences.recompute import recompute_history
 from segmint.audiences.refresh import RefreshResult
 from segmint.audiences.scheduler import default_owner, refresh_now
 from segmint.audiences.service import AudienceInfo, DefinitionInput, _as_definition
@@ -127,3 +129,47 @@ def preview_impact(
         timezone=timezone,
         resolve_audience=resolver,
     )
+
+
+ApplyChoice = Literal["from_now", "recompute_history"]
+
+
+@dataclass(frozen=True)
+class SavedEdit:
+    """A saved edit: the new version, and how many past refreshes were recomputed."""
+
+    audience: AudienceInfo
+    version: int
+    recomputed_refreshes: int = 0
+
+
+def save_definition(
+    warehouse: Engine,
+    catalog: Catalog,
+    ref: str | int,
+    definition: DefinitionInput,
+    *,
+    by: str,
+    timezone: str,
+    note: str = "",
+    apply: ApplyChoice = "from_now",
+    now: dt.datetime | None = None,
+) -> SavedEdit:
+    """Save a new version. ``from_now``: members change at the next refresh, history stays.
+    ``recompute_history``: also rewrite past membership as if the new definition had always
+    applied (see :mod:`segmint.audiences.recompute`)."""
+    audience = resolve_ref(catalog, ref)
+    saved = service.update_definition(
+        catalog, audience.id, definition, by=by, now=now or utcnow(), note=note
+    )
+    recomputed = 0
+    if apply == "recompute_history":
+        result = recompute_history(
+            warehouse,
+            audience.id,
+            saved.definition,
+            timezone=timezone,
+            resolve_audience=service.audience_resolver(catalog),
+        )
+        recomputed = result.refreshes
+    return SavedEdit(service.get(catalog, audience.id), saved.version, recomputed)
