@@ -48,7 +48,7 @@ def test_recompute_history_rewrites_spells_and_sizes(catalog_url: str) -> None:
             expected_sizes.append(len(fresh))
         points = history.size_over_time(store.warehouse, audience_id)
         assert [p.size for p in points] == expected_sizes
-        assert [p.entered - p.left for p in points][0] == expected_sizes[0]
+        assert points[0].entered - points[0].left == expected_sizes[0]
         # What was delivered stays: the events already emitted and the current members.
         assert store.segment_events(audience_id) == events_before
         assert store.members(audience_id) == members_before

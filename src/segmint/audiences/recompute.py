@@ -10,7 +10,6 @@ definition.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from segmint.compiler import compile_definition, to_sql

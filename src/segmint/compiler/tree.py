@@ -9,7 +9,7 @@ from segmint.compiler.aggregate import compile_aggregate
 from segmint.compiler.audience import compile_audience
 from segmint.compiler.context import CompileContext
 from segmint.compiler.demographic import compile_demographic
-from segmint.compiler.events import compile_event, merged_event_scan, mergeable
+from segmint.compiler.events import compile_event, mergeable, merged_event_scan
 from segmint.compiler.sequence import compile_sequence
 from segmint.compiler.sets import ProfileSet, all_of, any_of
 from segmint.compiler.technology import compile_technology
