@@ -15,7 +15,7 @@ from segmint.audiences.refresh import RefreshResult
 from segmint.audiences.scheduler import default_owner, refresh_now
 from segmint.audiences.service import AudienceInfo, DefinitionInput, _as_definition
 from segmint.catalog import Catalog
-from segmint.errors import InvalidInput
+from segmint.errors import InvalidInput, NotFound
 from segmint.warehouse.engine import Engine
 
 
@@ -26,7 +26,12 @@ def utcnow() -> dt.datetime:
 def resolve_ref(catalog: Catalog, ref: str | int) -> AudienceInfo:
     """An audience by id (``12``) or name (``abandoned_checkout_30d``)."""
     if isinstance(ref, int) or str(ref).isdigit():
-        return service.get(catalog, int(ref))
+        number = int(ref)
+        if not 0 < number < 2**31:  # ids are 32-bit integers in every catalog database
+            raise NotFound(
+                f"there is no audience with id {ref}; `segmint audiences list` shows them"
+            )
+        return service.get(catalog, number)
     return service.get_by_name(catalog, str(ref))
 
 
