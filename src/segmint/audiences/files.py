@@ -100,8 +100,8 @@ def audience_from_data(
     try:
         definition = parse_definition(data["definition"], resolve_audience=resolve_audience)
     except DefinitionError as exc:
-        path = f"definition.{exc.path}" if exc.path else None
-        raise DefinitionError(exc.reason, path=path) from None
+        where = f"definition.{exc.path}" if exc.path else None
+        raise DefinitionError(exc.reason, path=where) from None
     interval = data.get("refresh_interval")
     warmup = data.get("warmup", True)
     if not isinstance(warmup, bool):
