@@ -13,7 +13,7 @@ from segmint.audiences.impact import Impact, impact_preview
 from segmint.audiences.recompute import recompute_history
 from segmint.audiences.refresh import RefreshResult
 from segmint.audiences.scheduler import default_owner, refresh_now
-from segmint.audiences.service import AudienceInfo, DefinitionInput, _as_definition
+from segmint.audiences.service import AudienceInfo, DefinitionInput, as_definition
 from segmint.catalog import Catalog
 from segmint.errors import InvalidInput, NotFound
 from segmint.warehouse.engine import Engine
@@ -124,7 +124,7 @@ def preview_impact(
             f"{audience.label} is {audience.status}; impact previews compare with the members "
             "of an active audience — use preview instead"
         )
-    new = _as_definition(definition)
+    new = as_definition(definition)
     resolver = service.audience_resolver(catalog)
     return impact_preview(
         warehouse,

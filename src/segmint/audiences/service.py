@@ -158,7 +158,7 @@ def create_draft(
     """Save a new draft (version 1). The definition is validated, including references to
     other audiences (saved, not deleted, no cycles). A ``name`` given now must be valid and
     unique among audiences that are not deleted."""
-    parsed = _as_definition(definition)
+    parsed = as_definition(definition)
     with catalog.session() as session:
         if name is not None:
             _check_name_free(session, check_name(name), None)
@@ -199,7 +199,7 @@ def update_definition(
     Refused for a deleted audience (restore it first), and for an active audience whose
     change needs activating again: a static one (its members were computed at activation)
     or one that turns static ↔ dynamic (the refresh interval must change with it)."""
-    parsed = _as_definition(definition)
+    parsed = as_definition(definition)
     with catalog.session() as session:
         audience = _load(session, audience_id)
         if audience.status == "deleted":
@@ -216,7 +216,7 @@ def plan_edit(catalog: Catalog, audience_id: int, definition: DefinitionInput) -
     without saving it and say what would change — the diff from the current version, whether
     the audience would be dynamic, and whether saving needs Save & Activate. (The members who
     would enter and leave come from a run on the warehouse.)"""
-    parsed = _as_definition(definition)
+    parsed = as_definition(definition)
     with catalog.session() as session:
         audience = _load(session, audience_id)
         if audience.status == "deleted":
@@ -295,7 +295,7 @@ def activate(
         audience = _load(session, audience_id)
         final_name = _activation_name(session, audience, name)
         if definition is not None:
-            parsed = _as_definition(definition)
+            parsed = as_definition(definition)
             _save_version(
                 session,
                 audience,
@@ -721,7 +721,8 @@ def _canonical(definition: Definition) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def _as_definition(definition: DefinitionInput) -> Definition:
+def as_definition(definition: DefinitionInput) -> Definition:
+    """A validated :class:`Definition` from a model, plain data, or JSON/YAML text."""
     if isinstance(definition, Definition):
         return validate_definition(definition)
     if isinstance(definition, str):
