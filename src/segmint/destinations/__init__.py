@@ -1,0 +1,16 @@
+"""Destination platforms: one adapter module per platform, registered by name."""
+
+from segmint.destinations import meta as meta
+from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.registry import create, get_factory, names, register
+
+__all__ = [
+    "Destination",
+    "DestinationLimits",
+    "MembersChange",
+    "create",
+    "get_factory",
+    "meta",
+    "names",
+    "register",
+]
