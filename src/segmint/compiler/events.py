@@ -8,7 +8,7 @@ from segmint.compiler.context import CompileContext
 from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, everybody
 from segmint.compiler.values import Extractions, compare, json_field, lit, timestamp
 from segmint.compiler.windows import Bounds
-from segmint.definitions.model import CountThreshold, EventCondition, PropertyFilter
+from segmint.definitions.model import CountThreshold, EventCondition, Group, PropertyFilter
 
 TIMESTAMP = "timestamp"
 
@@ -106,8 +106,19 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
 
 
 def mergeable(node: object) -> bool:
-    """Event conditions without property filters can share one scan of the events."""
-    return isinstance(node, EventCondition) and not node.filters
+    """Event conditions without property filters — and groups made only of them — can share
+    one scan of the events."""
+    if isinstance(node, EventCondition):
+        return not node.filters
+    if isinstance(node, Group):
+        return all(mergeable(child) for child in node.conditions)
+    return False
+
+
+def _leaves(node: EventCondition | Group) -> list[EventCondition]:
+    if isinstance(node, EventCondition):
+        return [node]
+    return [leaf for child in node.conditions for leaf in _leaves(child)]  # type: ignore[arg-type]
 
 
 def _threshold_expr(count: exp.Expr, threshold: CountThreshold) -> exp.Expr:
@@ -115,10 +126,15 @@ def _threshold_expr(count: exp.Expr, threshold: CountThreshold) -> exp.Expr:
     return kind(this=count, expression=lit(threshold.value))
 
 
-def _holds_when_zero(condition: EventCondition) -> bool:
-    holds = _count_holds(0, condition.count)
-    holds = holds if condition.performed else not holds
-    return not holds if condition.negate else holds
+def _holds_when_zero(node: EventCondition | Group) -> bool:
+    """The node's value for a profile with no matching events at all."""
+    if isinstance(node, EventCondition):
+        holds = _count_holds(0, node.count)
+        holds = holds if node.performed else not holds
+    else:
+        values = [_holds_when_zero(child) for child in node.conditions]  # type: ignore[arg-type]
+        holds = all(values) if node.kind == "and" else any(values)
+    return not holds if node.negate else holds
 
 
 def _is_event_eq(predicate: exp.Expr) -> bool:
@@ -129,46 +145,59 @@ def _is_event_eq(predicate: exp.Expr) -> bool:
     )
 
 
+def _not(expression: exp.Expr) -> exp.Expr:
+    return exp.Not(this=exp.Paren(this=expression))
+
+
+def _formula(node: EventCondition | Group, checks: dict[int, exp.Expr]) -> exp.Expr:
+    """The node as a boolean over the per-condition counts (``checks`` by leaf identity)."""
+    if isinstance(node, EventCondition):
+        value = checks[id(node)].copy()
+        value = value if node.performed else _not(value)
+    else:
+        parts = [exp.Paren(this=_formula(c, checks)) for c in node.conditions]  # type: ignore[arg-type]
+        value = exp.and_(*parts) if node.kind == "and" else exp.or_(*parts)
+    return _not(value) if node.negate else value
+
+
 def merged_event_scan(
-    conditions: list[EventCondition], context: CompileContext, *, kind: str
+    nodes: list[EventCondition | Group], context: CompileContext, *, kind: str
 ) -> ProfileSet | None:
-    """One scan of ``events`` counting each condition's matching events per profile, the
-    conditions combined with ``kind`` (and / or) in HAVING. Each condition's own ``negate``
-    is applied. Only sound when every profile the combination accepts has at least one
-    scanned event: for AND, some condition must fail on zero events; for OR, all must.
-    Returns ``None`` when that does not hold (the caller falls back to set algebra)."""
-    zero = [_holds_when_zero(c) for c in conditions]
-    if (kind == "and" and all(zero)) or (kind == "or" and any(zero)):
+    """One scan of ``events`` counting each event condition's matching events per profile;
+    the nodes (event conditions, or groups of them) are combined with ``kind`` (and / or) in
+    HAVING, every ``negate`` and ``performed`` applied. Only sound when the combination is
+    false for a profile without any matching event (every accepted profile then has a row in
+    the scan); returns ``None`` otherwise and the caller falls back to set algebra."""
+    zero = [_holds_when_zero(node) for node in nodes]
+    if all(zero) if kind == "and" else any(zero):
         return None
+    leaves = [leaf for node in nodes for leaf in _leaves(node)]
     conjuncts = [
         [
-            exp.EQ(this=exp.column("event"), expression=lit(c.event)),
-            *in_window(context.bounds(c.window)),
+            exp.EQ(this=exp.column("event"), expression=lit(leaf.event)),
+            *in_window(context.bounds(leaf.window)),
         ]
-        for c in conditions
+        for leaf in leaves
     ]
     # Conjuncts every condition shares (usually the window) go to WHERE once.
     shared_sql = set.intersection(*({p.sql() for p in parts} for parts in conjuncts))
     shared = [p for p in conjuncts[0] if p.sql() in shared_sql]
     own = [[p for p in parts if p.sql() not in shared_sql] for parts in conjuncts]
-    checks: list[exp.Expr] = []
-    for condition, parts in zip(conditions, own, strict=True):
+    checks: dict[int, exp.Expr] = {}
+    for leaf, parts in zip(leaves, own, strict=True):
         count: exp.Expr = (
             exp.CountIf(this=exp.and_(*(p.copy() for p in parts)))
             if parts
             else exp.Count(this=exp.Star())
         )
-        check = _threshold_expr(count, condition.count)
-        if not condition.performed:
-            check = exp.Not(this=exp.Paren(this=check))
-        if condition.negate:
-            check = exp.Not(this=exp.Paren(this=check))
-        checks.append(exp.Paren(this=check))
-    having = exp.and_(*checks) if kind == "and" else exp.or_(*checks)
+        checks[id(leaf)] = exp.Paren(this=_threshold_expr(count, leaf.count))
+    formulas = [exp.Paren(this=_formula(node, checks)) for node in nodes]
+    having = exp.and_(*formulas) if kind == "and" else exp.or_(*formulas)
     where = [p.copy() for p in shared]
     names = [parts[0].expression for parts in own if len(parts) == 1 and _is_event_eq(parts[0])]
     if len(names) == len(own):  # only the event names differ: event IN (…)
-        where.append(exp.In(this=exp.column("event"), expressions=[n.copy() for n in names]))
+        unique = list({n.sql(): n for n in names}.values())
+        where.append(exp.In(this=exp.column("event"), expressions=[n.copy() for n in unique]))
     elif all(own):  # a condition with no own conjunct counts every scanned row
         where.append(exp.or_(*(exp.Paren(this=exp.and_(*parts)) for parts in own)))
     query = (
