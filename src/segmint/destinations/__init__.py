@@ -1,6 +1,8 @@
 """Destination platforms: one adapter module per platform, registered by name."""
 
+from segmint.destinations import linkedin as linkedin
 from segmint.destinations import meta as meta
+from segmint.destinations import tiktok as tiktok
 from segmint.destinations.base import Destination, DestinationLimits, MembersChange
 from segmint.destinations.registry import create, get_factory, names, register
 
@@ -10,7 +12,9 @@ __all__ = [
     "MembersChange",
     "create",
     "get_factory",
+    "linkedin",
     "meta",
     "names",
     "register",
+    "tiktok",
 ]
