@@ -1,5 +1,6 @@
 """Destination platforms: one adapter module per platform, registered by name."""
 
+from segmint.destinations import google_ads as google_ads
 from segmint.destinations import linkedin as linkedin
 from segmint.destinations import meta as meta
 from segmint.destinations import tiktok as tiktok
@@ -12,6 +13,7 @@ __all__ = [
     "MembersChange",
     "create",
     "get_factory",
+    "google_ads",
     "linkedin",
     "meta",
     "names",
