@@ -131,3 +131,6 @@ class UsageRecord(Base):
     day: Mapped[date] = mapped_column(Date, nullable=False, index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     events: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+from segmint.catalog import sync_models as _sync_models  # noqa: E402,F401  (so Alembic sees them)

@@ -1,0 +1,180 @@
+"""The outbox: what a link has to send is computed from the warehouse's membership ledger
+since the link's cursor, and the cursor moves only after the platform accepted (issue 5
+point 5). Catalogs on SQLite and PostgreSQL; the warehouse is an in-memory DuckDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+
+from segmint.catalog import open_catalog
+from segmint.catalog.db import Catalog
+from segmint.catalog.models import Audience
+from segmint.errors import Conflict
+from segmint.sync.catalog import create_destination, get_link, link_audience
+from segmint.sync.outbox import advance_cursor, link_changes, pending_changes
+from segmint.sync.secrets import SecretBox
+from segmint.warehouse.duckdb import open_warehouse
+from segmint.warehouse.engine import Engine
+
+T0 = datetime(2026, 11, 30, 6, 0)
+AUDIENCE = 7
+
+
+@pytest.fixture
+def warehouse() -> Iterator[Engine]:
+    engine = open_warehouse(None)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    opened = open_catalog(catalog_url)
+    yield opened
+    opened.dispose()
+
+
+def commit_refresh(
+    warehouse: Engine, refresh_id: str, hour: int, members: set[int], audience: int = AUDIENCE
+) -> None:
+    """Write what a committed refresh leaves in the warehouse: spells closed and opened, the
+    membership replaced, the marker."""
+    as_of = T0 + timedelta(hours=hour)
+    current = {
+        row[0]
+        for row in warehouse.rows(
+            "SELECT profile_id FROM audience_members WHERE audience_id = ?", [audience]
+        )
+    }
+    with warehouse.transaction():
+        for profile in current - members:
+            warehouse.execute(
+                "UPDATE membership_history SET left_at = ?, left_refresh_id = ? "
+                "WHERE audience_id = ? AND profile_id = ? AND left_at IS NULL",
+                [as_of, refresh_id, audience, profile],
+            )
+            warehouse.execute(
+                "DELETE FROM audience_members WHERE audience_id = ? AND profile_id = ?",
+                [audience, profile],
+            )
+        for profile in members - current:
+            warehouse.execute(
+                "INSERT INTO membership_history VALUES (?, ?, ?, NULL, ?, NULL)",
+                [audience, profile, as_of, refresh_id],
+            )
+            warehouse.execute(
+                "INSERT INTO audience_members VALUES (?, ?, ?, ?)",
+                [audience, profile, as_of, refresh_id],
+            )
+        warehouse.execute(
+            "INSERT INTO audience_refreshes VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
+            [
+                refresh_id,
+                audience,
+                as_of,
+                len(members),
+                len(members - current),
+                len(current - members),
+                as_of,
+            ],
+        )
+
+
+def test_an_audience_never_refreshed_has_nothing_to_send(warehouse: Engine) -> None:
+    delta = pending_changes(warehouse, AUDIENCE, None)
+    assert (delta.to_refresh_id, delta.added, delta.removed) == (None, [], [])
+    assert delta.is_full and delta.is_empty
+
+
+def test_first_sync_sends_the_full_current_membership(warehouse: Engine) -> None:
+    commit_refresh(warehouse, "r1", 1, {1, 2, 3})
+    commit_refresh(warehouse, "r2", 2, {2, 3, 4})
+    commit_refresh(warehouse, "x1", 2, {99}, audience=8)  # another audience is ignored
+    delta = pending_changes(warehouse, AUDIENCE, None)
+    assert (delta.added, delta.removed) == ([2, 3, 4], [])
+    assert (delta.to_refresh_id, delta.to_as_of) == ("r2", T0 + timedelta(hours=2))
+
+
+def test_later_syncs_send_the_changes_since_the_cursor(warehouse: Engine) -> None:
+    commit_refresh(warehouse, "r1", 1, {1, 2, 3})
+    commit_refresh(warehouse, "r2", 2, {2, 3, 4})
+    delta = pending_changes(warehouse, AUDIENCE, "r1")
+    assert (delta.from_refresh_id, delta.added, delta.removed) == ("r1", [4], [1])
+    assert pending_changes(warehouse, AUDIENCE, "r2").is_empty
+
+
+def test_changes_that_cancel_out_are_not_sent(warehouse: Engine) -> None:
+    commit_refresh(warehouse, "r1", 1, {1, 2})
+    commit_refresh(warehouse, "r2", 2, {2, 3})  # 1 leaves, 3 enters
+    commit_refresh(warehouse, "r3", 3, {1, 2})  # 1 comes back, 3 leaves again
+    commit_refresh(warehouse, "r4", 4, {1, 2, 5})
+    delta = pending_changes(warehouse, AUDIENCE, "r1")
+    assert (delta.added, delta.removed) == ([5], [])
+    assert pending_changes(warehouse, AUDIENCE, "r1", until="r2").removed == [1]
+
+
+def test_refreshes_are_ordered_by_as_of_not_by_id(warehouse: Engine) -> None:
+    commit_refresh(warehouse, "zzz", 1, {1})
+    commit_refresh(warehouse, "aaa", 2, {2})
+    delta = pending_changes(warehouse, AUDIENCE, "zzz")
+    assert (delta.to_refresh_id, delta.added, delta.removed) == ("aaa", [2], [1])
+
+
+def test_an_unknown_cursor_is_refused(warehouse: Engine) -> None:
+    commit_refresh(warehouse, "r1", 1, {1})
+    with pytest.raises(Conflict, match="not a committed refresh"):
+        pending_changes(warehouse, AUDIENCE, "gone")
+
+
+def make_link(catalog: Catalog) -> int:
+    with catalog.session() as session:
+        audience = Audience(
+            id=AUDIENCE,
+            name="buyers",
+            status="active",
+            created_at=T0,
+            created_by="test",
+            updated_at=T0,
+        )
+        session.add(audience)
+    box = SecretBox(Fernet.generate_key())
+    create_destination(catalog, box, "Meta", "meta", {"access_token": "t"})
+    return link_audience(catalog, AUDIENCE, "Meta").id
+
+
+def test_a_failed_delivery_leaves_the_cursor_and_nothing_is_lost(
+    catalog: Catalog, warehouse: Engine
+) -> None:
+    link = make_link(catalog)
+    commit_refresh(warehouse, "r1", 1, {1, 2, 3})
+    first = link_changes(catalog, warehouse, link)
+    assert first.added == [1, 2, 3]
+    advance_cursor(catalog, link, first.to_refresh_id, expected=None, now=T0)
+    assert (get_link(catalog, link).cursor, get_link(catalog, link).last_synced_at) == ("r1", T0)
+
+    commit_refresh(warehouse, "r2", 2, {2, 3, 4})
+    attempt = link_changes(catalog, warehouse, link)
+    # The platform failed: the cursor is not advanced, and the next sync sees the same
+    # changes plus whatever came after.
+    assert link_changes(catalog, warehouse, link) == attempt
+    commit_refresh(warehouse, "r3", 3, {3, 4, 5})
+    retry = link_changes(catalog, warehouse, link)
+    assert (retry.added, retry.removed) == ([4, 5], [1, 2])
+    advance_cursor(catalog, link, retry.to_refresh_id, expected=retry.from_refresh_id)
+    assert link_changes(catalog, warehouse, link).is_empty
+
+
+def test_advancing_from_a_stale_cursor_is_refused(catalog: Catalog, warehouse: Engine) -> None:
+    link = make_link(catalog)
+    commit_refresh(warehouse, "r1", 1, {1})
+    commit_refresh(warehouse, "r2", 2, {2})
+    advance_cursor(catalog, link, "r2")
+    with pytest.raises(Conflict, match="synced by another run"):
+        advance_cursor(catalog, link, "r1", expected=None)
+    assert get_link(catalog, link).cursor == "r2"
+    advance_cursor(catalog, link, None)  # a reset sends the full membership again
+    assert link_changes(catalog, warehouse, link).added == [2]
