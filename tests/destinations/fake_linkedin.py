@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
-from tests.destinations.fake_tiktok import DroppingApp, serve_app
+from tests.destinations.fake_server import DroppingApp, serve_app
 
 PREFIX = "/rest"
 ID_TYPES = {

@@ -17,17 +17,17 @@ import json
 import random
 import re
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
+
+from tests.destinations.fake_server import DroppingApp, serve_app
 
 MULTI_KEYS = frozenset(
     {"EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST"}
@@ -258,7 +258,7 @@ class FakeMeta:
             except GraphError as error:
                 return error.response()
 
-        return _ConnectionDropper(api, self)
+        return DroppingApp(api, self)
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         account = f"act_{self.ad_account_id}"
@@ -278,56 +278,9 @@ class FakeMeta:
         raise GraphError(400, 100, f"Unknown path components: /{path}", subcode=33)
 
 
-class _ConnectionDropper:
-    """ASGI wrapper that, at ``drop_rate``, lets the request through and then cuts the
-    connection mid-response, so the client cannot know whether the change was applied."""
-
-    def __init__(self, app: ASGIApp, fake: FakeMeta) -> None:
-        self.app, self.fake = app, fake
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.fake.drop_rate:
-            await self.app(scope, receive, send)
-            return
-        with self.fake._lock:
-            drop = self.fake._random.random() < self.fake.drop_rate
-        if not drop:
-            await self.app(scope, receive, send)
-            return
-
-        async def truncating_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
-                headers.append((b"content-length", b"100000"))
-                await send({**message, "headers": headers})
-            elif message["type"] == "http.response.body":
-                await send({**message, "more_body": True})
-                raise ConnectionAbortedError("fake dropped the connection")
-
-        self.fake.failures += 1
-        await self.app(scope, receive, truncating_send)  # type: ignore[arg-type]
-
-
 @contextmanager
 def serve(fake: FakeMeta) -> Iterator[str]:
     """Serve ``fake`` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL
     (``http://127.0.0.1:PORT/v25.0``)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake Meta server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/v25.0"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_app(fake.app(), "/v25.0") as url:
+        yield url

@@ -9,7 +9,7 @@ data}`` with HTTP 200 as TikTok does (§5.1), and keeps each audience's member s
 fail at random (HTTP 500 / code 50000, throttling codes 40100 and 40133) and drop
 connections mid-response, and expire its token after N member calls.
 
-``DroppingApp`` and ``serve_app`` are shared with the LinkedIn fake.
+``DroppingApp`` and ``serve_app`` come from ``fake_server``, shared by every fake.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from __future__ import annotations
 import json
 import random
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
+
+from tests.destinations.fake_server import DroppingApp, serve_app
 
 PREFIX = "/open_api/v1.3"
 ID_TYPES = {
@@ -290,69 +289,6 @@ class FakeTikTok:
                 return error.response()
 
         return DroppingApp(api, self)
-
-
-class Flaky(Protocol):
-    """What ``DroppingApp`` needs of a fake."""
-
-    drop_rate: float
-    failures: int
-    _lock: threading.Lock
-    _random: random.Random
-
-
-class DroppingApp:
-    """ASGI wrapper that, at ``drop_rate``, lets the request through and then cuts the
-    connection mid-response, so the client cannot know whether the change was applied."""
-
-    def __init__(self, app: ASGIApp, fake: Flaky) -> None:
-        self.app, self.fake = app, fake
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.fake.drop_rate:
-            await self.app(scope, receive, send)
-            return
-        with self.fake._lock:
-            drop = self.fake._random.random() < self.fake.drop_rate
-            if drop:
-                self.fake.failures += 1
-        if not drop:
-            await self.app(scope, receive, send)
-            return
-
-        async def truncating_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
-                headers.append((b"content-length", b"100000"))
-                await send({**message, "headers": headers})
-            elif message["type"] == "http.response.body":
-                await send({**message, "more_body": True})
-                raise ConnectionAbortedError("fake dropped the connection")
-
-        await self.app(scope, receive, truncating_send)  # type: ignore[arg-type]
-
-
-@contextmanager
-def serve_app(app: ASGIApp, prefix: str) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL
-    ending in ``prefix``."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}{prefix}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @contextmanager
