@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from segmint.catalog import Catalog, open_catalog
 from segmint.collect.pipeline import Collector
 from segmint.settings import Settings
+from segmint.sync.secrets import SecretBox
 from segmint.warehouse import DuckDBEngine, open_warehouse
 
 
@@ -20,6 +21,7 @@ class Runtime:
     warehouse: DuckDBEngine
     catalog: Catalog
     _collector: Collector | None = field(default=None, repr=False)
+    _secrets: SecretBox | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, *, read_only: bool = False) -> Runtime:
@@ -39,6 +41,13 @@ class Runtime:
         if self._collector is None:
             self._collector = Collector.from_settings(self.warehouse, self.settings)
         return self._collector
+
+    @property
+    def secrets(self) -> SecretBox:
+        """The box that encrypts destination credentials (key generated on first use)."""
+        if self._secrets is None:
+            self._secrets = SecretBox.for_data_dir(self.settings.data_dir)
+        return self._secrets
 
     def close(self) -> None:
         self.warehouse.close()

@@ -74,5 +74,12 @@ class Destination(ABC):
 
     def send_events(self, events: Sequence[Mapping[str, Any]]) -> int:
         """Send ``added_to_segment`` / ``removed_from_segment`` events (R17); returns how many
-        were accepted. Platforms without Event Sync refuse."""
+        were accepted. Platforms without Event Sync refuse.
+
+        Each event is a mapping shaped as :class:`segmint.sync.events.SegmentEvent` describes:
+        ``event`` (the event name), ``message_id`` (stable per refresh, audience, profile and
+        direction: platforms and receivers de-duplicate on it), ``timestamp`` (ISO 8601 UTC),
+        ``audience`` (``{"id", "name"}``), ``refresh_id``, ``profile_id``, ``user_id``,
+        ``anonymous_id``, ``email``, ``phone``, ``traits`` (dict), ``cookies``
+        (``{"fbp", "fbc", "ga"}``, values or ``None``) and ``click_ids`` (``{"gclid", ...}``)."""
         raise BadRequest(f"{self.name} does not support Event Sync; use List Sync")

@@ -152,6 +152,12 @@ class ListMember:
     first_name: str | None = None
     last_name: str | None = None
     country: str | None = None
+    crm_id: str | None = None
+    """The profile's ``user_id``, for platforms matching on the advertiser's own ids."""
+    device_id: str | None = None
+    """A mobile advertising id (IDFA / GAID), for device-id lists."""
+    user_id: str | None = None
+    anonymous_id: str | None = None
 
 
 class SetAside(NamedTuple):
