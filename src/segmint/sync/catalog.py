@@ -32,6 +32,7 @@ from segmint.sync.errors import (
     Transient,
     auth_expired_message,
 )
+from segmint.sync.members import check_source
 from segmint.sync.secrets import REDACTED, SecretBox
 
 # --- platforms -----------------------------------------------------------------------------
@@ -99,7 +100,7 @@ INSTANT_SYNC_INTERVALS: dict[str, timedelta] = {"tiktok": timedelta(minutes=30)}
 
 DESTINATION_STATUSES = ("active", "auth_expired", "error", "disabled")
 LINK_STATUSES = ("active", "unlinked", "deleted")
-SYNC_STATUSES = ("running", "succeeded", "failed", "refused")
+SYNC_STATUSES = ("running", "succeeded", "failed", "refused", "pending")
 
 
 def utc_now() -> datetime:
@@ -135,6 +136,7 @@ def _check_mapping(platform: str, mapping: Mapping[str, str]) -> dict[str, str]:
                 f"map {name!r} to a profile field, e.g. {IDENTIFIER_SOURCES[name]!r}",
                 path=f"identifier_mapping.{name}",
             )
+        check_source(source, path=f"identifier_mapping.{name}")
     if not mapping:
         raise InvalidInput(
             f"map at least one identifier, e.g. {json.dumps(default_identifier_mapping(platform))}",
@@ -677,7 +679,9 @@ def finish_sync_log(
 ) -> SyncLogEntry:
     """Close the log entry with what the attempt did."""
     if outcome.status not in SYNC_STATUSES[1:]:
-        raise InvalidInput(f"a finished sync is succeeded, failed or refused, not {outcome.status}")
+        raise InvalidInput(
+            f"a finished sync is succeeded, failed, refused or pending, not {outcome.status}"
+        )
     with catalog.session() as session:
         row = session.get(SyncLog, log_id)
         if row is None:

@@ -1,0 +1,391 @@
+"""Delivering an audience's membership changes to its destinations (issue 5 points 5–7).
+
+One sync of one link: read the changes pending since the link's cursor from the outbox,
+send them with the platform's adapter, and move the cursor only once the platform accepted
+all of them, recording the attempt in the sync log (R23). Every failure leaves the cursor
+where it was, so the next sync sends the same changes again (platform add/remove are
+idempotent): at-least-once, nothing lost.
+
+Rules applied before anything is sent: the link must be active, its audience active and its
+destination neither disabled nor waiting for re-authentication (R21: the changes stay pending
+and go out after it); an Instant Sync respects the platform's interval (R20); a List Sync
+waits while fewer members than the platform's minimum would be sent (R19, logged as
+``pending: N of M needed``). An expired login met mid-sync marks the destination
+``auth_expired`` with R21's message and stops the link; what was not accepted stays pending.
+
+Syncs run automatically after each refresh (:func:`sync_after_refresh`, wired into the
+scheduler, ``segmint refresh`` and Save & Activate) and on demand (:func:`sync_link` with
+``trigger="instant"``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from segmint.catalog.db import Catalog
+from segmint.catalog.models import Audience
+from segmint.destinations import registry
+from segmint.destinations.base import Destination, MembersChange
+from segmint.errors import Conflict, InvalidInput, SegmintError
+from segmint.sync import catalog as sync_catalog
+from segmint.sync.catalog import (
+    InstantSyncTooSoon,
+    LinkInfo,
+    SyncLogEntry,
+    SyncOutcome,
+    failure_outcome,
+    utc_now,
+)
+from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
+from segmint.sync.members import MembershipEvents, has_identifier, list_members, membership_events
+from segmint.sync.normalize import ListMember
+from segmint.sync.outbox import advance_cursor, link_changes
+from segmint.sync.retry import RetryPolicy
+from segmint.sync.secrets import SecretBox
+from segmint.warehouse.engine import Engine
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = ("refresh", "instant", "manual", "schedule", "retry")
+SEND_CHUNK = 100_000
+"""Members handed to an adapter per call (it splits them to the platform's own limits)."""
+
+AdapterFactory = Callable[[str, dict[str, Any]], Destination]
+"""Builds a platform adapter from its registry name and keyword arguments."""
+
+
+@dataclass
+class SyncContext:
+    """What a sync needs: both stores, the credentials box, and (tests) a retry policy and an
+    adapter factory."""
+
+    warehouse: Engine
+    catalog: Catalog
+    secrets: SecretBox
+    retry: RetryPolicy | None = None
+    factory: AdapterFactory | None = None
+
+    @classmethod
+    def of(cls, runtime: Any, **kwargs: Any) -> SyncContext:
+        """The context of a :class:`segmint.runtime.Runtime`."""
+        return cls(runtime.warehouse, runtime.catalog, runtime.secrets, **kwargs)
+
+
+class SyncRefused(SegmintError):
+    """A sync that may not run now; the message says why and what to do."""
+
+    status_code = 409
+    code = "sync_refused"
+
+
+def build_adapter(ctx: SyncContext, destination: str | int) -> Destination:
+    """The platform adapter for a destination, with its credentials decrypted and its
+    settings (``config``) passed as keyword arguments."""
+    info = sync_catalog.get_destination(ctx.catalog, destination)
+    kwargs: dict[str, Any] = {
+        **info.config,
+        **sync_catalog.destination_credentials(ctx.catalog, ctx.secrets, info.id),
+        "destination_name": info.name,
+    }
+    if ctx.retry is not None:
+        kwargs["retry"] = ctx.retry
+    try:
+        if ctx.factory is not None:
+            return ctx.factory(info.platform, kwargs)
+        return registry.create(info.platform, **kwargs)
+    except TypeError as exc:
+        raise InvalidInput(
+            f"the settings of destination {info.name} do not fit {info.label}: {exc}; fix them "
+            f"in Destinations → {info.name} → Configuration Settings",
+            path="config",
+        ) from None
+
+
+@contextmanager
+def _adapter(ctx: SyncContext, destination: str | int) -> Iterator[Destination]:
+    adapter = build_adapter(ctx, destination)
+    try:
+        yield adapter
+    finally:
+        close = getattr(adapter, "close", None)
+        if callable(close):
+            close()
+
+
+def _refusal(ctx: SyncContext, link: LinkInfo) -> str | None:
+    """Why the link may not sync now, or ``None``."""
+    if link.status != "active":
+        return f"the link is {link.status}; link the audience again to sync it"
+    destination = sync_catalog.get_destination(ctx.catalog, link.destination_id)
+    if destination.status == "auth_expired":
+        return destination.last_error or sync_catalog.auth_expired_message(destination.name)
+    if destination.status == "disabled":
+        return (
+            f"destination {destination.name} is disabled; enable it in Destinations → "
+            f"{destination.name} to sync"
+        )
+    with ctx.catalog.session() as session:
+        audience = session.get(Audience, link.audience_id)
+        status = audience.status if audience is not None else "deleted"
+    if status != "active":
+        return f"the audience is {status}; restore and activate it to sync (R13)"
+    return None
+
+
+def _audience_name(ctx: SyncContext, audience_id: int) -> str:
+    with ctx.catalog.session() as session:
+        audience = session.get(Audience, audience_id)
+        return (audience.name if audience is not None else None) or f"audience_{audience_id}"
+
+
+def _member_count(ctx: SyncContext, audience_id: int) -> int:
+    (count,) = ctx.warehouse.rows(
+        "SELECT count(*) FROM audience_members WHERE audience_id = ?", [audience_id]
+    )[0]
+    return int(count)
+
+
+def _current_members(ctx: SyncContext, audience_id: int) -> list[int]:
+    return [
+        int(row[0])
+        for row in ctx.warehouse.rows(
+            "SELECT profile_id FROM audience_members WHERE audience_id = ? ORDER BY 1",
+            [audience_id],
+        )
+    ]
+
+
+def sendable_count(ctx: SyncContext, link: LinkInfo) -> int:
+    """Current members with at least one identifier the link maps (what R19 counts)."""
+    members = list_members(
+        ctx.warehouse, _current_members(ctx, link.audience_id), link.identifier_mapping
+    )
+    return sum(1 for member in members if has_identifier(member))
+
+
+def sync_link(
+    ctx: SyncContext,
+    link_id: int,
+    *,
+    trigger: str = "manual",
+    now: datetime | None = None,
+) -> SyncLogEntry:
+    """Sync one link now and return its log entry. ``trigger="instant"`` is the user's
+    Instant Sync: it is refused (raising :class:`InstantSyncTooSoon`, and logged) when the
+    platform's interval has not passed (R20). Other refusals (link, audience or destination
+    not in a state to sync) are logged as ``refused`` and returned; platform failures are
+    logged as ``failed`` and returned, never raised."""
+    if trigger not in TRIGGERS:
+        raise InvalidInput(f"unknown sync trigger {trigger!r}; use one of {', '.join(TRIGGERS)}")
+    now = now or utc_now()
+    link = sync_catalog.get_link(ctx.catalog, link_id)
+    refusal = _refusal(ctx, link)
+    if refusal is not None:
+        return _refused(ctx, link, trigger, refusal, now)
+    if trigger == "instant":
+        try:
+            link = sync_catalog.claim_instant_sync(ctx.catalog, link_id, now=now)
+        except InstantSyncTooSoon as exc:
+            log_id = sync_catalog.start_sync_log(ctx.catalog, link_id, trigger, now=now)
+            sync_catalog.finish_sync_log(
+                ctx.catalog, log_id, failure_outcome(exc, link.destination_name), now=now
+            )
+            raise
+    log_id = sync_catalog.start_sync_log(ctx.catalog, link_id, trigger, now=now)
+    try:
+        outcome = _deliver(ctx, link, now)
+    except AuthExpired as exc:
+        sync_catalog.mark_auth_expired(ctx.catalog, link.destination_id, now=now)
+        outcome = failure_outcome(exc, link.destination_name)
+        outcome = SyncOutcome(
+            "failed",
+            error_class=outcome.error_class,
+            error_message=sync_catalog.auth_expired_message(link.destination_name),
+            remedy=outcome.remedy,
+        )
+    except (DestinationError, SegmintError, httpx.HTTPError) as exc:
+        log.warning("sync of link %s failed: %s", link_id, exc)
+        outcome = failure_outcome(exc, link.destination_name)
+        if isinstance(exc, BadRequest):
+            sync_catalog.mark_destination_error(
+                ctx.catalog, link.destination_id, exc.message, now=now
+            )
+        if isinstance(exc, httpx.HTTPError):  # retries ran out on a network error
+            outcome = SyncOutcome(
+                "failed",
+                error_class="Unreachable",
+                error_message=f"{link.destination_name} could not be reached: {exc}",
+                remedy="nothing: the changes stay pending and the next sync retries",
+            )
+    except Exception as exc:  # an unexpected bug: logged with its traceback, cursor kept
+        log.exception("sync of link %s failed unexpectedly", link_id)
+        outcome = failure_outcome(exc, link.destination_name)
+    return sync_catalog.finish_sync_log(ctx.catalog, log_id, outcome, now=utc_now())
+
+
+def _refused(
+    ctx: SyncContext, link: LinkInfo, trigger: str, reason: str, now: datetime
+) -> SyncLogEntry:
+    log_id = sync_catalog.start_sync_log(ctx.catalog, link.id, trigger, now=now)
+    outcome = SyncOutcome(
+        "refused",
+        error_class="SyncRefused",
+        error_message=reason,
+        remedy=reason.split("; ", 1)[-1] if "; " in reason else reason,
+    )
+    return sync_catalog.finish_sync_log(ctx.catalog, log_id, outcome, now=now)
+
+
+def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime) -> SyncOutcome:
+    delta = link_changes(ctx.catalog, ctx.warehouse, link.id)
+    if delta.to_refresh_id is None:
+        return SyncOutcome(
+            "refused",
+            error_class="SyncRefused",
+            error_message="the audience has not been computed yet; nothing to send",
+            remedy="wait for its first refresh (or refresh it now); the sync follows it",
+        )
+    name = _audience_name(ctx, link.audience_id)
+    with _adapter(ctx, link.destination_id) as adapter:
+        if link.mode == "event":
+            events = membership_events(
+                ctx.warehouse,
+                MembershipEvents(link.audience_id, name, delta.to_refresh_id, delta.to_as_of),
+                delta.added,
+                delta.removed,
+            )
+            accepted = adapter.send_events(events) if events else 0
+            skipped = len(events) - accepted
+            reasons = {"not accepted by the platform (no usable id)": skipped} if skipped else {}
+            added = sum(1 for e in events if e["event"] == "added_to_segment")
+            outcome = SyncOutcome(
+                "succeeded", added=added, removed=len(events) - added, skipped_reasons=reasons
+            )
+        else:
+            minimum = adapter.limits.min_list_size
+            if minimum:
+                size = sendable_count(ctx, link)
+                if size < minimum:
+                    return SyncOutcome(
+                        "pending",
+                        error_class="BelowMinimumSize",
+                        error_message=f"pending: {size} of {minimum} needed",
+                        remedy=(
+                            f"{adapter_label(link)} serves lists of at least {minimum} matched "
+                            "people; the sync waits and starts once the audience is big enough"
+                        ),
+                    )
+            remote_id = link.remote_audience_id
+            if remote_id is None:
+                remote_id = adapter.ensure_audience(name)
+                sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
+            reasons_counter: Counter[str] = Counter()
+            added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons_counter)
+            removed = _send(
+                ctx, adapter.remove_members, remote_id, delta.removed, link, reasons_counter
+            )
+            outcome = SyncOutcome(
+                "succeeded", added=added, removed=removed, skipped_reasons=dict(reasons_counter)
+            )
+    try:
+        advance_cursor(
+            ctx.catalog, link.id, delta.to_refresh_id, expected=delta.from_refresh_id, now=now
+        )
+    except Conflict as exc:  # another sync delivered meanwhile: harmless, changes re-sent
+        log.info("link %s: %s", link.id, exc)
+    return outcome
+
+
+def adapter_label(link: LinkInfo) -> str:
+    """The platform's display name."""
+    return sync_catalog.PLATFORM_LABELS.get(link.platform, link.platform)
+
+
+def _send(
+    ctx: SyncContext,
+    operation: Callable[[str, Sequence[ListMember]], MembersChange],
+    remote_id: str,
+    profile_ids: Sequence[int],
+    link: LinkInfo,
+    reasons: Counter[str],
+) -> int:
+    """Send members in chunks; members without any identifier are skipped and counted
+    (R16); values the adapter set aside are counted per reason (B5). Returns members sent."""
+    sent = 0
+    for start in range(0, len(profile_ids), SEND_CHUNK):
+        members = list_members(
+            ctx.warehouse, profile_ids[start : start + SEND_CHUNK], link.identifier_mapping
+        )
+        known = [member for member in members if has_identifier(member)]
+        anonymous = len(members) - len(known)
+        if anonymous:
+            reasons["anonymous (no identifier the platform accepts)"] += anonymous
+        if not known:
+            continue
+        change = operation(remote_id, known)
+        sent += change.sent
+        for item in change.set_aside:
+            reasons[item.reason] += 1
+    return sent
+
+
+# --- around a refresh, and whole audiences ---------------------------------------------------
+
+
+def sync_audience(
+    ctx: SyncContext, audience_id: int, *, trigger: str = "refresh", now: datetime | None = None
+) -> list[SyncLogEntry]:
+    """Sync every active link of the audience (after its refresh); failures are logged per
+    link and never stop the others."""
+    entries = []
+    for link in sync_catalog.list_links(ctx.catalog, audience_id=audience_id):
+        try:
+            entries.append(sync_link(ctx, link.id, trigger=trigger, now=now))
+        except SegmintError as exc:  # e.g. the link ended meanwhile
+            log.info("sync of link %s skipped: %s", link.id, exc)
+    return entries
+
+
+def sync_after_refresh(ctx: SyncContext) -> Callable[[int], None]:
+    """A hook for the refresh paths: sync the audience's links after each committed refresh.
+    Errors are logged, never raised into the refresh that already committed."""
+
+    def hook(audience_id: int) -> None:
+        try:
+            sync_audience(ctx, audience_id, trigger="refresh")
+        except Exception:
+            log.exception("sync after the refresh of audience %s failed", audience_id)
+
+    return hook
+
+
+# --- unlink and delete (R22) -----------------------------------------------------------------
+
+
+def unlink(ctx: SyncContext, link_id: int, *, now: datetime | None = None) -> LinkInfo:
+    """R22 Unlink: stop syncing; the remote audience stays on the platform as it is."""
+    return sync_catalog.unlink_audience(ctx.catalog, link_id, now=now)
+
+
+def delete_link(ctx: SyncContext, link_id: int, *, now: datetime | None = None) -> LinkInfo:
+    """R22 Delete: delete the remote audience on the platform, then stop syncing. If the
+    platform refuses, nothing changes here and the error says why."""
+    link = sync_catalog.get_link(ctx.catalog, link_id)
+    if link.status != "active":
+        raise Conflict(f"link {link_id} is already {link.status}")
+    if link.remote_audience_id is not None:
+        with _adapter(ctx, link.destination_id) as adapter:
+            try:
+                adapter.delete_audience(link.remote_audience_id)
+            except AuthExpired:
+                sync_catalog.mark_auth_expired(ctx.catalog, link.destination_id, now=now)
+                raise
+    return sync_catalog.record_link_deleted(ctx.catalog, link_id, now=now)
