@@ -5,6 +5,7 @@ computes the audience at once)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,6 +58,7 @@ def activate_audience(
     timezone: str,
     now: dt.datetime | None = None,
     definition: DefinitionInput | None = None,
+    on_refreshed: Callable[[int], None] | None = None,
 ) -> Activation:
     """Save & Activate: validate name and interval, make the audience active, and compute
     it now (static audiences are computed only this once)."""
@@ -84,6 +86,8 @@ def activate_audience(
         )
     except Exception as exc:  # recorded by the refresh; the scheduler will retry
         return Activation(service.get(catalog, audience.id), None, str(exc))
+    if on_refreshed is not None:
+        on_refreshed(audience.id)
     return Activation(service.get(catalog, audience.id), result)
 
 
@@ -94,10 +98,12 @@ def refresh_by_ref(
     *,
     timezone: str,
     now: dt.datetime | None = None,
+    on_refreshed: Callable[[int], None] | None = None,
 ) -> RefreshResult:
-    """Force one refresh now (``segmint refresh NAME``)."""
+    """Force one refresh now (``segmint refresh NAME``); ``on_refreshed`` (the sync to its
+    destinations) runs after it committed."""
     audience = resolve_ref(catalog, ref)
-    return refresh_now(
+    result = refresh_now(
         warehouse,
         catalog,
         audience.id,
@@ -106,6 +112,9 @@ def refresh_by_ref(
         timezone=timezone,
         trigger="manual",
     )
+    if on_refreshed is not None:
+        on_refreshed(audience.id)
+    return result
 
 
 def preview_impact(

@@ -256,10 +256,13 @@ def run_due(
     *,
     lease_ttl: dt.timedelta = DEFAULT_LEASE_TTL,
     fail_after: FailAfter | None = None,
+    on_refreshed: Callable[[int], None] | None = None,
 ) -> list[DueOutcome]:
     """One scheduler pass: recover stuck runs, then refresh every due audience as of ``now``
     in dependency order (an audience after those it refers to), each under its lease.
-    Failures are recorded (and retried later with backoff) and never stop the pass."""
+    Failures are recorded (and retried later with backoff) and never stop the pass.
+    ``on_refreshed(audience_id)`` runs after each refresh that committed (the sync to the
+    audience's destinations)."""
     now = utc_naive(now)
     outcomes = recover_stuck_runs(
         warehouse, catalog, now, owner=owner, timezone=timezone, lease_ttl=lease_ttl
@@ -279,6 +282,8 @@ def run_due(
             outcomes.append(outcome)
         finally:
             release_lease(catalog, audience_id, owner)
+        if on_refreshed is not None and outcome.status in ("refreshed", "completed"):
+            on_refreshed(audience_id)
     return outcomes
 
 
@@ -367,6 +372,7 @@ class Scheduler:
         owner: str | None = None,
         lease_ttl: dt.timedelta = DEFAULT_LEASE_TTL,
         clock: Callable[[], dt.datetime] = _utcnow,
+        on_refreshed: Callable[[int], None] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.catalog = catalog
@@ -375,6 +381,7 @@ class Scheduler:
         self.owner = owner or default_owner()
         self.lease_ttl = lease_ttl
         self.clock = clock
+        self.on_refreshed = on_refreshed
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -393,6 +400,7 @@ class Scheduler:
             self.owner,
             self.timezone,
             lease_ttl=self.lease_ttl,
+            on_refreshed=self.on_refreshed,
         )
         self.passes += 1
         return outcomes

@@ -23,6 +23,7 @@ from segmint.catalog.db import Catalog
 from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
+from segmint.sync.runner import SyncContext, sync_after_refresh
 
 app = typer.Typer(
     help="Audiences: create, activate, archive, restore, inspect.", no_args_is_help=True
@@ -151,6 +152,7 @@ def _activate(
             warmup=warmup,
             by=_who(),
             timezone=settings.timezone,
+            on_refreshed=sync_after_refresh(SyncContext.of(runtime)),
         )
     finally:
         runtime.close()
@@ -261,6 +263,7 @@ def refresh_command(
                 operations.utcnow(),
                 default_owner(),
                 settings.timezone,
+                on_refreshed=sync_after_refresh(SyncContext.of(runtime)),
             )
             for outcome in outcomes:
                 line = f"audience #{outcome.audience_id}: {outcome.status}"
@@ -273,7 +276,11 @@ def refresh_command(
             return
         assert audience is not None
         result = operations.refresh_by_ref(
-            runtime.warehouse, runtime.catalog, audience, timezone=settings.timezone
+            runtime.warehouse,
+            runtime.catalog,
+            audience,
+            timezone=settings.timezone,
+            on_refreshed=sync_after_refresh(SyncContext.of(runtime)),
         )
     finally:
         runtime.close()

@@ -1,0 +1,109 @@
+"""Match-rate preview (R19, B5) and "why not syncing" (R29) over a real refreshed audience."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from segmint.runtime import Runtime
+from segmint.sync import catalog as sync_catalog
+from segmint.sync.checks import match_rate_preview, why_not_syncing
+from segmint.sync.retry import RetryPolicy
+from segmint.sync.runner import SyncContext, sync_link
+from tests.destinations.fake_meta import FakeMeta, serve
+from tests.sync.sync_world import activate, seed_profiles, set_tier
+
+
+@pytest.fixture
+def fake() -> FakeMeta:
+    return FakeMeta()
+
+
+@pytest.fixture
+def meta_url(fake: FakeMeta) -> Iterator[str]:
+    with serve(fake) as url:
+        yield url
+
+
+@pytest.fixture
+def ctx(runtime: Runtime) -> SyncContext:
+    return SyncContext.of(runtime, retry=RetryPolicy(attempts=3, initial=0.001, maximum=0.002))
+
+
+def link_to_meta(runtime: Runtime, fake: FakeMeta, url: str, audience_id: int) -> int:
+    destination = sync_catalog.create_destination(
+        runtime.catalog,
+        runtime.secrets,
+        "Shop Meta",
+        "meta",
+        {"access_token": fake.token},
+        {"ad_account_id": fake.ad_account_id, "base_url": url},
+    )
+    return sync_catalog.link_audience(runtime.catalog, audience_id, destination.id).id
+
+
+def test_preview_counts_identifiers_malformed_values_and_anonymous_members(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    # 1,000 members: every 10th anonymous, every 7th (of the others) with a broken email,
+    # every 4th with a phone (a broken email with a phone can still be sent).
+    seed_profiles(runtime, 1_000, anonymous_every=10, phone_every=4, malformed_every=7)
+    link_id = link_to_meta(runtime, fake, meta_url, activate(runtime))
+    preview = match_rate_preview(ctx, link_id)
+    anonymous = 100
+    malformed = sum(1 for i in range(1, 1_001) if i % 7 == 0 and i % 10 != 0)
+    phones = sum(1 for i in range(1, 1_001) if i % 4 == 0 and i % 10 != 0)
+    malformed_without_phone = sum(
+        1 for i in range(1, 1_001) if i % 7 == 0 and i % 10 != 0 and i % 4 != 0
+    )
+    assert preview.members == 1_000
+    assert preview.anonymous == anonymous
+    assert preview.identifiers["email"] == 900
+    assert preview.identifiers["phone"] == phones
+    assert preview.malformed == {"malformed email": malformed}
+    assert preview.would_send == 900 - malformed_without_phone
+    assert preview.min_list_size == 100 and preview.pending is None
+    assert fake.requests == 0  # a preview never calls the platform
+    assert preview.share("email") == pytest.approx(0.9)
+
+
+def test_preview_says_pending_below_the_minimum(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(runtime, 120)
+    set_tier(runtime, range(1, 61), "silver")
+    link_id = link_to_meta(runtime, fake, meta_url, activate(runtime))
+    assert match_rate_preview(ctx, link_id).pending == "pending: 60 of 100 needed"
+    diagnosis = why_not_syncing(ctx, link_id)
+    assert not diagnosis.ok
+    names = {check.name: check for check in diagnosis.checks}
+    assert not names["Minimum size"].ok
+    assert "pending: 60 of 100 needed" in names["Minimum size"].detail
+
+
+def test_why_not_syncing_names_the_expired_login_first_and_then_all_clear(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(runtime, 300)
+    audience_id = activate(runtime)
+    link_id = link_to_meta(runtime, fake, meta_url, audience_id)
+    never = why_not_syncing(ctx, link_id)
+    assert not never.ok and never.summary.startswith("Last sync: this link has never synced")
+
+    fake.expired_tokens.add(fake.token)
+    sync_link(ctx, link_id)
+    expired = why_not_syncing(ctx, link_id)
+    assert not expired.ok
+    assert expired.summary.startswith("Destination: Error Fetching Data")
+    assert "Destinations → Shop Meta → Configuration Settings" in expired.summary
+
+    fake.reauthenticate("new-token")
+    sync_catalog.reauthenticate_destination(
+        runtime.catalog, runtime.secrets, "Shop Meta", {"access_token": "new-token"}
+    )
+    assert sync_link(ctx, link_id).status == "succeeded"
+    healthy = why_not_syncing(ctx, link_id)
+    recent = {check.name: check for check in healthy.checks}["Recent errors"]
+    assert not recent.ok and "1 of the last 2 syncs failed" in recent.detail
+    assert {check.name for check in healthy.checks if not check.ok} == {"Recent errors"}
