@@ -389,3 +389,19 @@ def delete_link(ctx: SyncContext, link_id: int, *, now: datetime | None = None) 
                 sync_catalog.mark_auth_expired(ctx.catalog, link.destination_id, now=now)
                 raise
     return sync_catalog.record_link_deleted(ctx.catalog, link_id, now=now)
+
+
+def check_destination(ctx: SyncContext, destination: str | int) -> sync_catalog.DestinationInfo:
+    """Try the destination's credentials with one cheap call. Success makes a destination that
+    was failing ``active`` again; an expired login marks it ``auth_expired`` and raises
+    :class:`AuthExpired` with R21's message; other refusals are raised as they are."""
+    info = sync_catalog.get_destination(ctx.catalog, destination)
+    with _adapter(ctx, info.id) as adapter:
+        try:
+            adapter.check_credentials()
+        except AuthExpired:
+            sync_catalog.mark_auth_expired(ctx.catalog, info.id)
+            raise
+    if info.status in ("error", "auth_expired"):
+        return sync_catalog.enable_destination(ctx.catalog, info.id)
+    return info

@@ -1,0 +1,101 @@
+"""Destinations, links and syncs over real HTTP against a live server and the fake Graph
+server: connect, link, preview, Instant Sync, logs, diagnosis, expired login, re-authenticate,
+unlink and delete; bad input gets clear 4xx answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import LiveServer
+from tests.destinations.fake_meta import FakeMeta, serve
+from tests.sync.sync_world import activate, seed_profiles
+
+
+@pytest.fixture
+def fake() -> FakeMeta:
+    return FakeMeta()
+
+
+@pytest.fixture
+def meta_url(fake: FakeMeta) -> Iterator[str]:
+    with serve(fake) as url:
+        yield url
+
+
+def test_connect_link_sync_and_read_logs(
+    live_server: LiveServer, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(live_server.runtime, 400)
+    activate(live_server.runtime, "gold_members")
+    with live_server.admin() as api:
+        created = api.post(
+            "/api/v1/destinations",
+            params={"check": "true"},
+            json={
+                "name": "Shop Meta",
+                "platform": "meta",
+                "credentials": {"access_token": fake.token},
+                "config": {"ad_account_id": fake.ad_account_id, "base_url": meta_url},
+            },
+        )
+        assert created.status_code == 201, created.text
+        assert fake.token not in created.text  # credentials never come back
+        assert created.json()["status"] == "active"
+
+        link = api.post(
+            "/api/v1/audiences/gold_members/links", json={"destination": "Shop Meta"}
+        ).json()
+        assert link["mode"] == "list"
+        assert link["identifier_mapping"]["email"] == "email"
+
+        preview = api.get(f"/api/v1/links/{link['id']}/preview").json()
+        assert (preview["members"], preview["would_send"], preview["pending"]) == (400, 400, None)
+
+        synced = api.post(f"/api/v1/links/{link['id']}/sync")
+        assert synced.status_code == 200, synced.text
+        assert (synced.json()["status"], synced.json()["added"]) == ("succeeded", 400)
+        (audience,) = fake.audiences.values()
+        assert len(audience.values("EMAIL")) == 400
+
+        logs = api.get("/api/v1/audiences/gold_members/logs").json()["logs"]
+        assert [(e["trigger"], e["status"]) for e in logs] == [("instant", "succeeded")]
+
+        fake.expired_tokens.add(fake.token)
+        checked = api.post("/api/v1/destinations/Shop Meta/check")
+        assert checked.status_code == 502
+        assert "Configuration Settings" in checked.json()["message"]
+        diagnosis = api.get(f"/api/v1/links/{link['id']}/diagnosis").json()
+        assert diagnosis["ok"] is False
+        assert diagnosis["summary"].startswith("Destination: Error Fetching Data")
+
+        fake.reauthenticate("fresh")
+        again = api.post(
+            "/api/v1/destinations/Shop Meta/reauthenticate",
+            json={"credentials": {"access_token": "fresh"}},
+        )
+        assert again.json()["status"] == "active"
+
+        deleted = api.post(f"/api/v1/links/{link['id']}/delete")
+        assert deleted.json()["status"] == "deleted"
+        assert fake.audiences == {}
+
+
+def test_bad_input_gets_clear_errors(live_server: LiveServer) -> None:
+    with live_server.admin() as api:
+        unknown = api.post(
+            "/api/v1/destinations",
+            json={"name": "X", "platform": "myspace", "credentials": {}},
+        )
+        assert unknown.status_code == 400
+        assert "unknown platform 'myspace'" in unknown.json()["message"]
+        assert api.get("/api/v1/destinations/nope").status_code == 404
+        assert api.get("/api/v1/links/999").status_code == 404
+        assert api.post("/api/v1/links/999/sync").status_code == 404
+        assert api.get("/api/v1/audiences/nope/logs").status_code == 404
+        extra = api.post("/api/v1/destinations", json={"name": "X", "platform": "meta"})
+        assert extra.status_code == 400
+        assert "credentials" in extra.text
+    with live_server.client() as anonymous:
+        assert anonymous.get("/api/v1/destinations").status_code == 401
