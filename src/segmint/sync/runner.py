@@ -201,7 +201,7 @@ def sync_link(
             raise
     log_id = sync_catalog.start_sync_log(ctx.catalog, link_id, trigger, now=now)
     try:
-        outcome = _deliver(ctx, link, now)
+        outcome = _deliver(ctx, link, now, check_login=trigger in ("instant", "manual"))
     except AuthExpired as exc:
         sync_catalog.mark_auth_expired(ctx.catalog, link.destination_id, now=now)
         outcome = failure_outcome(exc, link.destination_name)
@@ -244,7 +244,9 @@ def _refused(
     return sync_catalog.finish_sync_log(ctx.catalog, log_id, outcome, now=now)
 
 
-def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime) -> SyncOutcome:
+def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bool) -> SyncOutcome:
+    """Send the link's pending changes. With nothing to send, a sync the user asked for
+    still tries the login, so an expired one is reported at once (R21)."""
     delta = link_changes(ctx.catalog, ctx.warehouse, link.id)
     if delta.to_refresh_id is None:
         return SyncOutcome(
@@ -255,6 +257,8 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime) -> SyncOutcome:
         )
     name = _audience_name(ctx, link.audience_id)
     with _adapter(ctx, link.destination_id) as adapter:
+        if check_login and delta.is_empty and link.cursor == delta.to_refresh_id:
+            adapter.check_credentials()
         if link.mode == "event":
             events = membership_events(
                 ctx.warehouse,
