@@ -252,3 +252,37 @@ def test_tiktok_instant_sync_refused_within_thirty_minutes(
         assert logs[0].status == "refused" and logs[0].trigger == "instant"
         later = sync_link(ctx, link.id, trigger="instant", now=T0 + timedelta(minutes=31))
         assert later.status == "succeeded"
+
+
+def test_an_interrupted_delivery_is_finished_before_newer_changes(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    """Half of a removal went out before the login expired; then those members came back.
+    The net change since the cursor is nothing, but the platform lost 10,000 people: the next
+    sync must replay the interrupted step, then add them back."""
+    seed_profiles(runtime, 25_000)
+    audience_id = activate(runtime)
+    destination = connect(runtime, fake, meta_url)
+    link = sync_catalog.link_audience(runtime.catalog, audience_id, destination)
+    assert sync_link(ctx, link.id).status == "succeeded"
+
+    set_tier(runtime, range(1, 20_001), "silver")
+    refresh(runtime, audience_id, hours=2)
+    fake.expire_after_calls = fake.user_calls + 1  # the second batch of removals fails
+    interrupted = sync_link(ctx, link.id)
+    assert interrupted.status == "failed"
+    assert len(remote_emails(fake)) == 15_000  # 10,000 of the 20,000 were removed
+    assert sync_catalog.get_link(runtime.catalog, link.id).in_flight is not None
+
+    set_tier(runtime, range(1, 20_001), "gold")  # they all come back
+    refresh(runtime, audience_id, hours=3)
+    fake.reauthenticate("fresh-token")
+    sync_catalog.reauthenticate_destination(
+        runtime.catalog, runtime.secrets, destination, {"access_token": "fresh-token"}
+    )
+    done = sync_link(ctx, link.id)
+    assert done.status == "succeeded"
+    assert remote_emails(fake) == expected_emails(runtime, audience_id)
+    assert len(remote_emails(fake)) == 25_000
+    after = sync_catalog.get_link(runtime.catalog, link.id)
+    assert after.in_flight is None and after.cursor == done.refresh_id

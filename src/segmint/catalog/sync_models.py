@@ -80,6 +80,9 @@ class AudienceLink(Base):
     remote_audience_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     cursor: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    in_flight: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    """The refresh a sync started delivering and has not finished: the next sync completes
+    that step first, so a partial delivery is never overtaken by a newer target."""
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_instant_sync_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
@@ -113,3 +116,5 @@ class SyncLog(Base):
     error_class: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     remedy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refresh_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    """The refresh whose membership the attempt delivered (or tried to)."""

@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 GOOGLE_ADS_URL = "https://googleads.googleapis.com/v23"
 MAX_OPERATIONS = 10_000  # per addOperations call, as Google recommends (§3.3)
 MEMBERSHIP_LIFE_SPAN_UNLIMITED = 10_000
+CREDENTIAL_FIELDS: tuple[str, ...] = ("access_token", "developer_token")
+"""Constructor keywords holding secrets (the web UI builds its forms from these)."""
+CONFIG_FIELDS: tuple[str, ...] = ("customer_id", "login_customer_id", "upload_key_type", "consent")
+"""Constructor keywords holding non-secret settings."""
 UploadKeyType = Literal["CONTACT_INFO", "CRM_ID"]
 IDENTIFIER_FIELDS: Mapping[IdentifierKind, str] = {
     "email": "hashedEmail",

@@ -44,6 +44,10 @@ MAX_RECORDS = 5_000  # what RudderStack sends per request; LinkedIn's hard limit
 MIN_LIST_SIZE = 300  # §4.4: delivery starts at 300 matched members
 MAX_NAME_LENGTH = 35
 SETTLE_SECONDS = 5.0  # §4.1: wait after creating a segment before adding users
+CREDENTIAL_FIELDS: tuple[str, ...] = ("access_token",)
+"""Constructor keywords holding secrets (the web UI builds its forms from these)."""
+CONFIG_FIELDS: tuple[str, ...] = ("ad_account_id",)
+"""Constructor keywords holding non-secret settings."""
 
 LINKEDIN_RULES = HashingRules(email_remove_all_whitespace=False, hash_country=False)
 """LinkedIn (§4.3): emails trimmed and lowercased, then SHA-256."""

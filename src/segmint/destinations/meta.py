@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 GRAPH_URL = "https://graph.facebook.com/v25.0"
 MAX_RECORDS = 10_000
+CREDENTIAL_FIELDS: tuple[str, ...] = ("access_token",)
+"""Constructor keywords holding secrets (the web UI builds its forms from these)."""
+CONFIG_FIELDS: tuple[str, ...] = ("ad_account_id",)
+"""Constructor keywords holding non-secret settings."""
 SCHEMA_KEYS: Mapping[IdentifierKind, str] = {
     "email": "EMAIL",
     "phone": "PHONE",

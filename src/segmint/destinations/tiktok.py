@@ -43,6 +43,10 @@ BUSINESS_API_URL = "https://business-api.tiktok.com/open_api/v1.3"
 MAX_RECORDS = 1_000
 INSTANT_SYNC_MIN_INTERVAL_SECONDS = 30 * 60  # R20
 MIN_LIST_SIZE = 1_000  # §5.3: audiences under 1,000 entries do not serve
+CREDENTIAL_FIELDS: tuple[str, ...] = ("access_token",)
+"""Constructor keywords holding secrets (the web UI builds its forms from these)."""
+CONFIG_FIELDS: tuple[str, ...] = ("advertiser_id", "phone_plus")
+"""Constructor keywords holding non-secret settings."""
 ID_SCHEMA: Mapping[IdentifierKind, str] = {"email": "EMAIL_SHA256", "phone": "PHONE_SHA256"}
 
 TIKTOK_RULES = HashingRules(email_remove_all_whitespace=True, phone_plus=True, hash_country=False)

@@ -348,6 +348,7 @@ class LinkInfo:
     last_instant_sync_at: datetime | None
     created_at: datetime
     ended_at: datetime | None
+    in_flight: str | None = None
 
 
 def _link_info(row: AudienceLink, destination: Destination) -> LinkInfo:
@@ -366,6 +367,7 @@ def _link_info(row: AudienceLink, destination: Destination) -> LinkInfo:
         row.last_instant_sync_at,
         row.created_at,
         row.ended_at,
+        row.in_flight,
     )
 
 
@@ -602,6 +604,7 @@ class SyncLogEntry:
     error_class: str | None
     error_message: str | None
     remedy: str | None
+    refresh_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +618,7 @@ class SyncOutcome:
     error_class: str | None = None
     error_message: str | None = None
     remedy: str | None = None
+    refresh_id: str | None = None
 
     @property
     def skipped(self) -> int:
@@ -693,6 +697,7 @@ def finish_sync_log(
         row.error_class = outcome.error_class
         row.error_message = outcome.error_message
         row.remedy = outcome.remedy
+        row.refresh_id = outcome.refresh_id
         return _log_entry(row, _find_destination(session, row.destination_id).name)
 
 
@@ -715,6 +720,7 @@ def _log_entry(row: SyncLog, destination_name: str) -> SyncLogEntry:
         row.error_class,
         row.error_message,
         row.remedy,
+        row.refresh_id,
     )
 
 

@@ -176,5 +176,18 @@ def advance_cursor(
                 f"{link.cursor}, not {expected}); compute the changes again"
             )
         link.cursor = refresh_id
+        link.in_flight = None
         if refresh_id is not None:
             link.last_synced_at = now or utc_now()
+
+
+def mark_in_flight(catalog: Catalog, link_id: int, refresh_id: str | None) -> None:
+    """Record that a sync is about to deliver the link's changes up to ``refresh_id``. Until
+    :func:`advance_cursor` clears it, later syncs finish this step before going further: a
+    delivery that failed halfway may have sent part of these changes, and only re-sending
+    all of them (not a newer, different set) puts the platform right."""
+    with catalog.session() as session:
+        link = session.get(AudienceLink, link_id, with_for_update=True)
+        if link is None:
+            raise NotFound(f"no audience link {link_id}")
+        link.in_flight = refresh_id

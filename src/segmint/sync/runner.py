@@ -47,7 +47,7 @@ from segmint.sync.catalog import (
 from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
 from segmint.sync.members import MembershipEvents, has_identifier, list_members, membership_events
 from segmint.sync.normalize import ListMember
-from segmint.sync.outbox import advance_cursor, link_changes
+from segmint.sync.outbox import OutboxDelta, advance_cursor, link_changes, mark_in_flight
 from segmint.sync.retry import RetryPolicy
 from segmint.sync.secrets import SecretBox
 from segmint.warehouse.engine import Engine
@@ -244,68 +244,130 @@ def _refused(
     return sync_catalog.finish_sync_log(ctx.catalog, log_id, outcome, now=now)
 
 
+MAX_STEPS = 50
+"""Steps one sync may take: finishing an interrupted delivery, then catching up."""
+
+
 def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bool) -> SyncOutcome:
-    """Send the link's pending changes. With nothing to send, a sync the user asked for
-    still tries the login, so an expired one is reported at once (R21)."""
-    delta = link_changes(ctx.catalog, ctx.warehouse, link.id)
-    if delta.to_refresh_id is None:
-        return SyncOutcome(
-            "refused",
-            error_class="SyncRefused",
-            error_message="the audience has not been computed yet; nothing to send",
-            remedy="wait for its first refresh (or refresh it now); the sync follows it",
-        )
+    """Send the link's pending changes, in steps: an interrupted delivery (``in_flight``) is
+    finished first with exactly the changes it was sending, then the changes up to the latest
+    refresh follow. With nothing to send, a sync the user asked for still tries the login, so
+    an expired one is reported at once (R21)."""
     name = _audience_name(ctx, link.audience_id)
+    added = removed = 0
+    reasons: Counter[str] = Counter()
+    target: str | None = None
     with _adapter(ctx, link.destination_id) as adapter:
-        if check_login and delta.is_empty and link.cursor == delta.to_refresh_id:
-            adapter.check_credentials()
-        if link.mode == "event":
-            events = membership_events(
-                ctx.warehouse,
-                MembershipEvents(link.audience_id, name, delta.to_refresh_id, delta.to_as_of),
-                delta.added,
-                delta.removed,
-            )
-            accepted = adapter.send_events(events) if events else 0
-            skipped = len(events) - accepted
-            reasons = {"not accepted by the platform (no usable id)": skipped} if skipped else {}
-            added = sum(1 for e in events if e["event"] == "added_to_segment")
-            outcome = SyncOutcome(
-                "succeeded", added=added, removed=len(events) - added, skipped_reasons=reasons
-            )
-        else:
-            minimum = adapter.limits.min_list_size
-            if minimum:
-                size = sendable_count(ctx, link)
-                if size < minimum:
-                    return SyncOutcome(
-                        "pending",
-                        error_class="BelowMinimumSize",
-                        error_message=f"pending: {size} of {minimum} needed",
-                        remedy=(
-                            f"{adapter_label(link)} serves lists of at least {minimum} matched "
-                            "people; the sync waits and starts once the audience is big enough"
-                        ),
-                    )
-            remote_id = link.remote_audience_id
-            if remote_id is None:
-                remote_id = adapter.ensure_audience(name)
-                sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
-            reasons_counter: Counter[str] = Counter()
-            added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons_counter)
-            removed = _send(
-                ctx, adapter.remove_members, remote_id, delta.removed, link, reasons_counter
-            )
-            outcome = SyncOutcome(
-                "succeeded", added=added, removed=removed, skipped_reasons=dict(reasons_counter)
-            )
-    try:
-        advance_cursor(
-            ctx.catalog, link.id, delta.to_refresh_id, expected=delta.from_refresh_id, now=now
-        )
-    except Conflict as exc:  # another sync delivered meanwhile: harmless, changes re-sent
-        log.info("link %s: %s", link.id, exc)
-    return outcome
+        if link.mode == "list":
+            pending = _below_minimum(ctx, link, adapter)
+            if pending is not None:
+                return pending
+        for _ in range(MAX_STEPS):
+            link = sync_catalog.get_link(ctx.catalog, link.id)
+            delta = _step(ctx, link)
+            if delta.to_refresh_id is None:
+                return SyncOutcome(
+                    "refused",
+                    error_class="SyncRefused",
+                    error_message="the audience has not been computed yet; nothing to send",
+                    remedy="wait for its first refresh (or refresh it now); the sync follows it",
+                )
+            target = delta.to_refresh_id
+            if delta.is_empty and link.cursor == target:
+                if check_login and added == removed == 0:
+                    adapter.check_credentials()
+                break
+            mark_in_flight(ctx.catalog, link.id, target)
+            if link.mode == "event":
+                step_added, step_removed = _send_events(ctx, adapter, link, name, delta, reasons)
+            else:
+                step_added, step_removed = _send_members(ctx, adapter, link, name, delta, reasons)
+            added, removed = added + step_added, removed + step_removed
+            try:
+                advance_cursor(
+                    ctx.catalog, link.id, target, expected=delta.from_refresh_id, now=now
+                )
+            except Conflict as exc:  # another sync delivered meanwhile: harmless, re-sent
+                log.info("link %s: %s", link.id, exc)
+                break
+    return SyncOutcome(
+        "succeeded",
+        added=added,
+        removed=removed,
+        skipped_reasons=dict(reasons),
+        refresh_id=target,
+    )
+
+
+def _step(ctx: SyncContext, link: LinkInfo) -> OutboxDelta:
+    """The next step's changes: up to the interrupted target if there is one, else the
+    latest refresh. A target that no longer exists (history recomputed) is dropped."""
+    if link.in_flight is not None:
+        try:
+            return link_changes(ctx.catalog, ctx.warehouse, link.id, until=link.in_flight)
+        except (Conflict, InvalidInput) as exc:
+            log.warning("link %s: dropping the interrupted target: %s", link.id, exc)
+            mark_in_flight(ctx.catalog, link.id, None)
+    return link_changes(ctx.catalog, ctx.warehouse, link.id)
+
+
+def _below_minimum(ctx: SyncContext, link: LinkInfo, adapter: Destination) -> SyncOutcome | None:
+    """R19: a List Sync waits while fewer members than the platform's minimum can be sent."""
+    minimum = adapter.limits.min_list_size
+    if not minimum:
+        return None
+    size = sendable_count(ctx, link)
+    if size >= minimum:
+        return None
+    return SyncOutcome(
+        "pending",
+        error_class="BelowMinimumSize",
+        error_message=f"pending: {size} of {minimum} needed",
+        remedy=(
+            f"{adapter_label(link)} serves lists of at least {minimum} matched people; the "
+            "sync waits and starts once the audience is big enough"
+        ),
+    )
+
+
+def _send_events(
+    ctx: SyncContext,
+    adapter: Destination,
+    link: LinkInfo,
+    name: str,
+    delta: OutboxDelta,
+    reasons: Counter[str],
+) -> tuple[int, int]:
+    events = membership_events(
+        ctx.warehouse,
+        MembershipEvents(link.audience_id, name, delta.to_refresh_id, delta.to_as_of),
+        delta.added,
+        delta.removed,
+    )
+    if not events:
+        return 0, 0
+    accepted = adapter.send_events(events)
+    if accepted < len(events):
+        reasons["no id the platform can use (e.g. no _ga cookie)"] += len(events) - accepted
+    added = sum(1 for event in events if event["event"] == "added_to_segment")
+    return added, len(events) - added
+
+
+def _send_members(
+    ctx: SyncContext,
+    adapter: Destination,
+    link: LinkInfo,
+    name: str,
+    delta: OutboxDelta,
+    reasons: Counter[str],
+) -> tuple[int, int]:
+    remote_id = link.remote_audience_id
+    if remote_id is None:
+        remote_id = adapter.ensure_audience(name)
+        sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
+    added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons)
+    removed = _send(ctx, adapter.remove_members, remote_id, delta.removed, link, reasons)
+    return added, removed
 
 
 def adapter_label(link: LinkInfo) -> str:
