@@ -107,3 +107,35 @@ def test_why_not_syncing_names_the_expired_login_first_and_then_all_clear(
     recent = {check.name: check for check in healthy.checks}["Recent errors"]
     assert not recent.ok and "1 of the last 2 syncs failed" in recent.detail
     assert {check.name for check in healthy.checks if not check.ok} == {"Recent errors"}
+
+
+def test_impact_preview_names_the_destinations_changes_go_to(
+    runtime: Runtime, fake: FakeMeta, meta_url: str
+) -> None:
+    from segmint.audiences.operations import preview_impact
+    from tests.sync.sync_world import DEFINITION, T0
+
+    seed_profiles(runtime, 200)
+    set_tier(runtime, range(1, 31), "silver")
+    audience_id = activate(runtime)
+    edited = {
+        "root": {
+            **DEFINITION["root"],
+            "conditions": [
+                {"kind": "trait", "trait": "tier", "operator": "equals", "value": "silver"},
+                DEFINITION["root"]["conditions"][1],
+            ],
+        }
+    }
+    alone = preview_impact(
+        runtime.warehouse, runtime.catalog, audience_id, edited, timezone="UTC", now=T0
+    )
+    assert alone.summary == "+30 / −170 members (170 → 30)"
+    link_to_meta(runtime, fake, meta_url, audience_id)
+    linked = preview_impact(
+        runtime.warehouse, runtime.catalog, audience_id, edited, timezone="UTC", now=T0
+    )
+    assert linked.destinations == ["Shop Meta"]
+    assert linked.summary == (
+        "+30 / −170 members (170 → 30); 30 additions and 170 removals will be sent to Shop Meta"
+    )

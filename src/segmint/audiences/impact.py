@@ -27,10 +27,20 @@ class Impact:
 
     @property
     def summary(self) -> str:
-        """``+1,204 / −310 members (5,000 → 5,894)``."""
-        return (
+        """``+1,204 / −310 members (5,000 → 5,894); 310 removals will be sent to Meta`` (B3)."""
+        text = (
             f"+{self.entering:,} / −{self.leaving:,} members ({self.current:,} → {self.new_size:,})"
         )
+        if self.destinations and (self.entering or self.leaving):
+            changes = []
+            if self.entering:
+                changes.append(f"{self.entering:,} addition{'s' if self.entering != 1 else ''}")
+            if self.leaving:
+                changes.append(f"{self.leaving:,} removal{'s' if self.leaving != 1 else ''}")
+            names = self.destinations
+            where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            text += f"; {' and '.join(changes)} will be sent to {where}"
+        return text
 
 
 def impact_preview(

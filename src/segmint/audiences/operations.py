@@ -4,6 +4,7 @@ computes the audience at once)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def preview_impact(
         )
     new = as_definition(definition)
     resolver = service.audience_resolver(catalog)
-    return impact_preview(
+    impact = impact_preview(
         warehouse,
         audience.id,
         new,
@@ -143,6 +144,10 @@ def preview_impact(
         timezone=timezone,
         resolve_audience=resolver,
     )
+    from segmint.sync.catalog import list_links  # the sync layer builds on this one
+
+    linked = [link.destination_name for link in list_links(catalog, audience_id=audience.id)]
+    return dataclasses.replace(impact, destinations=linked)
 
 
 ApplyChoice = Literal["from_now", "recompute_history"]
