@@ -133,4 +133,17 @@ class UsageRecord(Base):
     events: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
+class User(Base):
+    """A person who signs in to the web UI. Only an Argon2id hash of the password is kept."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 from segmint.catalog import sync_models as _sync_models  # noqa: E402,F401  (so Alembic sees them)
