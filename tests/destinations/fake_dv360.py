@@ -205,6 +205,8 @@ class FakeDV360:
             raise invalid("displayName must be set.")
         if body.get("audienceType") not in CM_TYPES:
             raise invalid("Only Customer Match audiences can be created.")
+        if body.get("audienceType") == "CUSTOMER_MATCH_DEVICE_ID" and not body.get("appId"):
+            raise invalid("appId must be set for CUSTOMER_MATCH_DEVICE_ID audiences.")
         if body.get("firstPartyAndPartnerAudienceType") != "TYPE_FIRST_PARTY":
             raise invalid("firstPartyAndPartnerAudienceType must be TYPE_FIRST_PARTY.")
         try:
@@ -254,6 +256,8 @@ class FakeDV360:
         lists = {k: v for k, v in body.items() if k != "advertiserId"}
         if not lists:
             raise invalid("Must set an added or removed list.")
+        if audience.audience_type == "CUSTOMER_MATCH_DEVICE_ID":
+            return self._edit_devices(audience, lists)
         if any("MobileDeviceId" in k for k in lists):
             raise invalid("Mobile device ids cannot be edited in a contact info audience.")
         total = _split_size(lists.get("addedContactInfoList")) + _split_size(
@@ -275,6 +279,36 @@ class FakeDV360:
             audience.members.difference_update(
                 [m for m in audience.members if not gone.isdisjoint(m)]
             )
+        return {"firstPartyAndPartnerAudienceId": audience.id}
+
+    def _edit_devices(self, audience: Audience, lists: dict[str, Any]) -> dict[str, Any]:
+        if any("ContactInfo" in k for k in lists):
+            raise invalid("Contact info cannot be edited in a mobile device id audience.")
+        changes: dict[str, list[str]] = {}
+        for key in ("addedMobileDeviceIdList", "removedMobileDeviceIdList"):
+            value = lists.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, dict) or set(value) - {"mobileDeviceIds", "consent"}:
+                raise invalid(f"Invalid value at '{key}'.")
+            self._check_consent(value.get("consent"), key)
+            ids = value.get("mobileDeviceIds")
+            if (
+                not isinstance(ids, list)
+                or not ids
+                or not all(isinstance(i, str) and i.strip() == i and i for i in ids)
+            ):
+                raise invalid(f"{key}.mobile_device_ids must be non-empty trimmed strings.")
+            if len(ids) > MAX_MEMBERS_PER_REQUEST:
+                raise invalid("Too many mobile device ids in one request.")
+            changes[key] = ids
+        self.edit_calls += 1
+        audience.members.update(
+            frozenset({("mobileDeviceId", i)}) for i in changes.get("addedMobileDeviceIdList", [])
+        )
+        audience.members.difference_update(
+            frozenset({("mobileDeviceId", i)}) for i in changes.get("removedMobileDeviceIdList", [])
+        )
         return {"firstPartyAndPartnerAudienceId": audience.id}
 
     def _contact_infos(self, value: Any, at: str) -> list[Member]:

@@ -72,7 +72,7 @@ def test_dv360_is_registered_and_created_from_flat_kwargs(fake: FakeDV360, base_
     credentials = {"access_token": fake.token}
     config = {"advertiser_id": fake.advertiser_id, "membership_duration_days": "540"}
     assert set(credentials) == set(CREDENTIAL_FIELDS)
-    assert set(config) == set(CONFIG_FIELDS)
+    assert set(config) <= set(CONFIG_FIELDS)
     dv360 = registry.create(
         "dv360", **credentials, **config, destination_name="Shop DV360", base_url=base_url
     )
@@ -386,3 +386,40 @@ def test_fake_has_no_delete_and_returns_google_error_bodies(
         for r in (httpx.get(url, headers=auth) for _ in range(30))
     }
     assert seen == {(500, "INTERNAL"), (503, "UNAVAILABLE"), (429, "RESOURCE_EXHAUSTED")}
+
+
+def test_device_id_audiences_send_mobile_ids_in_clear_text(fake: FakeDV360, base_url: str) -> None:
+    dv360 = DV360CustomerMatch(
+        advertiser_id=fake.advertiser_id,
+        access_token=fake.token,
+        audience_type="device_id",
+        app_id="com.example.shop",
+        base_url=base_url,
+        retry=RetryPolicy(attempts=5, initial=0.001, maximum=0.01),
+    )
+    remote = dv360.ensure_audience("App users")
+    assert fake.audiences[remote].audience_type == "CUSTOMER_MATCH_DEVICE_ID"
+    assert dv360.ensure_audience("App users") == remote  # found, not created twice
+    devices = [
+        ListMember(
+            key=f"p{i}",
+            email=f"u{i}@example.com",
+            device_id=f" {i:08d}-AAAA-BBBB " if i % 4 else None,
+        )
+        for i in range(12_000)
+    ]
+    added = dv360.add_members(remote, devices)
+    assert added.sent == 9_000 and added.requests == 1
+    assert [item.reason for item in added.set_aside][:1] == ["no device id"]
+    assert len(added.set_aside) == 3_000
+    assert fake.audiences[remote].values("mobileDeviceId") == {
+        f"{i:08d}-AAAA-BBBB" for i in range(12_000) if i % 4
+    }
+    dv360.remove_members(remote, devices[:100])
+    assert len(fake.audiences[remote].values("mobileDeviceId")) == 9_000 - 75
+    with pytest.raises(BadRequest, match="needs the app's id"):
+        DV360CustomerMatch(
+            advertiser_id="1", access_token="t", audience_type="device_id", base_url=base_url
+        )
+    with pytest.raises(BadRequest, match="contact_info or device_id"):
+        DV360CustomerMatch(advertiser_id="1", access_token="t", audience_type="cookies")

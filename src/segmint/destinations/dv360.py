@@ -48,7 +48,13 @@ from segmint.sync.errors import (
     Transient,
     parse_retry_after,
 )
-from segmint.sync.normalize import GOOGLE_RULES, IdentifierKind, ListMember, prepare_members
+from segmint.sync.normalize import (
+    GOOGLE_RULES,
+    IdentifierKind,
+    ListMember,
+    SetAside,
+    prepare_members,
+)
 from segmint.sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,8 @@ MAX_RECORDS = 10_000
 MIN_LIST_SIZE = 1_000  # §6: DV360 reports sizes under 1,000 as 0 (privacy)
 MEMBERSHIP_DURATION_NO_EXPIRY = 10_000
 CONTACT_INFO = "CUSTOMER_MATCH_CONTACT_INFO"
+DEVICE_ID = "CUSTOMER_MATCH_DEVICE_ID"
+AUDIENCE_TYPES = {"contact_info": CONTACT_INFO, "device_id": DEVICE_ID}
 CONSENT_GRANTED = {
     "adUserData": "CONSENT_STATUS_GRANTED",
     "adPersonalization": "CONSENT_STATUS_GRANTED",
@@ -68,7 +76,12 @@ LIST_PAGE_SIZE = 200
 
 CREDENTIAL_FIELDS: tuple[str, ...] = ("access_token",)
 """Constructor keywords holding secrets (the web UI builds its forms from these)."""
-CONFIG_FIELDS: tuple[str, ...] = ("advertiser_id", "membership_duration_days")
+CONFIG_FIELDS: tuple[str, ...] = (
+    "advertiser_id",
+    "membership_duration_days",
+    "audience_type",
+    "app_id",
+)
 """Constructor keywords holding non-secret settings."""
 
 _DIGITS = re.compile(r"\D")
@@ -76,12 +89,15 @@ _DIGITS = re.compile(r"\D")
 
 @register("dv360")
 class DV360CustomerMatch(Destination):
-    """List Sync to one DV360 advertiser's Customer Match (contact info) audiences.
+    """List Sync to one DV360 advertiser's Customer Match audiences.
 
     Credentials: ``access_token`` (OAuth 2 access token with the
     ``https://www.googleapis.com/auth/display-video`` scope). Config: ``advertiser_id`` (the
-    DV360 advertiser id, digits) and optional ``membership_duration_days`` (1–540, or 10000 =
-    no expiry, the default)."""
+    DV360 advertiser id, digits), optional ``membership_duration_days`` (1–540, or 10000 =
+    no expiry, the default), ``audience_type``: ``contact_info`` (the default: hashed emails and
+    phones) or ``device_id`` (mobile advertising ids — IDFA / GAID — from the members'
+    ``device_id``, sent in clear text as DV360 requires; then ``app_id``, the app's id in its
+    store, is required)."""
 
     name = "dv360"
     identifier_schema: tuple[IdentifierKind, ...] = (
@@ -99,6 +115,8 @@ class DV360CustomerMatch(Destination):
         advertiser_id: str,
         access_token: str,
         membership_duration_days: int | str = MEMBERSHIP_DURATION_NO_EXPIRY,
+        audience_type: str = "contact_info",
+        app_id: str | None = None,
         destination_name: str = "DV360",
         base_url: str = DV360_URL,
         retry: RetryPolicy | None = None,
@@ -116,6 +134,16 @@ class DV360CustomerMatch(Destination):
                 f"DV360 membership_duration_days must be 1–540 or 10000 (no expiry), not {days}"
             )
         self.membership_duration_days = days
+        if audience_type not in AUDIENCE_TYPES:
+            raise BadRequest(
+                f"DV360 audience_type must be contact_info or device_id, not {audience_type!r}"
+            )
+        self.audience_type = AUDIENCE_TYPES[audience_type]
+        self.app_id = (app_id or "").strip() or None
+        if self.audience_type == DEVICE_ID and self.app_id is None:
+            raise BadRequest(
+                "a DV360 device id audience needs the app's id (app_id), e.g. com.example.shop"
+            )
         self.access_token = access_token
         self.destination_name = destination_name
         self.retry = retry or RetryPolicy()
@@ -148,9 +176,10 @@ class DV360CustomerMatch(Destination):
             json_body={
                 "displayName": name,
                 "description": "Synced by Segmint",
-                "audienceType": CONTACT_INFO,
+                "audienceType": self.audience_type,
                 "firstPartyAndPartnerAudienceType": "TYPE_FIRST_PARTY",
                 "membershipDurationDays": str(self.membership_duration_days),
+                **({"appId": self.app_id} if self.audience_type == DEVICE_ID else {}),
             },
             retried=False,
         )
@@ -167,7 +196,7 @@ class DV360CustomerMatch(Destination):
             body = self._call("GET", "/firstPartyAndPartnerAudiences", params=params)
             for audience in body.get("firstPartyAndPartnerAudiences", []):
                 if audience.get("displayName") == name and (
-                    audience.get("audienceType") == CONTACT_INFO
+                    audience.get("audienceType") == self.audience_type
                 ):
                     return str(audience["firstPartyAndPartnerAudienceId"])
             token = body.get("nextPageToken")
@@ -176,12 +205,44 @@ class DV360CustomerMatch(Destination):
             params = {**params, "pageToken": str(token)}
 
     def add_members(self, remote_id: str, members: Sequence[ListMember]) -> MembersChange:
-        """Add members in batches of ≤ 10,000 contact infos (``addedContactInfoList``)."""
+        """Add members in batches of ≤ 10,000 contact infos (``addedContactInfoList``) or
+        device ids (``addedMobileDeviceIdList``)."""
+        if self.audience_type == DEVICE_ID:
+            return self._send_devices("addedMobileDeviceIdList", remote_id, members)
         return self._send_members("addedContactInfoList", remote_id, members)
 
     def remove_members(self, remote_id: str, members: Sequence[ListMember]) -> MembersChange:
-        """Remove members in batches of ≤ 10,000 contact infos (``removedContactInfoList``)."""
+        """Remove members in batches of ≤ 10,000 contact infos (``removedContactInfoList``)
+        or device ids (``removedMobileDeviceIdList``)."""
+        if self.audience_type == DEVICE_ID:
+            return self._send_devices("removedMobileDeviceIdList", remote_id, members)
         return self._send_members("removedContactInfoList", remote_id, members)
+
+    def _send_devices(
+        self, field: str, remote_id: str, members: Sequence[ListMember]
+    ) -> MembersChange:
+        """Mobile advertising ids in clear text (trimmed); members without one are set aside."""
+        change = MembersChange()
+        ids: list[str] = []
+        for member in members:
+            device = (member.device_id or "").strip()
+            if device:
+                ids.append(device)
+            else:
+                change.set_aside.append(SetAside(member.key, "*", "no device id"))
+        path = f"/firstPartyAndPartnerAudiences/{remote_id}:editCustomerMatchMembers"
+        for batch in chunk(ids, self.limits.max_records_per_request):
+            self._call(
+                "POST",
+                path,
+                json_body={
+                    "advertiserId": self.advertiser_id,
+                    field: {"mobileDeviceIds": list(batch), "consent": CONSENT_GRANTED},
+                },
+            )
+            change.sent += len(batch)
+            change.requests += 1
+        return change
 
     def delete_audience(self, remote_id: str) -> None:
         """Refuse: DV360's API cannot delete Customer Match audiences, nor empty one whose
