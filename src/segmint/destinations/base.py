@@ -19,12 +19,16 @@ from segmint.sync.normalize import IdentifierKind, ListMember, SetAside
 @dataclass(frozen=True, slots=True)
 class DestinationLimits:
     """A platform's rules (R19, R20): records per request, the smallest list it will serve,
-    and the minimum interval between Instant Syncs (``None`` when it has none)."""
+    the minimum interval between Instant Syncs (``None`` when it has none) and its rate limit."""
 
     max_records_per_request: int
     max_bytes_per_request: int | None = None
     min_list_size: int = 0
     instant_sync_min_interval_seconds: int | None = None
+    requests_per_second: float | None = None
+    """The platform's published steady request rate, paced by the sync (None: no limit)."""
+    burst: int = 1
+    """Requests allowed at once before pacing starts."""
 
 
 @dataclass

@@ -96,7 +96,10 @@ class KlaviyoLists(Destination):
 
     name = "klaviyo"
     identifier_schema: tuple[IdentifierKind, ...] = ("email", "phone")
-    limits = DestinationLimits(max_records_per_request=MAX_IMPORT_PROFILES)
+    # §7.2: list and bulk-import endpoints allow 10 requests at once, 150 a minute (tier M).
+    limits = DestinationLimits(
+        max_records_per_request=MAX_IMPORT_PROFILES, requests_per_second=2.5, burst=10
+    )
 
     def __init__(
         self,

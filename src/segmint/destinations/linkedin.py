@@ -59,7 +59,13 @@ class LinkedInAudiences(Destination):
 
     name = "linkedin"
     identifier_schema: tuple[IdentifierKind, ...] = ("email", "first_name", "last_name")
-    limits = DestinationLimits(max_records_per_request=MAX_RECORDS, min_list_size=MIN_LIST_SIZE)
+    # §4: 600 requests a minute per member on /dmpSegments/users.
+    limits = DestinationLimits(
+        max_records_per_request=MAX_RECORDS,
+        min_list_size=MIN_LIST_SIZE,
+        requests_per_second=10.0,
+        burst=10,
+    )
 
     def __init__(
         self,

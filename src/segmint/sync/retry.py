@@ -16,6 +16,7 @@ import httpx
 import tenacity
 
 from segmint.sync.errors import RateLimited, Transient
+from segmint.sync.ratelimit import RateLimiter
 
 T = TypeVar("T")
 
@@ -33,6 +34,8 @@ class RetryPolicy:
     maximum: float = 60.0
     jitter: float = 0.5
     sleep: Callable[[float], None] = tenacity.nap.sleep
+    limiter: RateLimiter | None = None
+    """Paces every attempt to the platform's rate limit (see :mod:`segmint.sync.ratelimit`)."""
 
     def wait_seconds(self, attempt: int, error: BaseException | None) -> float:
         """The wait before attempt ``attempt + 1``: the platform's ``Retry-After`` when it
@@ -52,7 +55,15 @@ class RetryPolicy:
             sleep=self.sleep,
             reraise=True,
         )
-        return retrying(operation)
+        limiter = self.limiter
+        if limiter is None:
+            return retrying(operation)
+
+        def paced() -> T:
+            limiter.acquire()
+            return operation()
+
+        return retrying(paced)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

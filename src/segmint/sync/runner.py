@@ -20,6 +20,7 @@ scheduler, ``segmint refresh`` and Save & Activate) and on demand (:func:`sync_l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,7 @@ from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
 from segmint.sync.members import MembershipEvents, has_identifier, list_members, membership_events
 from segmint.sync.normalize import ListMember
 from segmint.sync.outbox import OutboxDelta, advance_cursor, link_changes, mark_in_flight
+from segmint.sync.ratelimit import limiter_for
 from segmint.sync.retry import RetryPolicy
 from segmint.sync.secrets import SecretBox
 from segmint.warehouse.engine import Engine
@@ -99,14 +101,28 @@ def build_adapter(ctx: SyncContext, destination: str | int) -> Destination:
         kwargs["retry"] = ctx.retry
     try:
         if ctx.factory is not None:
-            return ctx.factory(info.platform, kwargs)
-        return registry.create(info.platform, **kwargs)
+            adapter = ctx.factory(info.platform, kwargs)
+        else:
+            adapter = registry.create(info.platform, **kwargs)
     except TypeError as exc:
         raise InvalidInput(
             f"the settings of destination {info.name} do not fit {info.label}: {exc}; fix them "
             f"in Destinations → {info.name} → Configuration Settings",
             path="config",
         ) from None
+    _pace(adapter, info.id, explicit_retry=ctx.retry is not None)
+    return adapter
+
+
+def _pace(adapter: Destination, destination_id: int, *, explicit_retry: bool) -> None:
+    """Give the adapter's retry policy the destination's shared rate limiter, when the
+    platform publishes a limit (tests passing their own policy run unpaced)."""
+    rate = adapter.limits.requests_per_second
+    retry = getattr(adapter, "retry", None)
+    if rate is None or explicit_retry or not isinstance(retry, RetryPolicy):
+        return
+    limiter = limiter_for(destination_id, rate, adapter.limits.burst)
+    adapter.retry = dataclasses.replace(retry, limiter=limiter)  # type: ignore[attr-defined]
 
 
 @contextmanager
