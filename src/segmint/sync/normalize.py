@@ -16,9 +16,11 @@ result tuple.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Literal, NamedTuple
@@ -216,8 +218,33 @@ def prepare_members(
     A malformed value is set aside (reported with its reason) and sent as ``""``; a member
     left with no email or phone is set aside as a whole (``identifier="*"``) and not sent,
     since names and country alone cannot match anyone (R16). Missing values are not reported.
-    Works column by column (one tight loop per identifier) because this is the hot path.
+    Works column by column (one tight loop per identifier) because this is the hot path, with
+    the cyclic garbage collector paused: millions of small, acyclic tuples and strings would
+    otherwise trigger full collections over an ever larger heap (it is about 40% of the time
+    at 1M members).
     """
+    with _gc_paused():
+        return _prepare_members(members, schema, rules, default_region)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees everything here)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _prepare_members(
+    members: Sequence[ListMember],
+    schema: Sequence[IdentifierKind],
+    rules: HashingRules,
+    default_region: str | None,
+) -> PreparedList:
     prepared = PreparedList(tuple(schema))
     columns: list[list[str]] = []
     rejected: list[tuple[int, int, str, str]] = []
