@@ -297,13 +297,22 @@ def _log_checks(ctx: SyncContext, link: LinkInfo) -> list[Check]:
                 last.remedy,
             )
         )
-    recent_failures = sum(1 for entry in logs[:10] if entry.status == "failed")
+    recent = logs[:10]
+    failures = sum(1 for entry in recent if entry.status == "failed")
+    since_success = 0
+    for entry in recent:
+        if entry.status == "succeeded":
+            break
+        since_success += entry.status == "failed"
+    detail = f"{failures} of the last {len(recent)} syncs failed"
+    if failures and not since_success:
+        detail += "; the latest succeeded, so they were recovered from"
     checks.append(
         Check(
             "Recent errors",
-            recent_failures == 0,
-            f"{recent_failures} of the last {min(len(logs), 10)} syncs failed",
-            None if recent_failures == 0 else "see the Logs tab for each error and its remedy",
+            since_success == 0,
+            detail,
+            None if since_success == 0 else "see the Logs tab for each error and its remedy",
         )
     )
     return checks
