@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from segmint import __version__
-from segmint.api import audiences, explorer, preview
+from segmint.api import audiences, destinations, explorer, preview
 from segmint.api.errors import install_error_handlers
 from segmint.audiences.scheduler import Scheduler
 from segmint.catalog.keys import KeyChecker
@@ -18,6 +18,8 @@ from segmint.collect import http as collect_http
 from segmint.collect.writer import GroupCommitWriter
 from segmint.runtime import Runtime
 from segmint.settings import Settings
+from segmint.sync.runner import SyncContext, sync_after_refresh
+from segmint.web.app import mount_web
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 rt.catalog,
                 timezone=settings.timezone,
                 every_seconds=settings.scheduler_every_seconds,
+                on_refreshed=sync_after_refresh(SyncContext.of(rt)),
             )
             scheduler.start()
         app.state.scheduler = scheduler
@@ -73,6 +76,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(explorer.router)
     app.include_router(preview.router)
     app.include_router(audiences.router)
+    app.include_router(destinations.router)
+    mount_web(app, runtime, settings=settings)
 
     @app.get("/health", tags=["health"], summary="Liveness check")
     async def health() -> dict[str, str]:

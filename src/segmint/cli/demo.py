@@ -1,8 +1,10 @@
-"""``segmint demo``: a generated shop data set, keys, and the server — for a first look."""
+"""``segmint demo``: a generated shop data set, keys, a web UI login, and the server — for a
+first look."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,8 +19,10 @@ from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.collect.importer import Row, import_rows
 from segmint.definitions import parse_definition
 from segmint.runtime import Runtime
+from segmint.web.auth import create_user, list_users
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "audiences"
+DEMO_WEB_USER = "admin"
 DYNAMIC_EXAMPLES = (
     "abandoned_checkout_30d.yaml",
     "high_value_customers_90d.yaml",
@@ -53,6 +57,16 @@ def demo_audiences(now: datetime) -> list[AudienceFile]:
     """The audiences the demo creates: three living ones and a static one."""
     files = [read_audience_file(EXAMPLES / name) for name in DYNAMIC_EXAMPLES]
     return [*files, last_quarter_purchasers(now)]
+
+
+def demo_web_user(runtime: Runtime) -> dict[str, str | None]:
+    """The web UI login of the demo: an ``admin`` user with a generated password, created
+    unless a user of that name exists (then its password is left alone and not known)."""
+    if any(user.username == DEMO_WEB_USER for user in list_users(runtime.catalog)):
+        return {"web_user": DEMO_WEB_USER, "web_password": None}
+    password = secrets.token_urlsafe(12)
+    create_user(runtime.catalog, DEMO_WEB_USER, password)
+    return {"web_user": DEMO_WEB_USER, "web_password": password}
 
 
 @friendly_errors
@@ -113,11 +127,17 @@ def demo_command(
             _, admin_key = create_key(runtime.catalog, "demo admin", "admin")
             keys_file.write_text(json.dumps({"write_key": write_key, "admin_key": admin_key}))
         keys = json.loads(keys_file.read_text())
+        if "web_user" not in keys:
+            keys.update(demo_web_user(runtime))
+            keys_file.write_text(json.dumps(keys))
+            keys_file.chmod(0o600)  # it holds a password now
     finally:
         runtime.close()
     base = f"http://{settings.host}:{settings.port}"
     for line in (
         f"\n[bold]Segmint demo[/] on {base}",
+        f"  web UI:     {base}/login  user [bold]{keys['web_user']}[/], password "
+        f"[bold]{keys['web_password'] or '(yours: the user existed already)'}[/]",
         f"  API docs:   {base}/docs",
         f"  write key:  {keys['write_key']}  (send events to {base}/v1/batch)",
         f"  admin key:  {keys['admin_key']}  (Authorization: Bearer … for /api/v1)",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from segmint.cli import audiences, data, definitions, demo, keys, testing
+from segmint.cli import audiences, data, definitions, demo, keys, sync, testing, users
 
 app = typer.Typer(
     name="segmint",
@@ -20,6 +20,10 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(audiences.app, name="audiences")
+app.add_typer(sync.destinations_app, name="destinations")
+app.add_typer(sync.sync_app, name="sync")
+app.command("logs")(sync.logs_command)
+app.add_typer(users.app, name="users")
 app.command("refresh")(audiences.refresh_command)
 app.command("usage")(audiences.usage_command)
 app.command("import")(data.import_command)

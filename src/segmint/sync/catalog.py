@@ -182,6 +182,8 @@ def _destination_info(row: Destination) -> DestinationInfo:
 
 
 def _find_destination(session: Session, ref: str | int, *, lock: bool = False) -> Destination:
+    if isinstance(ref, int) and not 0 < ref <= 2**63 - 1:
+        raise NotFound(f"no destination {ref!r}; see the list under Destinations")
     column = Destination.id if isinstance(ref, int) else Destination.name
     query = select(Destination).where(column == ref)
     if lock:
@@ -371,7 +373,12 @@ def _link_info(row: AudienceLink, destination: Destination) -> LinkInfo:
     )
 
 
+_MAX_ID = 2**63 - 1
+
+
 def _find_link(session: Session, link_id: int, *, lock: bool = False) -> AudienceLink:
+    if not 0 < link_id <= _MAX_ID:
+        raise NotFound(f"no audience link {link_id}")
     query = select(AudienceLink).where(AudienceLink.id == link_id)
     if lock:
         query = query.with_for_update()

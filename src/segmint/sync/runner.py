@@ -21,6 +21,7 @@ scheduler, ``segmint refresh`` and Save & Activate) and on demand (:func:`sync_l
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -97,7 +98,8 @@ def build_adapter(ctx: SyncContext, destination: str | int) -> Destination:
         **sync_catalog.destination_credentials(ctx.catalog, ctx.secrets, info.id),
         "destination_name": info.name,
     }
-    if ctx.retry is not None:
+    factory = ctx.factory or registry.get_factory(info.platform)
+    if ctx.retry is not None and _accepts(factory, "retry"):
         kwargs["retry"] = ctx.retry
     try:
         if ctx.factory is not None:
@@ -112,6 +114,18 @@ def build_adapter(ctx: SyncContext, destination: str | int) -> Destination:
         ) from None
     _pace(adapter, info.id, explicit_retry=ctx.retry is not None)
     return adapter
+
+
+def _accepts(factory: Any, parameter: str) -> bool:
+    """Whether ``factory`` takes the keyword ``parameter`` (adapters without network calls,
+    such as the file export, have no retry policy)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return True
+    return parameter in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def _pace(adapter: Destination, destination_id: int, *, explicit_retry: bool) -> None:
@@ -294,10 +308,16 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
                     adapter.check_credentials()
                 break
             mark_in_flight(ctx.catalog, link.id, target)
+            remote_id = link.remote_audience_id
+            if remote_id is None:  # both modes: so Delete (R22) can remove it later
+                remote_id = adapter.ensure_audience(name)
+                sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
             if link.mode == "event":
                 step_added, step_removed = _send_events(ctx, adapter, link, name, delta, reasons)
             else:
-                step_added, step_removed = _send_members(ctx, adapter, link, name, delta, reasons)
+                step_added, step_removed = _send_members(
+                    ctx, adapter, link, remote_id, delta, reasons
+                )
             added, removed = added + step_added, removed + step_removed
             try:
                 advance_cursor(
@@ -373,14 +393,10 @@ def _send_members(
     ctx: SyncContext,
     adapter: Destination,
     link: LinkInfo,
-    name: str,
+    remote_id: str,
     delta: OutboxDelta,
     reasons: Counter[str],
 ) -> tuple[int, int]:
-    remote_id = link.remote_audience_id
-    if remote_id is None:
-        remote_id = adapter.ensure_audience(name)
-        sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
     added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons)
     removed = _send(ctx, adapter.remove_members, remote_id, delta.removed, link, reasons)
     return added, removed

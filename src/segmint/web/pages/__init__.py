@@ -1,0 +1,1 @@
+"""Page routers of the web UI (one module per top-level page)."""

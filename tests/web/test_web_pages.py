@@ -1,0 +1,231 @@
+"""The pages over plain HTTP: each renders what the services say, and bad input gets a clear
+4xx page, never a 500."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import httpx
+import pytest
+
+from segmint.audiences import operations, service
+from segmint.audiences.usage import forecast_monthly
+from segmint.sync import catalog as sync_catalog
+from tests.web.conftest import WebServer, unique_name
+
+
+def _active(server: WebServer) -> list[service.AudienceInfo]:
+    return service.list_audiences(server.runtime.catalog, "active")
+
+
+def _new_active(server: WebServer) -> service.AudienceInfo:
+    """A fresh dynamic audience of this test's own."""
+    rt = server.runtime
+    name = unique_name("page")
+    definition = {
+        "root": {
+            "kind": "event",
+            "event": "product_viewed",
+            "window": {"type": "relative", "last": 30, "unit": "days"},
+        }
+    }
+    draft = service.create_draft(
+        rt.catalog, definition, by="tests", now=operations.utcnow(), name=name
+    )
+    result = operations.activate_audience(
+        rt.warehouse,
+        rt.catalog,
+        draft.id,
+        name=name,
+        refresh_interval=dt.timedelta(days=1),
+        warmup=True,
+        by="tests",
+        timezone="UTC",
+    )
+    return result.audience
+
+
+def test_audiences_list_shows_every_active_audience(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    page = http.get("/audiences")
+    assert page.status_code == 200
+    active = _active(web_server)
+    assert active
+    for audience in active:
+        assert f'href="/audiences/{audience.id}"' in page.text
+        assert f'aria-label="Active: {audience.name}"' in page.text
+        assert service.describe_schedule(audience, operations.utcnow()) in page.text
+    assert 'aria-selected="true"' in page.text
+    assert 'href="/audiences/new"' in page.text
+
+
+def test_archive_and_reactivate_through_the_switch(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    audience = _new_active(web_server)
+    off = http.post(f"/audiences/{audience.id}/status", data={"view": "row"})
+    assert off.status_code == 200, off.text
+    assert "is archived" in off.text
+    assert service.get(web_server.runtime.catalog, audience.id).status == "archived"
+    archived_tab = http.get("/audiences?tab=archived")
+    assert f'aria-label="Active: {audience.name}"' in archived_tab.text
+    assert f'href="/audiences/{audience.id}"' not in http.get("/audiences").text
+    on = http.post(f"/audiences/{audience.id}/status", data={"active": "on", "view": "header"})
+    assert on.status_code == 200, on.text
+    assert "active again" in on.text
+    info = service.get(web_server.runtime.catalog, audience.id)
+    assert info.status == "active"
+    assert info.refresh_interval_seconds == audience.refresh_interval_seconds
+
+
+def test_rows_show_linked_destinations_and_their_latest_sync_state(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    rt = web_server.runtime
+    audience = _new_active(web_server)
+    name = unique_name("dest")
+    sync_catalog.create_destination(
+        rt.catalog, rt.secrets, name, "tiktok", {"access_token": "t", "advertiser_id": "1"}
+    )
+    link = sync_catalog.link_audience(rt.catalog, audience.id, name)
+    row = re.compile(rf'<tr id="audience-row-{audience.id}">.*?</tr>', re.S)
+    before = row.search(http.get("/audiences").text)
+    assert before and name in before.group(0) and "never synced" in before.group(0)
+    log_id = sync_catalog.start_sync_log(rt.catalog, link.id, "instant")
+    sync_catalog.finish_sync_log(
+        rt.catalog, log_id, sync_catalog.SyncOutcome("failed", error_message="boom")
+    )
+    after = row.search(http.get("/audiences").text)
+    assert after and 'class="badge badge-failed">failed<' in after.group(0)
+
+
+def test_delete_then_restore_as_draft(http: httpx.Client, web_server: WebServer) -> None:
+    audience = _new_active(web_server)
+    http.post(f"/audiences/{audience.id}/status", data={})
+    deleted = http.post(f"/audiences/{audience.id}/delete")
+    assert deleted.status_code == 303
+    tab = http.get("/audiences?tab=deleted")
+    assert f"Restore {audience.name}" in tab.text
+    restored = http.post(f"/audiences/{audience.id}/restore")
+    assert restored.status_code == 303
+    assert restored.headers["location"] == f"/audiences/{audience.id}?restored=1"
+    assert service.get(web_server.runtime.catalog, audience.id).status == "draft"
+    drafts = http.get("/audiences?tab=drafts")
+    assert f'href="/audiences/{audience.id}/edit"' in drafts.text
+
+
+def test_audience_page_shows_definition_versions_history_and_members(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    audience = _active(web_server)[0]
+    page = http.get(f"/audiences/{audience.id}")
+    assert page.status_code == 200
+    assert f'href="/audiences/{audience.id}/edit"' in page.text
+    assert "Version 1" in page.text
+    assert 'data-chart="size-chart-data"' in page.text
+    assert 'aria-label="Refreshes"' in page.text
+    assert "audience/destinations" not in page.text  # the include rendered, not its name
+    assert 'id="destinations"' in page.text
+    members = http.get(f"/audiences/{audience.id}/members", headers={"HX-Request": "true"})
+    assert members.status_code == 200
+    total = int(re.search(r"([\d,]+) members?", members.text).group(1).replace(",", ""))
+    assert total == audience.size
+    # Search by a member's email (any case) finds that member.
+    email = re.search(r"<td>([^<@]+@[^<]+)</td>", members.text)
+    assert email
+    found = http.get(
+        f"/audiences/{audience.id}/members",
+        params={"q": email.group(1).upper()},
+        headers={"HX-Request": "true"},
+    )
+    assert email.group(1) in found.text
+    shown = int(re.search(r"([\d,]+) members?", found.text).group(1).replace(",", ""))
+    assert 1 <= shown < total or total == 1
+
+
+def test_events_page_lists_events_and_properties(http: httpx.Client, web_server: WebServer) -> None:
+    page = http.get("/events")
+    assert page.status_code == 200
+    assert "product_viewed" in page.text or "order_completed" in page.text
+    props = http.get("/events", params={"event": "order_completed"})
+    assert props.status_code == 200
+    assert "Properties of" in props.text
+    tail = http.get("/events/tail", headers={"HX-Request": "true"})
+    assert tail.status_code == 200
+    assert "<table" in tail.text
+
+
+def test_usage_page_shows_the_forecast(http: httpx.Client, web_server: WebServer) -> None:
+    page = http.get("/usage")
+    assert page.status_code == 200
+    forecast = forecast_monthly(web_server.runtime.catalog, operations.utcnow())
+    assert f"{forecast.total:,}" in page.text or forecast.total == 0
+    assert "Usage per audience" in page.text
+
+
+def test_destinations_page(http: httpx.Client) -> None:
+    page = http.get("/destinations")
+    assert page.status_code == 200
+    assert "Destinations" in page.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("get", "/audiences?tab=bogus", {}, 400),
+        ("get", "/audiences?tab=" + "x" * 500, {}, 400),
+        ("get", "/audiences/abc", {}, 400),
+        ("get", "/audiences/0", {}, 400),
+        ("get", "/audiences/-5", {}, 400),
+        ("get", "/audiences/99999999999999999999", {}, 400),
+        ("get", "/audiences/2147483000", {}, 404),
+        ("get", "/audiences/2147483000/members?q=x", {"headers": {"HX-Request": "true"}}, 404),
+        ("get", "/audiences/1/members?page=0", {"headers": {"HX-Request": "true"}}, 400),
+        ("get", "/audiences/1/members?page=abc", {"headers": {"HX-Request": "true"}}, 400),
+        ("get", "/events?event=no_such_event", {}, 404),
+        ("get", "/events?event=%00%ff", {}, 404),
+        ("get", "/usage?days=0", {}, 400),
+        ("get", "/usage?days=abc", {}, 400),
+        ("get", "/usage?days=100000", {}, 400),
+        ("get", "/destinations/abc", {}, 400),
+        ("get", "/destinations/424242", {}, 404),
+        ("get", "/no/such/page", {}, 404),
+        ("post", "/audiences/2147483000/status", {"data": {"active": "on"}}, 404),
+        ("post", "/audiences/abc/status", {"data": {}}, 400),
+        ("post", "/audiences/2147483000/restore", {}, 404),
+        (
+            "post",
+            "/audiences/2147483000/status",
+            {
+                "content": b"\xff\xfe=%%%",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            404,
+        ),
+        (
+            "post",
+            "/audiences/2147483000/status",
+            {
+                "content": b"garbage",
+                "headers": {"content-type": "multipart/form-data; boundary=zz"},
+            },
+            400,
+        ),
+        ("post", "/audiences/2147483000/status", {"data": {"view": "x" * 50}}, 400),
+        ("post", "/login", {"data": {"username": "a" * 5000, "password": "b"}}, 400),
+        ("put", "/audiences", {}, 405),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_page(
+    http: httpx.Client, method: str, path: str, kwargs: dict, status: int
+) -> None:
+    answer = getattr(http, method)(path, **kwargs)
+    assert answer.status_code == status, answer.text[:500]
+    assert "Traceback" not in answer.text
+    if "HX-Request" in kwargs.get("headers", {}):
+        # htmx requests get the message as JSON; app.js shows it in the status toast.
+        assert answer.json()["message"]
+    else:
+        assert 'role="alert"' in answer.text
