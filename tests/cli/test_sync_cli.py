@@ -100,3 +100,27 @@ def test_mistakes_get_one_clear_line(world: Settings) -> None:
     assert "no destination" in run("sync", "link", "gold_members", "Nope", code=2)
     assert "no audience link 9" in run("sync", "preview", "9", code=2)
     assert "has no active link" in run("sync", "now", "gold_members", code=2)
+
+
+def test_demo_links_a_file_export_and_syncs_it(settings: Settings) -> None:
+    from segmint.destinations.file_export import read_membership
+
+    out = run("demo", "--users", "300", "--days", "40", "--no-serve")
+    exports = (settings.data_dir / "exports").resolve()
+    assert f"Destination Local export ({exports}): succeeded" in out
+    runtime = Runtime.open(settings)
+    try:
+        from segmint.audiences import service
+
+        audience = service.get_by_name(runtime.catalog, "abandoned_checkout_30d")
+        members = {
+            str(row[0])
+            for row in runtime.warehouse.rows(
+                "SELECT profile_id FROM audience_members WHERE audience_id = ?", [audience.id]
+            )
+        }
+    finally:
+        runtime.close()
+    assert set(read_membership(exports, "abandoned_checkout_30d")) == members
+    logs = run("logs", "abandoned_checkout_30d")
+    assert "Local export" in logs and "succeeded" in logs

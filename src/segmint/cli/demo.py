@@ -59,6 +59,31 @@ def demo_audiences(now: datetime) -> list[AudienceFile]:
     return [*files, last_quarter_purchasers(now)]
 
 
+def demo_destination(runtime: Runtime, directory: Path) -> None:
+    """A file-export destination linked to the first demo audience and synced once, so the
+    Destinations page and an audience's Logs tab show a working sync without any platform
+    account (the files land in ``directory``)."""
+    from segmint.sync import catalog as sync_catalog
+    from segmint.sync.runner import SyncContext, sync_link
+
+    if sync_catalog.list_destinations(runtime.catalog):
+        return
+    info = sync_catalog.create_destination(
+        runtime.catalog,
+        runtime.secrets,
+        "Local export",
+        "file",
+        {},
+        {"directory": str(directory), "format": "csv"},
+    )
+    audience = service.get_by_name(runtime.catalog, "abandoned_checkout_30d")
+    link = sync_catalog.link_audience(runtime.catalog, audience.id, info.id)
+    entry = sync_link(SyncContext.of(runtime), link.id, trigger="manual")
+    console.print(
+        f"Destination Local export ({directory}): {entry.status}, {entry.added:,} members sent."
+    )
+
+
 def demo_web_user(runtime: Runtime) -> dict[str, str | None]:
     """The web UI login of the demo: an ``admin`` user with a generated password, created
     unless a user of that name exists (then its password is left alone and not known)."""
@@ -122,6 +147,7 @@ def demo_command(
                 )
                 size = f"{result.refresh.size:,} members" if result.refresh else result.error
                 console.print(f"Audience {audience.name}: {size}")
+            demo_destination(runtime, (settings.data_dir / "exports").resolve())
         if not keys_file.exists():
             _, write_key = create_key(runtime.catalog, "demo website", "write")
             _, admin_key = create_key(runtime.catalog, "demo admin", "admin")
