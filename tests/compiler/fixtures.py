@@ -1,7 +1,9 @@
 """A small, readable warehouse built in code, and a helper that evaluates a definition on it.
 
-Every definition evaluated through :class:`Warehouse.members` is also rendered in the
-ClickHouse and Spark dialects, so each example doubles as a transpile test.
+Every definition evaluated through :class:`Warehouse.members` is also compiled for and
+rendered in the ClickHouse and Spark dialects, so each example doubles as a transpile test;
+``form="portable"`` evaluates the portable SQL (what Spark gets) on DuckDB instead of the
+DuckDB-specific form.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Warehouse:
 
     def __init__(self, engine: DuckDBEngine) -> None:
         self.engine = engine
+        self.form = "duckdb"  # the default of members(form=...)
         self._ids = itertools.count(1)
 
     def profile(self, profile_id: int, traits: dict[str, Any] | None = None, **columns: Any) -> int:
@@ -84,19 +87,34 @@ class Warehouse:
         as_of: dt.datetime = AS_OF,
         timezone: str = "UTC",
         audiences: dict[str, dict[str, Any]] | None = None,
+        form: str | None = None,
     ) -> set[int]:
-        """Member profile ids of a definition (a root node dict or a Definition)."""
+        """Member profile ids of a definition (a root node dict or a Definition), from SQL
+        compiled for DuckDB (``form="duckdb"``) or portable SQL (``form="portable"``); the
+        default is ``self.form``."""
+        form = form or self.form
         resolver = _resolver(audiences or {})
         definition = (
             root
             if isinstance(root, Definition)
             else parse_definition({"version": 1, "root": root}, resolve_audience=resolver)
         )
-        query = compile_definition(
-            definition, as_of=as_of, timezone=timezone, resolve_audience=resolver
-        )
         for dialect in OTHER_DIALECTS:
-            assert to_sql(query, dialect)
+            other = compile_definition(
+                definition,
+                as_of=as_of,
+                timezone=timezone,
+                dialect=dialect,
+                resolve_audience=resolver,
+            )
+            assert to_sql(other, dialect)
+        query = compile_definition(
+            definition,
+            as_of=as_of,
+            timezone=timezone,
+            dialect=None if form == "portable" else "duckdb",
+            resolve_audience=resolver,
+        )
         return {row[0] for row in self.engine.rows(to_sql(query, "duckdb"))}
 
 

@@ -1,11 +1,19 @@
-"""kind: sequence — A then B within a span, and A not followed by B (abandonment)."""
+"""kind: sequence — A then B within a span, and A not followed by B (abandonment).
+
+Every example runs twice: SQL compiled for DuckDB (ASOF joins) and portable SQL (window
+functions, what Spark gets), both executed on DuckDB.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from segmint.compiler import compile_definition, to_sql
+from segmint.definitions import parse_definition
+from segmint.warehouse import open_warehouse
 from tests.compiler.fixtures import AS_OF, Warehouse, at
 
 
@@ -25,6 +33,18 @@ def seq(
 
 
 DAY = {"amount": 1, "unit": "days"}
+
+
+@pytest.fixture(params=["duckdb", "portable"])
+def wh(request: pytest.FixtureRequest) -> Iterator[Warehouse]:
+    """A fresh warehouse whose ``members`` use one of the two SQL forms."""
+    engine = open_warehouse(None)
+    try:
+        warehouse = Warehouse(engine)
+        warehouse.form = request.param
+        yield warehouse
+    finally:
+        engine.close()
 
 
 @pytest.fixture
@@ -128,3 +148,40 @@ def test_not_followed_observation_ends_at_window_end(wh: Warehouse) -> None:
     assert wh.members(seq(DAY, followed=False, window=window)) == set()
     window = {"type": "absolute", "from": "2025-03-01", "to": "2025-03-02T00:00:01"}
     assert wh.members(seq(DAY, followed=False, window=window)) == {1}
+
+
+def _sql(node: dict[str, Any], dialect: str | None, render: str) -> str:
+    definition = parse_definition({"version": 1, "root": node})
+    return to_sql(
+        compile_definition(definition, as_of=AS_OF, timezone="UTC", dialect=dialect), render
+    )
+
+
+@pytest.mark.parametrize("followed", [True, False])
+def test_sequence_form_follows_the_dialect(followed: bool) -> None:
+    node = seq(DAY, followed=followed)
+    for dialect in ("duckdb", "clickhouse"):
+        assert " ASOF " in _sql(node, dialect, dialect)
+    for dialect, render in ((None, "duckdb"), ("spark", "spark"), (None, "clickhouse")):
+        sql = _sql(node, dialect, render)
+        assert "ASOF" not in sql and " OVER (" in sql
+
+
+def test_asof_query_refuses_a_dialect_without_asof_joins() -> None:
+    definition = parse_definition({"version": 1, "root": seq(DAY)})
+    query = compile_definition(definition, as_of=AS_OF, timezone="UTC", dialect="duckdb")
+    with pytest.raises(ValueError, match="dialect='spark'"):
+        to_sql(query, "spark")
+
+
+def test_abandonment_with_an_unmatched_next_event_in_both_forms(wh: Warehouse) -> None:
+    # 1: viewed, never bought; 2: viewed, bought much later; 3: bought just before viewing
+    for pid in (1, 2, 3):
+        wh.profile(pid)
+    wh.event(1, "product_viewed", at(5))
+    wh.event(2, "product_viewed", at(5))
+    wh.event(2, "order_completed", at(2))
+    wh.event(3, "order_completed", at(5, seconds=1))
+    wh.event(3, "product_viewed", at(5))
+    assert wh.members(seq(DAY, followed=False)) == {1, 2, 3}
+    assert wh.members(seq(DAY)) == set()

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from segmint.definitions import DefinitionError
-from tests.compiler.fixtures import Warehouse, at, ev, last
+from segmint.compiler import compile_definition, to_sql
+from segmint.definitions import DefinitionError, parse_definition
+from tests.compiler.fixtures import AS_OF, Warehouse, at, ev, last
 
 
 @pytest.fixture
@@ -81,3 +82,44 @@ def test_audience_cycle_is_refused_when_compiling(shop: Warehouse) -> None:
     }
     with pytest.raises(DefinitionError, match="refers back to itself"):
         shop.members({"kind": "audience", "audience": "a"}, audiences=audiences)
+
+
+SAFARI = {"kind": "technology", "field": "browser", "operator": "equals", "value": "Safari"}
+
+
+@pytest.fixture
+def browsers(wh: Warehouse) -> Warehouse:
+    # country / browser, NULL for unknown; everybody viewed except 6
+    rows = ((1, "US", "Chrome"), (2, "FR", "Safari"), (3, "FR", None), (4, None, None))
+    rows += ((5, None, "Safari"), (6, "DE", "Chrome"))
+    for pid, country, browser in rows:
+        wh.profile(pid, country=country, browser=browser)
+        if pid != 6:
+            wh.event(pid, "product_viewed", at(2))
+    return wh
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        # unknown country / browser is "not US" / "not Safari" (NOT of a NULL comparison)
+        (no(group("or", US, SAFARI)), {3, 4, 6}),
+        (group("and", VIEWED, no(group("or", US, SAFARI))), {3, 4}),
+        (group("and", no(US), no(SAFARI)), {3, 4, 6}),
+        (group("or", VIEWED, group("and", no(US), SAFARI)), {1, 2, 3, 4, 5}),
+        (no(group("and", no(US), no(SAFARI))), {1, 2, 5}),
+        (group("or", US, no(SAFARI)), {1, 3, 4, 6}),
+    ],
+)
+def test_profile_conditions_combine_with_unknown_values(
+    browsers: Warehouse, node: dict[str, Any], expected: set[int]
+) -> None:
+    assert browsers.members(node) == expected
+
+
+def test_profile_conditions_of_a_group_share_one_profiles_scan(browsers: Warehouse) -> None:
+    definition = parse_definition(
+        {"version": 1, "root": group("and", VIEWED, no(group("or", US, SAFARI)))}
+    )
+    sql = to_sql(compile_definition(definition, as_of=AS_OF, timezone="UTC"))
+    assert sql.count("FROM profiles") == 1 and "EXCEPT" not in sql

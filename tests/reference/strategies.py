@@ -1599,3 +1599,57 @@ def _boundary_clock(rng: random.Random) -> tuple[dt.datetime, str, DstWall | Non
     else:
         as_of = base + rng.choice(BOUNDARY_JITTERS)
     return as_of, rng.choice(TIMEZONES), None
+
+
+# --- sequence-heavy scenarios -------------------------------------------------------------------
+#
+# The sequence compiler has two SQL forms (ASOF joins where the engine has them, window
+# functions elsewhere); tests/compiler/test_sequence_forms.py runs both on these scenarios.
+
+
+class SequenceVocabulary(DefinitionVocabulary):
+    """Definitions made mostly of sequence conditions, with a few event and trait conditions
+    for them to be combined with."""
+
+    KINDS = ("sequence", "sequence", "sequence", "sequence", "event", "trait")
+
+
+@st.composite
+def sequence_scenarios(draw: Draw, *, max_depth: int = 2) -> Scenario:
+    """Like :func:`scenarios`, with definitions drawn from :class:`SequenceVocabulary` and no
+    referenced audiences."""
+    timezone = draw(st.sampled_from(TIMEZONES))
+    as_of = utc_naive(draw(as_of_instants()))
+    root = SequenceVocabulary(as_of, timezone).node(draw, max_depth)
+    definition = parse_definition({"version": 1, "root": root})
+    profiles, events = draw(rows([definition], as_of, timezone))
+    return Scenario(as_of, timezone, definition, {}, profiles, events)
+
+
+@st.composite
+def sequence_boundary_scenarios(draw: Draw) -> Scenario:
+    """Like :func:`boundary_scenarios` with every planted condition a sequence: pairs exactly
+    ``within`` apart and a microsecond either side, first steps whose span ends exactly at
+    the window end, same-instant pairs."""
+    rng = random.Random(draw(st.integers(0, 2**64 - 1)))
+    planter = Planter(*_boundary_clock(rng), rng)
+    parts = [planter.family("sequence") for _ in range(planter.pick((1, 2, 3)))]
+    for part in parts:
+        if rng.randrange(6) == 0:
+            part.node["negate"] = True
+    root = (
+        parts[0].node
+        if len(parts) == 1
+        else {"kind": planter.pick(("and", "or")), "conditions": [p.node for p in parts]}
+    )
+    profiles: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for part in parts:
+        for planted in part.profiles:
+            profile_id = len(profiles) + 1
+            planted = dict(planted)
+            planted_events = planted.pop("events")
+            profiles.append({"profile_id": profile_id, **planted})
+            events += [row | {"profile_id": profile_id} for row in planted_events]
+    definition = parse_definition({"version": 1, "root": root})
+    return Scenario(planter.as_of, planter.timezone, definition, {}, profiles, events)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import ProfileSet
-from segmint.compiler.traits import profiles_where
+from segmint.compiler.sets import ProfileSet, profiles_where
 from segmint.compiler.values import column_field, compare, compare_number, json_field, lit
 from segmint.definitions.model import DemographicCondition
 

@@ -1,11 +1,22 @@
 """``kind: sequence``: A then B (within a span), or A not followed by B (abandonment).
 
-One scan of events yields, per profile and timestamp, whether an A and / or a B event
-happened; window functions over those rows find the latest A before each B (or the next B
-after each A). No self-join, no correlated subquery.
+With a span, two forms give the same members (docs/definition-semantics.md §7):
+
+- **ASOF join** (dialects with one, see ``CompileContext.asof_joins``: DuckDB, ClickHouse):
+  one scan of events per step; each B event is joined to the latest A event strictly before
+  it (followed), or each A event to the next B event strictly after it (not followed).
+- **Window functions** (portable: Spark, and any dialect when ``dialect`` is None): one scan
+  of events yields, per profile and timestamp, whether an A and / or a B event happened;
+  window functions over those rows find the latest A before each B (or the next B after each
+  A).
+
+Without a span, one GROUP BY per profile compares the first / last instants of each step.
+No correlated subquery in any form.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlglot import exp
 
@@ -100,6 +111,15 @@ def compile_sequence(condition: SequenceCondition, context: CompileContext) -> P
     within = condition.within.to_timedelta() if condition.within else None
     if within is None:
         return _without_span(condition, context)
+    if context.asof_joins:
+        return _asof(condition, context, within)
+    return _windowed(condition, context, within)
+
+
+def _windowed(
+    condition: SequenceCondition, context: CompileContext, within: dt.timedelta
+) -> ProfileSet:
+    """The window-function form (portable)."""
     seconds = int(within.total_seconds())
     ts = exp.column(TS)
     if condition.followed:
@@ -129,6 +149,78 @@ def compile_sequence(condition: SequenceCondition, context: CompileContext) -> P
         )
     windowed = _subquery(ranked.from_(_instants(condition, context)), "w")
     return ProfileSet(exp.select(PROFILE_ID).distinct().from_(windowed).where(found))
+
+
+STEP_TS = "ts"
+
+
+def _step_scan(
+    condition: SequenceCondition, which: str, context: CompileContext, *extra: exp.Expr
+) -> exp.Select:
+    """``SELECT profile_id, "timestamp" AS ts`` of the events of one step: its name, the
+    sequence's window, the step's filters and ``extra`` predicates."""
+    where = exp.and_(
+        _step(condition, which, context), *in_window(context.bounds(condition.window)), *extra
+    )
+    return exp.select(PROFILE_ID, exp.alias_(exp.column(TS), STEP_TS)).from_(EVENTS).where(where)
+
+
+def _asof_join(right: exp.Subquery, on: exp.Expr, *, outer: bool) -> exp.Join:
+    """``ASOF [LEFT] JOIN right ON on``: each row of the FROM side meets the one row of
+    ``right`` closest in time on the side the inequality of ``on`` names (none: the row is
+    dropped, or kept with an unmatched right side when ``outer``)."""
+    return exp.Join(this=right, on=on, method="ASOF", side="LEFT" if outer else None)
+
+
+def _asof(
+    condition: SequenceCondition, context: CompileContext, within: dt.timedelta
+) -> ProfileSet:
+    """The ASOF-join form.
+
+    Followed: each B event meets the latest A event strictly before it; some B is within the
+    span of that A iff some (A, B) pair is (the latest A minimises the gap).
+
+    Not followed: each A event whose span has been observed meets the next B event strictly
+    after it; the A is abandoned iff there is none or it comes after the span. Unmatched rows
+    are told apart by ``found``, not by a NULL timestamp: ClickHouse fills unmatched columns
+    of a LEFT join with default values (0 / FALSE / epoch) unless ``join_use_nulls`` is on,
+    and ``COALESCE(found, FALSE)`` is FALSE for an unmatched row either way."""
+    span = _span(int(within.total_seconds()))
+    a_ts, b_ts = exp.column(STEP_TS, table="a"), exp.column(STEP_TS, table="b")
+    same_profile = exp.EQ(
+        this=exp.column(PROFILE_ID, table="a"), expression=exp.column(PROFILE_ID, table="b")
+    )
+    if condition.followed:
+        first = _subquery(_step_scan(condition, "a", context), "a")
+        then = _subquery(_step_scan(condition, "b", context), "b")
+        on = exp.and_(same_profile, exp.GT(this=b_ts, expression=a_ts))
+        query = (
+            exp.select(exp.column(PROFILE_ID, table="b"))
+            .distinct()
+            .from_(then)
+            .join(_asof_join(first, on, outer=False))
+            .where(exp.LTE(this=b_ts.copy(), expression=exp.Add(this=a_ts.copy(), expression=span)))
+        )
+        return ProfileSet(query)
+    observed_until = context.bounds(condition.window).end - within
+    observed = exp.LT(this=exp.column(TS), expression=timestamp(observed_until))
+    first = _subquery(_step_scan(condition, "a", context, observed), "a")
+    then_scan = _step_scan(condition, "b", context).select(exp.alias_(exp.true(), "found"))
+    then = _subquery(then_scan, "b")
+    on = exp.and_(same_profile, exp.LT(this=a_ts, expression=b_ts))
+    found = exp.Coalesce(this=exp.column("found", table="b"), expressions=[exp.false()])
+    followed_in_span = exp.and_(
+        found,
+        exp.LTE(this=b_ts.copy(), expression=exp.Add(this=a_ts.copy(), expression=span)),
+    )
+    query = (
+        exp.select(exp.column(PROFILE_ID, table="a"))
+        .distinct()
+        .from_(first)
+        .join(_asof_join(then, on, outer=True))
+        .where(exp.Not(this=exp.Paren(this=followed_in_span)))
+    )
+    return ProfileSet(query)
 
 
 def _without_span(condition: SequenceCondition, context: CompileContext) -> ProfileSet:

@@ -4,6 +4,11 @@ A :class:`ProfileSet` is a query of ``profile_id`` (``positive``) or the complem
 within the universe (``profiles``). Complements are kept symbolic so ``A AND NOT B`` becomes
 ``A EXCEPT B`` and ``at most 2 times`` becomes ``profiles EXCEPT (more than 2 times)``; the
 universe is scanned only when the final answer is a complement.
+
+Sets defined by a predicate on the profile row (traits, demographics, technology, first /
+last touch UTM) keep that predicate: AND, OR and NOT of them become one predicate over one
+scan of ``profiles`` (NOT as ``NOT COALESCE(p, FALSE)``, so a NULL comparison counts as
+false, as in the positive set), which an events scan can then take as one semi-join filter.
 """
 
 from __future__ import annotations
@@ -27,10 +32,34 @@ class ProfileSet:
     # True when the query can only return ids of ``profiles`` (it reads that table), so the
     # final answer needs no semi-join with the universe.
     within_universe: bool = False
+    # When set, the set is exactly the profiles whose row makes this predicate TRUE, and
+    # ``query`` is ``SELECT profile_id FROM profiles WHERE predicate`` (see profiles_where).
+    predicate: exp.Expr | None = None
 
     def negated(self) -> ProfileSet:
         """The complement within the universe."""
+        if self.predicate is not None:
+            false_if_null = exp.Coalesce(this=self.predicate.copy(), expressions=[exp.false()])
+            return profiles_where(exp.Not(this=false_if_null))
         return ProfileSet(self.query, not self.complement, self.within_universe)
+
+
+def profiles_where(predicate: exp.Expr) -> ProfileSet:
+    """Profiles whose row makes ``predicate`` TRUE (NULL counts as false)."""
+    query = exp.select(PROFILE_ID).from_(PROFILES).where(predicate.copy())
+    return ProfileSet(query, within_universe=True, predicate=predicate)
+
+
+def _merge_predicates(sets: Sequence[ProfileSet], kind: str) -> list[ProfileSet]:
+    """``sets`` with the predicate sets among them (two or more) merged into one, combined
+    with ``kind`` (``and`` / ``or``); SQL's AND / OR are TRUE exactly when all / any of
+    their operands are TRUE, as intersection / union need."""
+    with_predicate = [s for s in sets if s.predicate is not None]
+    if len(with_predicate) < 2:
+        return list(sets)
+    parts = [exp.Paren(this=s.predicate.copy()) for s in with_predicate if s.predicate]
+    merged = profiles_where(exp.and_(*parts) if kind == "and" else exp.or_(*parts))
+    return [merged, *(s for s in sets if s.predicate is None)]
 
 
 def all_profiles() -> exp.Select:
@@ -105,6 +134,9 @@ def _push_into_scan(sets: list[ProfileSet]) -> list[exp.Query]:
 
 def all_of(sets: Sequence[ProfileSet]) -> ProfileSet:
     """AND: (P1 ∩ P2 …) EXCEPT (C1 ∪ C2 …), or the complement of (C1 ∪ C2 …)."""
+    sets = _merge_predicates(sets, "and")
+    if len(sets) == 1:
+        return sets[0]
     positive_sets = [s for s in sets if not s.complement]
     negative = [s.query for s in sets if s.complement]
     if not positive_sets:
@@ -117,6 +149,9 @@ def all_of(sets: Sequence[ProfileSet]) -> ProfileSet:
 
 def any_of(sets: Sequence[ProfileSet]) -> ProfileSet:
     """OR: P1 ∪ P2 …, or NOT((C1 ∩ C2 …) EXCEPT (P1 ∪ P2 …)) when some are complements."""
+    sets = _merge_predicates(sets, "or")
+    if len(sets) == 1:
+        return sets[0]
     positive = [s.query for s in sets if not s.complement]
     negative = [s.query for s in sets if s.complement]
     if not negative:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import ProfileSet
-from segmint.compiler.traits import profiles_where
+from segmint.compiler.sets import ProfileSet, profiles_where
 from segmint.compiler.values import column_field, compare
 from segmint.definitions.model import TechnologyCondition
 

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from sqlglot import exp
-
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import PROFILE_ID, PROFILES, ProfileSet
+from segmint.compiler.sets import ProfileSet, profiles_where
 from segmint.compiler.values import compare, json_field
 from segmint.definitions.model import TraitCondition
-
-
-def profiles_where(predicate: exp.Expr) -> ProfileSet:
-    """Profiles whose row satisfies ``predicate``."""
-    return ProfileSet(exp.select(PROFILE_ID).from_(PROFILES).where(predicate), within_universe=True)
 
 
 def compile_trait(condition: TraitCondition, context: CompileContext) -> ProfileSet:

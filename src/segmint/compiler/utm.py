@@ -6,8 +6,7 @@ from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
 from segmint.compiler.events import in_window
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
-from segmint.compiler.traits import profiles_where
+from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, profiles_where
 from segmint.compiler.values import column_field, compare
 from segmint.definitions.model import UtmCondition
 
