@@ -60,7 +60,10 @@ class Message:
 
     ``event`` is the track event name; for the other types it is the type itself
     (``page``, ``screen``, ``identify``, ``group``, ``alias``) so every row has one.
-    ``timestamp`` is already corrected for client clock skew.
+    ``timestamp`` is already corrected for client clock skew. What enrichment derived is in
+    ``enrichment`` (per-message API, ``Enricher.enrich``) or, on the collector's batch path,
+    in ``enriched`` as a tuple in ``ENRICHMENT_FIELDS`` order (``Enricher.enrich_rows``);
+    read it with :func:`enrichment_values`, which takes ``enriched`` when set.
     """
 
     message_id: str
@@ -82,6 +85,15 @@ class Message:
     source: str | None = None
     enrichment: Enrichment = field(default_factory=Enrichment)
     profile_id: int | None = None
+    enriched: tuple[str | None, ...] | None = None
+
+
+def enrichment_values(message: Message) -> tuple[str | None, ...]:
+    """The message's enrichment as a tuple in ``ENRICHMENT_FIELDS`` order."""
+    if message.enriched is not None:
+        return message.enriched
+    enrichment = message.enrichment
+    return tuple([getattr(enrichment, name) for name in ENRICHMENT_FIELDS])
 
 
 @dataclass(slots=True)

@@ -27,13 +27,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from segmint.collect.messages import Message
+from segmint.collect.messages import ENRICHMENT_FIELDS, Message, enrichment_values
 from segmint.identifiers import normalize_email, normalize_phone
 from segmint.warehouse.engine import Engine
 from segmint.warehouse.schema import (
@@ -78,8 +78,12 @@ PROFILE_SCHEMA = pa.schema(
 )
 PROFILE_COLUMNS: tuple[str, ...] = tuple(PROFILE_SCHEMA.names)
 
-_utm_of = attrgetter(*UTM_COLUMNS)
-_context_of = attrgetter(*ENRICHED_CONTEXT_COLUMNS)
+# Positions in an enrichment tuple (``ENRICHMENT_FIELDS`` order).
+_UTM_START = ENRICHMENT_FIELDS.index(UTM_COLUMNS[0])
+_UTM_SLICE = slice(_UTM_START, _UTM_START + len(UTM_COLUMNS))
+if ENRICHMENT_FIELDS[_UTM_SLICE] != UTM_COLUMNS:  # pragma: no cover - a schema edit broke it
+    raise RuntimeError("the UTM columns must be adjacent in ENRICHMENT_FIELDS")
+_context_of = itemgetter(*(ENRICHMENT_FIELDS.index(name) for name in ENRICHED_CONTEXT_COLUMNS))
 _STAGE = "_segmint_profile_batch"
 
 
@@ -186,7 +190,9 @@ class _ProfileBatch:
         self.contexts: list[tuple[str | None, ...]] = []
         self.context_at: datetime | None = None
 
-    def add(self, message: Message, default_region: str | None) -> None:
+    def add(
+        self, message: Message, enriched: tuple[str | None, ...], default_region: str | None
+    ) -> None:
         timestamp = message.timestamp
         self.count += 1
         self.last_seen = timestamp
@@ -206,14 +212,13 @@ class _ProfileBatch:
             if phone:
                 identifiers[2] = phone
 
-        enrichment = message.enrichment
-        utm = _utm_of(enrichment)
+        utm = enriched[_UTM_SLICE]
         if any(utm):
             if self.first_touch is None:
                 self.first_touch, self.first_touch_at = utm, timestamp
             self.last_touch, self.last_touch_at = utm, timestamp
 
-        values: tuple[str | None, ...] = _context_of(enrichment) + _device_ids(message)
+        values: tuple[str | None, ...] = _context_of(enriched) + _device_ids(message)
         if any(values):
             self.context_at = timestamp
             if not self.contexts or values != self.contexts[-1]:
@@ -277,7 +282,7 @@ def fold_batch(
         batch = batches.get(profile_id)
         if batch is None:
             batch = batches[profile_id] = _ProfileBatch(message.timestamp)
-        batch.add(message, default_region)
+        batch.add(message, enrichment_values(message), default_region)
     return [batch.row(profile_id) for profile_id, batch in batches.items()]
 
 

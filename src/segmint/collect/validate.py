@@ -43,7 +43,12 @@ def parse_timestamp(value: Any, field: str) -> datetime | None:
             path=field,
         ) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        # "Z" and "+00:00" parse to the UTC singleton: no conversion needed.
+        parsed = (
+            parsed.replace(tzinfo=None)
+            if parsed.tzinfo is UTC
+            else parsed.astimezone(UTC).replace(tzinfo=None)
+        )
     if parsed < _EARLIEST:
         raise InvalidMessage(f"{field} {value!r} is before 1970", path=field)
     return parsed
@@ -113,7 +118,54 @@ def validate_message(
     errors (``batch[3].``). ``correct_clock_skew`` is for live traffic; imports of history
     turn it off, since ``receivedAt`` (the import time) says nothing about when the events
     happened. Raises :class:`InvalidMessage` or :class:`PayloadTooLarge`.
+
+    Messages of the common shape take a fast path (``_validate_common``); anything it is not
+    sure about goes through the full checks (``validate_message_strictly``), which also
+    produce every error, so both give the same result for every input.
     """
+    if raw.__class__ is dict:
+        message = _validate_common(
+            raw,
+            received_at,
+            implied_type,
+            batch_sent_at,
+            batch_context,
+            batch_integrations,
+            max_bytes,
+            source,
+            correct_clock_skew,
+        )
+        if message is not None:
+            return message
+    return validate_message_strictly(
+        raw,
+        received_at=received_at,
+        implied_type=implied_type,
+        batch_sent_at=batch_sent_at,
+        batch_context=batch_context,
+        batch_integrations=batch_integrations,
+        max_bytes=max_bytes,
+        path=path,
+        source=source,
+        correct_clock_skew=correct_clock_skew,
+    )
+
+
+def validate_message_strictly(
+    raw: Any,
+    *,
+    received_at: datetime,
+    implied_type: str | None = None,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+    batch_integrations: dict[str, Any] | None = None,
+    max_bytes: int | None = None,
+    path: str = "",
+    source: str | None = None,
+    correct_clock_skew: bool = True,
+) -> Message:
+    """``validate_message`` without the fast path: every rule checked in order, field by
+    field (the reference the fast path is tested against)."""
     if not isinstance(raw, dict):
         raise InvalidMessage(
             f"a message must be a JSON object, not {type(raw).__name__}", path=path.rstrip(".")
@@ -196,6 +248,153 @@ def validate_message(
         previous_id=previous_id,
         original_timestamp=original,
         sent_at=sent_at,
+        properties=properties,
+        traits=traits,
+        context=context,
+        integrations=integrations,
+        source=source,
+    )
+
+
+_TYPES = frozenset(MESSAGE_TYPES)
+
+
+def _plain_id(value: Any) -> str | bool | None:
+    """A plain string id trimmed (None when absent or blank); False when it needs the full
+    rules (a number, a wrong type, too long)."""
+    if value is None:
+        return None
+    if value.__class__ is not str or len(value) > MAX_ID_LENGTH:
+        return False
+    return value.strip() or None
+
+
+def _plain_timestamp(value: Any) -> datetime | bool | None:
+    """A parsed timestamp (None when absent); False when it needs the full rules."""
+    if value is None:
+        return None
+    if value.__class__ is not str:
+        return False
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    tzinfo = parsed.tzinfo
+    if tzinfo is not None:
+        parsed = (
+            parsed.replace(tzinfo=None)
+            if tzinfo is UTC
+            else parsed.astimezone(UTC).replace(tzinfo=None)
+        )
+    return parsed if parsed >= _EARLIEST else False
+
+
+def _validate_common(
+    raw: dict[str, Any],
+    received_at: datetime,
+    implied_type: str | None,
+    batch_sent_at: datetime | None,
+    batch_context: dict[str, Any] | None,
+    batch_integrations: dict[str, Any] | None,
+    max_bytes: int | None,
+    source: str | None,
+    correct_clock_skew: bool,
+) -> Message | None:
+    """The message when every field has the plain, valid shape; None when anything needs
+    the full rules (which then accept it the same way, or name the error)."""
+    if max_bytes is not None and len(orjson.dumps(raw)) > max_bytes:
+        return None
+    get = raw.get
+    kind = get("type", implied_type)
+    if kind.__class__ is not str or kind not in _TYPES:
+        return None
+    if implied_type is not None and kind != implied_type:
+        return None
+    user_id = _plain_id(get("userId"))
+    anonymous_id = _plain_id(get("anonymousId"))
+    previous_id = _plain_id(get("previousId"))
+    group_id = _plain_id(get("groupId"))
+    if user_id is False or anonymous_id is False or previous_id is False or group_id is False:
+        return None
+    if kind == "alias":
+        if not previous_id or not user_id:
+            return None
+    elif not user_id and not anonymous_id:
+        return None
+    if kind == "group" and not group_id:
+        return None
+    event = kind
+    if kind == "track":
+        name = get("event")
+        if name.__class__ is not str or len(name) > 256:
+            return None
+        event = name.strip()
+        if not event:
+            return None
+    page_name = get("name")
+    if page_name is not None and page_name.__class__ is not str:
+        return None
+    properties = get("properties")
+    if properties is None:
+        properties = {}
+    elif properties.__class__ is not dict:
+        return None
+    traits = get("traits")
+    if traits is None:
+        traits = {}
+    elif traits.__class__ is not dict:
+        return None
+    context = get("context")
+    if context is None:
+        context = {}
+    elif context.__class__ is not dict:
+        return None
+    integrations = get("integrations")
+    if integrations is None:
+        integrations = {}
+    elif integrations.__class__ is not dict:
+        return None
+    if batch_context:
+        context = {**batch_context, **context}
+    if batch_integrations:
+        integrations = {**batch_integrations, **integrations}
+    if kind in ("identify", "group") and not traits and isinstance(context.get("traits"), dict):
+        traits = context["traits"]
+
+    original = _plain_timestamp(get("timestamp"))
+    sent = _plain_timestamp(get("sentAt"))
+    if original is False or sent is False:
+        return None
+    sent_at = sent or batch_sent_at
+    if original is None:
+        timestamp = received_at
+    elif sent_at is not None and correct_clock_skew:
+        timestamp = received_at - (sent_at - original)  # type: ignore[operator]
+    else:
+        timestamp = original  # type: ignore[assignment]
+
+    message_id = get("messageId")
+    if message_id is None:
+        message_id = str(uuid.uuid4())
+    elif (
+        message_id.__class__ is not str
+        or len(message_id) > MAX_MESSAGE_ID_LENGTH
+        or not message_id.strip()
+    ):
+        return None
+    return Message(
+        message_id=message_id,
+        type=kind,
+        event=event,
+        timestamp=timestamp,
+        received_at=received_at,
+        user_id=user_id,  # type: ignore[arg-type]
+        anonymous_id=anonymous_id,  # type: ignore[arg-type]
+        name=page_name,
+        group_id=group_id,  # type: ignore[arg-type]
+        previous_id=previous_id,  # type: ignore[arg-type]
+        original_timestamp=original,  # type: ignore[arg-type]
+        sent_at=sent_at,  # type: ignore[arg-type]
         properties=properties,
         traits=traits,
         context=context,
