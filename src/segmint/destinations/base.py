@@ -7,13 +7,19 @@ hashing, batching and retries come from :mod:`segmint.sync`; errors are classifi
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from segmint.sync.errors import BadRequest
+import httpx
+
+from segmint.sync.errors import BadRequest, Transient
 from segmint.sync.normalize import IdentifierKind, ListMember, SetAside
+from segmint.sync.retry import RetryPolicy
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +93,61 @@ class Destination(ABC):
         ``anonymous_id``, ``email``, ``phone``, ``traits`` (dict), ``cookies``
         (``{"fbp", "fbc", "ga"}``, values or ``None``) and ``click_ids`` (``{"gclid", ...}``)."""
         raise BadRequest(f"{self.name} does not support Event Sync; use List Sync")
+
+
+def request(
+    client: httpx.Client,
+    retry: RetryPolicy,
+    platform: str,
+    method: str,
+    url: str,
+    *,
+    handle: Callable[[httpx.Response], T],
+    retried: bool = True,
+    headers: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+    **httpx_kwargs: Any,
+) -> T:
+    """One HTTP request to a platform, run through ``retry`` unless ``retried`` is false.
+
+    A dropped connection becomes :class:`~segmint.sync.errors.Transient` ("connection to
+    ``platform`` failed: …"); every response, successful or not, goes to ``handle``, the
+    adapter's own code that returns the useful part or raises the classified error.
+    ``headers`` may be a function, called afresh for each attempt (a signature that must not
+    outlive a long backoff); ``httpx_kwargs`` (``params``, ``json``, ``data``, ``content``…)
+    go to :meth:`httpx.Client.request` unchanged."""
+
+    def attempt() -> T:
+        fresh = headers() if callable(headers) else headers
+        try:
+            response = client.request(method, url, headers=fresh, **httpx_kwargs)
+        except httpx.TransportError as error:
+            raise Transient(f"connection to {platform} failed: {error!r}") from error
+        return handle(response)
+
+    return retry.call(attempt) if retried else attempt()
+
+
+def log_change(
+    logger: logging.Logger,
+    platform: str,
+    verb: str,
+    change: MembersChange,
+    destination: str,
+    remote_id: str,
+    *,
+    note: str | None = None,
+) -> None:
+    """Log what one add or remove call did, in the words every adapter uses:
+    ``"meta add: 120 members in 1 requests, 3 values set aside"``; ``note`` goes in
+    parentheses after the requests (``"(job customers/1/offlineUserDataJobs/2)"``)."""
+    template = f"{platform} %s: %d members in %d requests"
+    args: tuple[object, ...] = (verb, change.sent, change.requests)
+    if note is not None:
+        template += " (%s)"
+        args += (note,)
+    logger.info(
+        template + ", %d values set aside",
+        *args,
+        len(change.set_aside),
+        extra={"destination": destination, "audience_id": remote_id},
+    )

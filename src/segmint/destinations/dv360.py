@@ -37,7 +37,13 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import (
+    Destination,
+    DestinationLimits,
+    MembersChange,
+    log_change,
+    request,
+)
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -271,14 +277,8 @@ class DV360CustomerMatch(Destination):
             )
             change.sent += len(batch)
             change.requests += 1
-        log.info(
-            "dv360 %s: %d members in %d requests, %d values set aside",
-            "add" if field.startswith("added") else "remove",
-            change.sent,
-            change.requests,
-            len(change.set_aside),
-            extra={"destination": self.destination_name, "audience_id": remote_id},
-        )
+        verb = "add" if field.startswith("added") else "remove"
+        log_change(log, "dv360", verb, change, self.destination_name, remote_id)
         return change
 
     def _call(
@@ -293,23 +293,25 @@ class DV360CustomerMatch(Destination):
         """One DV360 request, with the shared retry policy unless ``retried`` is false;
         errors classified."""
 
-        def attempt() -> dict[str, Any]:
-            try:
-                response = self._client.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json_body,
-                    headers={"Authorization": f"Bearer {self.access_token}"},
-                )
-            except httpx.TransportError as error:
-                raise Transient(f"connection to DV360 failed: {error!r}") from error
-            if response.is_success:
-                body = response.json()
-                return body if isinstance(body, dict) else {}
-            raise self._classify(response)
+        return request(
+            self._client,
+            self.retry,
+            "DV360",
+            method,
+            path,
+            retried=retried,
+            handle=self._handle,
+            headers={"Authorization": f"Bearer {self.access_token}"},
+            params=params,
+            json=json_body,
+        )
 
-        return self.retry.call(attempt) if retried else attempt()
+    def _handle(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON body of a successful response; otherwise the classified error."""
+        if response.is_success:
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+        raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         """Map the ``google.rpc.Status`` envelope to our error classes; the platform code is

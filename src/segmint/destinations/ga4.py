@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import Destination, DestinationLimits, MembersChange, request
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -272,23 +272,29 @@ class GA4Events(Destination):
     def _call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """One POST with the shared retry policy; errors classified."""
         params = {"measurement_id": self.measurement_id, "api_secret": self.api_secret}
+        return request(
+            self._client,
+            self.retry,
+            "GA4",
+            "POST",
+            path,
+            handle=self._handle,
+            params=params,
+            json=body,
+        )
 
-        def attempt() -> dict[str, Any]:
-            try:
-                response = self._client.post(path, params=params, json=body)
-            except httpx.TransportError as error:
-                raise Transient(f"connection to GA4 failed: {error!r}") from error
-            if not response.is_success:
-                raise self._classify(response)
-            if not response.content:
-                return {}
-            try:
-                answer = response.json()
-            except ValueError:
-                return {}
-            return answer if isinstance(answer, dict) else {}
-
-        return self.retry.call(attempt)
+    def _handle(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON object a successful response holds (``{}`` when empty or not JSON);
+        otherwise the classified error."""
+        if not response.is_success:
+            raise self._classify(response)
+        if not response.content:
+            return {}
+        try:
+            answer = response.json()
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         status = response.status_code

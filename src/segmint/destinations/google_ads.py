@@ -28,7 +28,13 @@ from typing import Any, Literal
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import (
+    Destination,
+    DestinationLimits,
+    MembersChange,
+    log_change,
+    request,
+)
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -225,14 +231,9 @@ class GoogleAdsCustomerMatch(Destination):
             change.sent += len(batch) - len(refused)
             change.requests += 1
         self._run_job(job)
-        log.info(
-            "google_ads %s: %d members in %d requests (job %s), %d values set aside",
-            "add" if kind == "create" else "remove",
-            change.sent,
-            change.requests,
-            job,
-            len(change.set_aside),
-            extra={"destination": self.destination_name, "audience_id": remote_id},
+        verb = "add" if kind == "create" else "remove"
+        log_change(
+            log, "google_ads", verb, change, self.destination_name, remote_id, note=f"job {job}"
         )
         return change
 
@@ -290,19 +291,24 @@ class GoogleAdsCustomerMatch(Destination):
         """One Google Ads request, with the shared retry policy unless ``retried`` is false;
         errors classified."""
 
-        def attempt() -> dict[str, Any]:
-            try:
-                response = self._client.request(
-                    method, path, json=json_body, headers=self._headers()
-                )
-            except httpx.TransportError as error:
-                raise Transient(f"connection to Google Ads failed: {error!r}") from error
-            if response.is_success:
-                body = response.json()
-                return body if isinstance(body, dict) else {}
-            raise self._classify(response)
+        return request(
+            self._client,
+            self.retry,
+            "Google Ads",
+            method,
+            path,
+            retried=retried,
+            handle=self._handle,
+            headers=self._headers,
+            json=json_body,
+        )
 
-        return self.retry.call(attempt) if retried else attempt()
+    def _handle(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON body of a successful response; otherwise the classified error."""
+        if response.is_success:
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+        raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         """Map the ``google.rpc.Status`` envelope (§3.6) to our error classes; the platform

@@ -37,7 +37,13 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import (
+    Destination,
+    DestinationLimits,
+    MembersChange,
+    log_change,
+    request,
+)
 from segmint.destinations.registry import register
 from segmint.identifiers import is_sha256_hex, normalize_email, normalize_phone
 from segmint.sync.batching import chunk
@@ -193,14 +199,7 @@ class KlaviyoLists(Destination):
         self._call("DELETE", f"/lists/{remote_id}")
 
     def _log(self, action: str, remote_id: str, change: MembersChange) -> None:
-        log.info(
-            "klaviyo %s: %d members in %d requests, %d values set aside",
-            action,
-            change.sent,
-            change.requests,
-            len(change.set_aside),
-            extra={"destination": self.destination_name, "audience_id": remote_id},
-        )
+        log_change(log, "klaviyo", action, change, self.destination_name, remote_id)
 
     # -- add: bulk import jobs ---------------------------------------------------------------
     def _import(self, list_id: str, batch: Sequence[_Profile]) -> dict[int, str]:
@@ -307,21 +306,28 @@ class KlaviyoLists(Destination):
             headers["Content-Type"] = JSON_API
             content = json.dumps(json_body).encode()
 
-        def attempt() -> dict[str, Any]:
-            try:
-                response = self._client.request(
-                    method, path, params=params, content=content, headers=headers
-                )
-            except httpx.TransportError as error:
-                raise Transient(f"connection to Klaviyo failed: {error!r}") from error
-            if response.is_success:
-                if not response.content:
-                    return {}
-                body = response.json()
-                return body if isinstance(body, dict) else {}
-            raise self._classify(response)
+        return request(
+            self._client,
+            self.retry,
+            "Klaviyo",
+            method,
+            path,
+            retried=retried,
+            handle=self._handle,
+            headers=headers,
+            params=params,
+            content=content,
+        )
 
-        return self.retry.call(attempt) if retried else attempt()
+    def _handle(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON body of a successful response (``{}`` when empty); otherwise the
+        classified error."""
+        if response.is_success:
+            if not response.content:
+                return {}
+            body = response.json()
+            return body if isinstance(body, dict) else {}
+        raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         """Map the JSON:API error envelope to our error classes; the platform code is the

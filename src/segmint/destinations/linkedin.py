@@ -22,7 +22,13 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import (
+    Destination,
+    DestinationLimits,
+    MembersChange,
+    log_change,
+    request,
+)
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -185,14 +191,7 @@ class LinkedInAudiences(Destination):
             self.retry.call(partial(self._post_users, remote_id, batch))
             change.sent += len(batch)
             change.requests += 1
-        log.info(
-            "linkedin %s: %d members in %d requests, %d values set aside",
-            action.lower(),
-            change.sent,
-            change.requests,
-            len(change.set_aside),
-            extra={"destination": self.destination_name, "audience_id": remote_id},
-        )
+        log_change(log, "linkedin", action.lower(), change, self.destination_name, remote_id)
         return change
 
     def _post_users(self, remote_id: str, elements: Sequence[dict[str, Any]]) -> None:
@@ -226,18 +225,24 @@ class LinkedInAudiences(Destination):
         if restli_method:
             headers["X-RestLi-Method"] = restli_method
 
-        def attempt() -> httpx.Response:
-            try:
-                response = self._client.request(
-                    method, path, params=params, json=json_body, headers=headers
-                )
-            except httpx.TransportError as error:
-                raise Transient(f"connection to LinkedIn failed: {error!r}") from error
-            if response.is_success:
-                return response
-            raise self._classify(response)
+        return request(
+            self._client,
+            self.retry,
+            "LinkedIn",
+            method,
+            path,
+            retried=retried,
+            handle=self._handle,
+            headers=headers,
+            params=params,
+            json=json_body,
+        )
 
-        return self.retry.call(attempt) if retried else attempt()
+    def _handle(self, response: httpx.Response) -> httpx.Response:
+        """A successful response as is; otherwise the classified error."""
+        if response.is_success:
+            return response
+        raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         """Map LinkedIn's error body ``{status, serviceErrorCode, code, message}`` to our

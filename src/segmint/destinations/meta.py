@@ -20,7 +20,13 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import (
+    Destination,
+    DestinationLimits,
+    MembersChange,
+    log_change,
+    request,
+)
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -170,14 +176,8 @@ class MetaCustomAudiences(Destination):
                 self._call("DELETE", path, json_body={"payload": payload, "session": session})
             change.sent += len(rows)
             change.requests += 1
-        log.info(
-            "meta %s: %d members in %d requests, %d values set aside",
-            "add" if method == "POST" else "remove",
-            change.sent,
-            change.requests,
-            len(change.set_aside),
-            extra={"destination": self.destination_name, "audience_id": remote_id},
-        )
+        verb = "add" if method == "POST" else "remove"
+        log_change(log, "meta", verb, change, self.destination_name, remote_id)
         return change
 
     def _call(
@@ -193,24 +193,31 @@ class MetaCustomAudiences(Destination):
         """One Graph request, with the shared retry policy unless ``retried`` is false;
         errors classified."""
 
-        def attempt() -> dict[str, Any]:
-            query = {**(params or {}), "access_token": self.access_token}
-            data = None
-            if form is not None:
-                # The SDK JSON-encodes every non-string top-level value.
-                data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in form.items()}
-            try:
-                response = self._client.request(
-                    method, path, params=query, data=data, json=json_body
-                )
-            except httpx.TransportError as error:
-                raise Transient(f"connection to Meta failed: {error!r}") from error
-            if response.is_success:
-                body = response.json()
-                return body if isinstance(body, dict) else {"data": body}
-            raise self._classify(response)
+        query = {**(params or {}), "access_token": self.access_token}
+        data = None
+        if form is not None:
+            # The SDK JSON-encodes every non-string top-level value.
+            data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in form.items()}
+        return request(
+            self._client,
+            self.retry,
+            "Meta",
+            method,
+            path,
+            retried=retried,
+            handle=self._handle,
+            params=query,
+            data=data,
+            json=json_body,
+        )
 
-        return self.retry.call(attempt) if retried else attempt()
+    def _handle(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON body of a successful response (a list wrapped as ``data``); otherwise the
+        classified error."""
+        if response.is_success:
+            body = response.json()
+            return body if isinstance(body, dict) else {"data": body}
+        raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         """Map the Graph error envelope (§2.5) to our error classes."""

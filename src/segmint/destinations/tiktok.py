@@ -21,7 +21,13 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import (
+    Destination,
+    DestinationLimits,
+    MembersChange,
+    log_change,
+    request,
+)
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -177,14 +183,7 @@ class TikTokAudiences(Destination):
             self._call("POST", "/segment/mapping/", json_body=body)
             change.sent += len(rows)
             change.requests += 1
-        log.info(
-            "tiktok %s: %d members in %d requests, %d values set aside",
-            action,
-            change.sent,
-            change.requests,
-            len(change.set_aside),
-            extra={"destination": self.destination_name, "audience_id": remote_id},
-        )
+        log_change(log, "tiktok", action, change, self.destination_name, remote_id)
         return change
 
     def _call(
@@ -199,17 +198,18 @@ class TikTokAudiences(Destination):
         """One Business API request returning the envelope's ``data``, with the shared retry
         policy unless ``retried`` is false; errors classified."""
 
-        def attempt() -> dict[str, Any]:
-            headers = {"Access-Token": self.access_token}
-            try:
-                response = self._client.request(
-                    method, path, params=params, json=json_body, headers=headers
-                )
-            except httpx.TransportError as error:
-                raise Transient(f"connection to TikTok failed: {error!r}") from error
-            return self._unwrap(response)
-
-        return self.retry.call(attempt) if retried else attempt()
+        return request(
+            self._client,
+            self.retry,
+            "TikTok",
+            method,
+            path,
+            retried=retried,
+            handle=self._unwrap,
+            headers={"Access-Token": self.access_token},
+            params=params,
+            json=json_body,
+        )
 
     def _unwrap(self, response: httpx.Response) -> dict[str, Any]:
         """The envelope's ``data`` on success; otherwise the classified error (§5.1)."""

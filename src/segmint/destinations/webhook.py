@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from segmint.destinations.base import Destination, DestinationLimits, MembersChange
+from segmint.destinations.base import Destination, DestinationLimits, MembersChange, request
 from segmint.destinations.registry import register
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
@@ -234,22 +234,30 @@ class WebhookDestination(Destination):
             default=str,  # traits may hold dates or decimals
         ).encode()
 
-        def attempt() -> None:
-            headers = {
+        def headers() -> dict[str, str]:
+            return {
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: sign(self.signing_secret, body, int(self._clock())),
                 DELIVERY_HEADER: delivery_id,
                 IDEMPOTENCY_HEADER: delivery_id,
                 "User-Agent": "Segmint-Webhook/1",
             }
-            try:
-                response = self._client.post(self.url, content=body, headers=headers)
-            except httpx.TransportError as error:
-                raise Transient(f"connection to the webhook failed: {error!r}") from error
-            if not response.is_success:
-                raise self._classify(response)
 
-        self.retry.call(attempt)
+        request(
+            self._client,
+            self.retry,
+            "the webhook",
+            "POST",
+            self.url,
+            handle=self._check,
+            headers=headers,
+            content=body,
+        )
+
+    def _check(self, response: httpx.Response) -> None:
+        """Nothing on success; otherwise the classified error."""
+        if not response.is_success:
+            raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> DestinationError:
         status = response.status_code
