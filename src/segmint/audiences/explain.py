@@ -114,7 +114,9 @@ def explain_membership(
     found = find_profile(warehouse, profile_id)
     nodes = iter_nodes(definition.root)
     values = _node_values(warehouse, nodes, found, as_of, timezone, resolve_audience)
-    context = CompileContext(Clock.create(as_of, timezone), resolve_audience)
+    context = CompileContext(
+        Clock.create(as_of, timezone), resolve_audience, dialect=warehouse.dialect
+    )
     facts = _Facts(warehouse, context, found)
     verdicts = [facts.verdict(path, node, values) for path, node in nodes]
     return Explanation(

@@ -170,7 +170,9 @@ def run_definition(
     result) that matches nobody. Bad definitions raise :class:`DefinitionError`."""
     definition = prepare_definition(definition, resolve_audience)
     as_of = utc_naive(as_of)
-    context = CompileContext(Clock.create(as_of, timezone), resolve_audience)
+    context = CompileContext(
+        Clock.create(as_of, timezone), resolve_audience, dialect=warehouse.dialect
+    )
     nodes = iter_nodes(definition.root)
     counts = _count_nodes(warehouse, nodes, as_of, timezone, resolve_audience)
     size = counts["root"]
@@ -205,6 +207,7 @@ def node_flags(
     as_of: dt.datetime,
     timezone: str,
     resolve_audience: AudienceResolver | None,
+    dialect: str | None = "duckdb",
 ) -> tuple[list[exp.Expr], dict[str, exp.Expr]]:
     """Per-profile membership flags: the projection (``profile_id IN (compiled condition)``
     for every condition) and, for every node path, a boolean expression over those flags
@@ -216,7 +219,10 @@ def node_flags(
             continue
         # The compiled set, complements kept symbolic: NOT IN (positive set) rather than
         # IN (universe EXCEPT positive set), which would materialize most of the universe.
-        found = compile_node(node, CompileContext(Clock.create(as_of, timezone), resolve_audience))
+        found = compile_node(
+            node,
+            CompileContext(Clock.create(as_of, timezone), resolve_audience, dialect=dialect),
+        )
         member: exp.Expr = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=found.query))
         if found.complement:
             member = exp.Not(this=member)
@@ -258,7 +264,11 @@ def _count_nodes(
     all profiles (``_universe``). Groups are counted from their children's flags: the same
     set algebra the compiler applies (tests check both agree on random definitions)."""
     projection, flags = node_flags(
-        nodes, as_of=as_of, timezone=timezone, resolve_audience=resolve_audience
+        nodes,
+        as_of=as_of,
+        timezone=timezone,
+        resolve_audience=resolve_audience,
+        dialect=warehouse.dialect,
     )
     inner = exp.select(PROFILE_ID, *projection).from_("profiles")
     names: list[str] = ["_universe"]
