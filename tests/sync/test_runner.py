@@ -286,3 +286,34 @@ def test_an_interrupted_delivery_is_finished_before_newer_changes(
     assert len(remote_emails(fake)) == 25_000
     after = sync_catalog.get_link(runtime.catalog, link.id)
     assert after.in_flight is None and after.cursor == done.refresh_id
+
+
+def test_members_merged_away_are_removed_through_the_profile_they_live_on(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(runtime, 300)
+    audience_id = activate(runtime)
+    link = sync_catalog.link_audience(
+        runtime.catalog, audience_id, connect(runtime, fake, meta_url)
+    )
+    assert sync_link(ctx, link.id).status == "succeeded"
+    # 5 merges into 6 (still a member); 7 merges into 8, which then leaves. The merged-away
+    # rows are gone, as collection leaves them; 8 carries 7's email now (latest wins).
+    runtime.warehouse.execute("DELETE FROM profiles WHERE profile_id IN (5, 7)")
+    runtime.warehouse.execute(
+        "INSERT INTO profile_merges VALUES (5, 6, TIMESTAMP '2026-11-30 07:00', 'test'), "
+        "(7, 8, TIMESTAMP '2026-11-30 07:00', 'test')"
+    )
+    runtime.warehouse.execute(
+        "UPDATE profiles SET email = 'user7@example.com' WHERE profile_id = 8"
+    )
+    set_tier(runtime, [8], "silver")
+    refresh(runtime, audience_id, hours=2)
+    entry = sync_link(ctx, link.id)
+    assert entry.status == "succeeded"
+    assert entry.skipped_reasons == {"merged into a profile that is still a member": 1}
+    assert entry.removed == 1  # 7 and 8 both resolve to profile 8, removed once
+    remote = remote_emails(fake)
+    assert sha(email_of(5)) in remote  # same person as 6, who is still a member
+    assert sha(email_of(7)) not in remote  # removed through profile 8
+    assert sha(email_of(6)) in remote

@@ -205,3 +205,35 @@ def _event_rows(warehouse: Engine, profile_ids: Sequence[int]) -> Iterator[tuple
             "WHERE profile_id IN (SELECT unnest(?::BIGINT[])) ORDER BY profile_id",
             [ids],
         )
+
+
+_SURVIVORS_SQL = """
+WITH RECURSIVE chain(start_id, profile_id, depth) AS (
+    SELECT merged_profile_id, into_profile_id, 1 FROM profile_merges
+    WHERE merged_profile_id IN (SELECT unnest(?::BIGINT[]))
+    UNION ALL
+    SELECT c.start_id, m.into_profile_id, c.depth + 1
+    FROM chain AS c JOIN profile_merges AS m ON m.merged_profile_id = c.profile_id
+    WHERE c.depth < 64
+)
+SELECT c.start_id, c.profile_id FROM chain AS c
+JOIN profiles AS p ON p.profile_id = c.profile_id
+"""
+
+
+def merged_survivors(warehouse: Engine, profile_ids: Sequence[int]) -> dict[int, int]:
+    """For the ids among ``profile_ids`` that were merged away, the profile each lives on in
+    now (following chains of merges); ids that still exist are not in the answer."""
+    present = {
+        int(row[0])
+        for row in warehouse.rows(
+            "SELECT profile_id FROM profiles WHERE profile_id IN (SELECT unnest(?::BIGINT[]))",
+            [[int(pid) for pid in profile_ids]],
+        )
+    }
+    missing = [int(pid) for pid in profile_ids if int(pid) not in present]
+    if not missing:
+        return {}
+    return {
+        int(start): int(survivor) for start, survivor in warehouse.rows(_SURVIVORS_SQL, [missing])
+    }

@@ -47,7 +47,13 @@ from segmint.sync.catalog import (
     utc_now,
 )
 from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
-from segmint.sync.members import MembershipEvents, has_identifier, list_members, membership_events
+from segmint.sync.members import (
+    MembershipEvents,
+    has_identifier,
+    list_members,
+    membership_events,
+    merged_survivors,
+)
 from segmint.sync.normalize import ListMember
 from segmint.sync.outbox import OutboxDelta, advance_cursor, link_changes, mark_in_flight
 from segmint.sync.ratelimit import limiter_for
@@ -398,8 +404,31 @@ def _send_members(
     reasons: Counter[str],
 ) -> tuple[int, int]:
     added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons)
-    removed = _send(ctx, adapter.remove_members, remote_id, delta.removed, link, reasons)
+    leaving = _resolve_merged(ctx, link, delta.removed, reasons)
+    removed = _send(ctx, adapter.remove_members, remote_id, leaving, link, reasons)
     return added, removed
+
+
+def _resolve_merged(
+    ctx: SyncContext, link: LinkInfo, profile_ids: Sequence[int], reasons: Counter[str]
+) -> list[int]:
+    """Leavers whose profile was merged into another no longer have identifiers of their
+    own: remove them through the profile they live on now — unless that profile is still a
+    member (then it is the same person, rightly on the list, and nothing is removed)."""
+    survivors = merged_survivors(ctx.warehouse, profile_ids)
+    if not survivors:
+        return list(profile_ids)
+    current = set(_current_members(ctx, link.audience_id))
+    resolved: list[int] = []
+    for profile_id in profile_ids:
+        survivor = survivors.get(profile_id)
+        if survivor is None:
+            resolved.append(profile_id)
+        elif survivor in current:
+            reasons["merged into a profile that is still a member"] += 1
+        else:
+            resolved.append(survivor)
+    return sorted(set(resolved))
 
 
 def adapter_label(link: LinkInfo) -> str:
