@@ -154,6 +154,17 @@ def test_build_run_and_save_from_scratch(page: Any, web_server: WebServer, scree
     kinds = [c["kind"] for c in stored["root"]["conditions"]]
     assert kinds == ["event", "event", "or"]
     assert saved.size == expected_size
+
+    # Archive it with the status switch, then restore it from the Archived tab (R13).
+    page.goto("/audiences")
+    page.get_by_role("switch", name=f"Active: {suggestion}").uncheck()
+    page.get_by_role("status").filter(has_text="is archived").wait_for()
+    assert service.get(web_server.runtime.catalog, saved.id).status == "archived"
+    page.get_by_role("tab", name="Archived").click()
+    page.wait_for_url("**/audiences?tab=archived")
+    page.get_by_role("switch", name=f"Active: {suggestion}").check()
+    page.get_by_role("status").filter(has_text="active again").wait_for()
+    assert service.get(web_server.runtime.catalog, saved.id).status == "active"
     assert script_errors == []
 
 
