@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gc
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult, utcnow
 from segmint.collect.validate import validate_message
 from segmint.errors import InvalidInput, SegmintError
+from segmint.memory import cyclic_gc_paused
 
 FORMATS = ("jsonl", "csv", "parquet")
 _JSON_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
@@ -184,21 +184,6 @@ READERS: dict[str, Callable[[Path], Iterator[Row]]] = {
 }
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while an import runs. An import allocates
-    millions of short-lived, acyclic objects (parsed JSON) that reference counting frees;
-    left on, the collector would rescan the whole live chunk over and over (~10% of the
-    time). Whatever cycles appear are collected when it is switched back on."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def import_file(
     collector: Collector,
     path: Path,
@@ -277,7 +262,7 @@ def import_rows(
             progress(summary.rows)
 
     with (
-        _cyclic_gc_paused(),
+        cyclic_gc_paused(),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmint-import") as writer,
     ):
         try:

@@ -181,8 +181,12 @@ def _destination_info(row: Destination) -> DestinationInfo:
     )
 
 
+_MAX_ID = 2**63 - 1
+"""Ids beyond a BIGINT cannot exist; looking them up would overflow the database driver."""
+
+
 def _find_destination(session: Session, ref: str | int, *, lock: bool = False) -> Destination:
-    if isinstance(ref, int) and not 0 < ref <= 2**63 - 1:
+    if isinstance(ref, int) and not 0 < ref <= _MAX_ID:
         raise NotFound(f"no destination {ref!r}; see the list under Destinations")
     column = Destination.id if isinstance(ref, int) else Destination.name
     query = select(Destination).where(column == ref)
@@ -371,9 +375,6 @@ def _link_info(row: AudienceLink, destination: Destination) -> LinkInfo:
         row.ended_at,
         row.in_flight,
     )
-
-
-_MAX_ID = 2**63 - 1
 
 
 def _find_link(session: Session, link_id: int, *, lock: bool = False) -> AudienceLink:

@@ -15,7 +15,7 @@ from segmint.sync import catalog as sync_catalog
 from segmint.sync.catalog import LinkInfo
 from segmint.sync.members import has_identifier, list_members
 from segmint.sync.normalize import GOOGLE_RULES, IdentifierKind, prepare_members
-from segmint.sync.runner import SyncContext
+from segmint.sync.runner import SyncContext, current_members
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +52,11 @@ def _min_list_size(platform: str) -> int:
 def match_rate_preview(ctx: SyncContext, link_id: int) -> MatchRatePreview:
     """The share of members with each mapped identifier and how many a sync would send."""
     link = sync_catalog.get_link(ctx.catalog, link_id)
-    ids = [
-        int(row[0])
-        for row in ctx.warehouse.rows(
-            "SELECT profile_id FROM audience_members WHERE audience_id = ? ORDER BY 1",
-            [link.audience_id],
-        )
-    ]
+    ids = current_members(ctx, link.audience_id)
     members = list_members(ctx.warehouse, ids, link.identifier_mapping)
     counts: Counter[str] = Counter()
     for name in link.identifier_mapping:
-        attribute = "crm_id" if name == "crm_id" else name
-        counts[name] = sum(1 for member in members if getattr(member, attribute, None))
+        counts[name] = sum(1 for member in members if getattr(member, name, None))
     if link.mode == "event":
         counts["anonymous_id"] = len(ids)
     known = [member for member in members if has_identifier(member)]

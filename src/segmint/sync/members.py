@@ -70,8 +70,8 @@ def check_source(source: str, path: str = "identifier_mapping") -> None:
     )
 
 
-def _select_list(sources: Sequence[str]) -> tuple[str, list[str]]:
-    """SQL select-list items for ``sources`` (traits via bound JSON paths) and their params."""
+def _source_items(sources: Sequence[str]) -> tuple[list[str], list[str]]:
+    """SQL expressions for ``sources`` (traits via bound JSON paths) and their params."""
     items: list[str] = []
     params: list[str] = []
     for source in sources:
@@ -81,15 +81,14 @@ def _select_list(sources: Sequence[str]) -> tuple[str, list[str]]:
             params.append("$." + json.dumps(source.removeprefix("traits.")))
         else:
             items.append(source)  # checked against PROFILE_FIELDS above: a known column name
-    return ", ".join(items), params
+    return items, params
 
 
-def _rows(
-    warehouse: Engine, profile_ids: Sequence[int], sources: Sequence[str]
+def _chunked(
+    warehouse: Engine, profile_ids: Sequence[int], columns: Sequence[str], params: list[Any]
 ) -> Iterator[tuple[Any, ...]]:
-    """``(profile_id, *values)`` for each id that has a profile, in chunks, ids ascending."""
-    select_list, params = _select_list(sources)
-    extra = f", {select_list}" if select_list else ""
+    """``(profile_id, *columns)`` of each id that has a profile, in chunks, ids ascending."""
+    extra = "".join(f", {column}" for column in columns)
     for start in range(0, len(profile_ids), CHUNK):
         ids = [int(pid) for pid in profile_ids[start : start + CHUNK]]
         yield from warehouse.rows(
@@ -97,6 +96,14 @@ def _rows(
             "WHERE profile_id IN (SELECT unnest(?::BIGINT[])) ORDER BY profile_id",
             [*params, ids],
         )
+
+
+def _rows(
+    warehouse: Engine, profile_ids: Sequence[int], sources: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """``(profile_id, *values of sources)`` for each id that has a profile."""
+    items, params = _source_items(sources)
+    return _chunked(warehouse, profile_ids, items, params)
 
 
 def list_members(
@@ -118,6 +125,24 @@ def list_members(
 
 # Identifiers that can find a person on their own; names only refine a match.
 _IDENTIFYING = ("email", "phone", "crm_id", "device_id", "user_id", "anonymous_id")
+
+
+def count_identified(warehouse: Engine, audience_id: int, mapping: Mapping[str, str]) -> int:
+    """Current members of the audience for whom :func:`has_identifier` holds, counted in
+    SQL (R19's minimum-size check runs before every List Sync; it must not read every
+    member into Python)."""
+    items, params = _source_items([mapping[name] for name in mapping if name in _IDENTIFYING])
+    if not items:
+        return 0
+    present = " OR ".join(
+        f"nullif(trim(CAST({item} AS VARCHAR), ' \t\n\r\f\v'), '') IS NOT NULL" for item in items
+    )
+    (count,) = warehouse.rows(
+        f"SELECT count(*) FROM audience_members AS m JOIN profiles USING (profile_id) "
+        f"WHERE m.audience_id = ? AND ({present})",
+        [audience_id, *params],
+    )[0]
+    return int(count)
 
 
 def has_identifier(member: ListMember) -> bool:
@@ -197,14 +222,7 @@ def membership_events(
 
 
 def _event_rows(warehouse: Engine, profile_ids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
-    columns = ", ".join(_EVENT_COLUMNS)
-    for start in range(0, len(profile_ids), CHUNK):
-        ids = [int(pid) for pid in profile_ids[start : start + CHUNK]]
-        yield from warehouse.rows(
-            f"SELECT profile_id, {columns} FROM profiles "
-            "WHERE profile_id IN (SELECT unnest(?::BIGINT[])) ORDER BY profile_id",
-            [ids],
-        )
+    return _chunked(warehouse, profile_ids, _EVENT_COLUMNS, [])
 
 
 _SURVIVORS_SQL = """

@@ -16,16 +16,15 @@ result tuple.
 
 from __future__ import annotations
 
-import gc
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Literal, NamedTuple
 
 from segmint.identifiers import is_sha256_hex, normalize_phone
+from segmint.memory import cyclic_gc_paused
 
 IdentifierKind = Literal["email", "phone", "first_name", "last_name", "country"]
 """The member identifiers a List Sync can map (R18)."""
@@ -223,20 +222,8 @@ def prepare_members(
     otherwise trigger full collections over an ever larger heap (it is about 40% of the time
     at 1M members).
     """
-    with _gc_paused():
+    with cyclic_gc_paused():
         return _prepare_members(members, schema, rules, default_region)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (reference counting still frees everything here)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _prepare_members(

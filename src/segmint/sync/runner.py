@@ -49,6 +49,7 @@ from segmint.sync.catalog import (
 from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
 from segmint.sync.members import (
     MembershipEvents,
+    count_identified,
     has_identifier,
     list_members,
     membership_events,
@@ -182,14 +183,8 @@ def _audience_name(ctx: SyncContext, audience_id: int) -> str:
         return (audience.name if audience is not None else None) or f"audience_{audience_id}"
 
 
-def _member_count(ctx: SyncContext, audience_id: int) -> int:
-    (count,) = ctx.warehouse.rows(
-        "SELECT count(*) FROM audience_members WHERE audience_id = ?", [audience_id]
-    )[0]
-    return int(count)
-
-
-def _current_members(ctx: SyncContext, audience_id: int) -> list[int]:
+def current_members(ctx: SyncContext, audience_id: int) -> list[int]:
+    """Profile ids of the audience's members now, ascending."""
     return [
         int(row[0])
         for row in ctx.warehouse.rows(
@@ -201,10 +196,7 @@ def _current_members(ctx: SyncContext, audience_id: int) -> list[int]:
 
 def sendable_count(ctx: SyncContext, link: LinkInfo) -> int:
     """Current members with at least one identifier the link maps (what R19 counts)."""
-    members = list_members(
-        ctx.warehouse, _current_members(ctx, link.audience_id), link.identifier_mapping
-    )
-    return sum(1 for member in members if has_identifier(member))
+    return count_identified(ctx.warehouse, link.audience_id, link.identifier_mapping)
 
 
 def sync_link(
@@ -418,7 +410,7 @@ def _resolve_merged(
     survivors = merged_survivors(ctx.warehouse, profile_ids)
     if not survivors:
         return list(profile_ids)
-    current = set(_current_members(ctx, link.audience_id))
+    current = set(current_members(ctx, link.audience_id))
     resolved: list[int] = []
     for profile_id in profile_ids:
         survivor = survivors.get(profile_id)
