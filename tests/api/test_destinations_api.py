@@ -99,3 +99,45 @@ def test_bad_input_gets_clear_errors(live_server: LiveServer) -> None:
         assert "credentials" in extra.text
     with live_server.client() as anonymous:
         assert anonymous.get("/api/v1/destinations").status_code == 401
+
+
+def test_a_refused_login_saves_nothing_and_wrong_settings_are_named(
+    live_server: LiveServer, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(live_server.runtime, 150)
+    activate(live_server.runtime, "gold_members")
+    with live_server.admin() as api:
+        refused = api.post(
+            "/api/v1/destinations",
+            params={"check": "true"},
+            json={
+                "name": "Shop Meta",
+                "platform": "meta",
+                "credentials": {"access_token": "wrong"},
+                "config": {"ad_account_id": fake.ad_account_id, "base_url": meta_url},
+            },
+        )
+        assert refused.status_code == 502
+        assert "Configuration Settings" in refused.json()["message"]
+        assert api.get("/api/v1/destinations").json()["destinations"] == []
+
+        # Saved without a check, with a setting of the wrong type: the sync says which.
+        created = api.post(
+            "/api/v1/destinations",
+            json={
+                "name": "Odd Meta",
+                "platform": "meta",
+                "credentials": {"access_token": fake.token},
+                "config": {"ad_account_id": {"not": "digits"}, "base_url": meta_url},
+            },
+        )
+        assert created.status_code == 201
+        link = api.post(
+            "/api/v1/audiences/gold_members/links", json={"destination": "Odd Meta"}
+        ).json()
+        entry = api.post(f"/api/v1/links/{link['id']}/sync").json()
+        assert entry["status"] == "failed"
+        assert entry["error_message"].startswith(
+            "the settings of destination Odd Meta do not fit Meta Ads"
+        )
+        assert entry["error_class"] == "InvalidInput"

@@ -96,16 +96,17 @@ async def list_destinations(request: Request, _: str = Caller) -> JSONResponse:
 async def create_destination(
     body: DestinationBody, request: Request, check: bool = False, _: str = Caller
 ) -> JSONResponse:
-    """With ``check=true`` the credentials are tried on the platform first."""
+    """With ``check=true`` the credentials are tried on the platform first, and nothing is
+    saved when they fail."""
     ctx = _ctx(request)
 
     def run() -> DestinationInfo:
-        info = sync_catalog.create_destination(
+        if check and body.platform in sync_catalog.PLATFORM_LABELS:
+            # Before saving: a login the platform refuses leaves nothing behind.
+            runner.try_credentials(body.platform, body.name, body.credentials, body.config)
+        return sync_catalog.create_destination(
             ctx.catalog, ctx.secrets, body.name, body.platform, body.credentials, body.config
         )
-        if check:
-            runner.check_destination(ctx, info.id)
-        return sync_catalog.get_destination(ctx.catalog, info.id)
 
     return _json(destination_json(await run_in_threadpool(run)), 201)
 

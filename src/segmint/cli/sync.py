@@ -118,17 +118,14 @@ def add_destination(
     check: Annotated[bool, typer.Option(help="Try the credentials on the platform.")] = True,
 ) -> None:
     """Connect a destination; its credentials are stored encrypted."""
+    credentials = _credentials(credential, credentials_file)
+    settings = _pairs(config, "--config")
+    if check and platform in sync_catalog.PLATFORM_LABELS:
+        runner.try_credentials(platform, name, credentials, settings)  # before saving anything
     with _context() as ctx:
         info = sync_catalog.create_destination(
-            ctx.catalog,
-            ctx.secrets,
-            name,
-            platform,
-            _credentials(credential, credentials_file),
-            _pairs(config, "--config"),
+            ctx.catalog, ctx.secrets, name, platform, credentials, settings
         )
-        if check:
-            info = runner.check_destination(ctx, info.id)
     console.print(f"Connected [bold]{info.name}[/] ({info.label}): {info.status}.")
 
 

@@ -24,7 +24,7 @@ import dataclasses
 import inspect
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,20 +68,15 @@ TRIGGERS = ("refresh", "instant", "manual", "schedule", "retry")
 SEND_CHUNK = 100_000
 """Members handed to an adapter per call (it splits them to the platform's own limits)."""
 
-AdapterFactory = Callable[[str, dict[str, Any]], Destination]
-"""Builds a platform adapter from its registry name and keyword arguments."""
-
 
 @dataclass
 class SyncContext:
-    """What a sync needs: both stores, the credentials box, and (tests) a retry policy and an
-    adapter factory."""
+    """What a sync needs: both stores, the credentials box, and (tests) a retry policy."""
 
     warehouse: Engine
     catalog: Catalog
     secrets: SecretBox
     retry: RetryPolicy | None = None
-    factory: AdapterFactory | None = None
 
     @classmethod
     def of(cls, runtime: Any, **kwargs: Any) -> SyncContext:
@@ -96,31 +91,68 @@ class SyncRefused(SegmintError):
     code = "sync_refused"
 
 
-def build_adapter(ctx: SyncContext, destination: str | int) -> Destination:
-    """The platform adapter for a destination, with its credentials decrypted and its
-    settings (``config``) passed as keyword arguments."""
-    info = sync_catalog.get_destination(ctx.catalog, destination)
-    kwargs: dict[str, Any] = {
-        **info.config,
-        **sync_catalog.destination_credentials(ctx.catalog, ctx.secrets, info.id),
-        "destination_name": info.name,
-    }
-    factory = ctx.factory or registry.get_factory(info.platform)
-    if ctx.retry is not None and _accepts(factory, "retry"):
-        kwargs["retry"] = ctx.retry
+def new_adapter(
+    platform: str,
+    name: str,
+    credentials: Mapping[str, Any],
+    config: Mapping[str, Any],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+) -> Destination:
+    """A platform adapter built from credentials and settings (``config``) as keyword
+    arguments; ``retry`` and ``timeout`` go to adapters that take them. Settings that do not
+    fit the platform (a missing key, a wrong type) raise :class:`InvalidInput` saying so."""
+    factory = registry.get_factory(platform)
+    kwargs: dict[str, Any] = {**config, **credentials, "destination_name": name}
+    if retry is not None and _accepts(factory, "retry"):
+        kwargs["retry"] = retry
+    if timeout is not None and _accepts(factory, "timeout"):
+        kwargs["timeout"] = timeout
     try:
-        if ctx.factory is not None:
-            adapter = ctx.factory(info.platform, kwargs)
-        else:
-            adapter = registry.create(info.platform, **kwargs)
-    except TypeError as exc:
+        return factory(**kwargs)
+    except (TypeError, AttributeError, ValueError) as exc:
+        label = sync_catalog.PLATFORM_LABELS.get(platform, platform)
         raise InvalidInput(
-            f"the settings of destination {info.name} do not fit {info.label}: {exc}; fix them "
-            f"in Destinations → {info.name} → Configuration Settings",
+            f"the settings of destination {name} do not fit {label}: {exc}; fix them in "
+            f"Destinations → {name} → Configuration Settings",
             path="config",
         ) from None
+
+
+def try_credentials(
+    platform: str,
+    name: str,
+    credentials: Mapping[str, Any],
+    config: Mapping[str, Any],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Build the adapter from unsaved credentials and make its one cheap authenticated call,
+    so a destination is saved only once they work. Raises what the platform said
+    (:class:`AuthExpired`, :class:`BadRequest` ...) or :class:`InvalidInput`."""
+    adapter = new_adapter(platform, name, credentials, config, retry=retry, timeout=timeout)
+    try:
+        adapter.check_credentials()
+    finally:
+        _close(adapter)
+
+
+def build_adapter(ctx: SyncContext, destination: str | int) -> Destination:
+    """The platform adapter for a saved destination, with its credentials decrypted, paced to
+    the platform's rate limit."""
+    info = sync_catalog.get_destination(ctx.catalog, destination)
+    credentials = sync_catalog.destination_credentials(ctx.catalog, ctx.secrets, info.id)
+    adapter = new_adapter(info.platform, info.name, credentials, info.config, retry=ctx.retry)
     _pace(adapter, info.id, explicit_retry=ctx.retry is not None)
     return adapter
+
+
+def _close(adapter: Destination) -> None:
+    close = getattr(adapter, "close", None)
+    if callable(close):
+        close()
 
 
 def _accepts(factory: Any, parameter: str) -> bool:
@@ -152,9 +184,7 @@ def _adapter(ctx: SyncContext, destination: str | int) -> Iterator[Destination]:
     try:
         yield adapter
     finally:
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
+        _close(adapter)
 
 
 def _refusal(ctx: SyncContext, link: LinkInfo) -> str | None:

@@ -308,27 +308,8 @@ def read_destination_form(
 def try_credentials(
     platform: str, name: str, credentials: Mapping[str, Any], config: Mapping[str, Any]
 ) -> None:
-    """Build the adapter and make its one cheap authenticated call. Raises
-    :class:`SegmintError` subclasses (or ``httpx.HTTPError``) when that fails."""
-    factory = registry.get_factory(platform)
-    params = _parameters(factory)
-    kwargs: dict[str, Any] = {**config, **credentials, "destination_name": name}
-    if "retry" in params:
-        kwargs["retry"] = CHECK_RETRY
-    if "timeout" in params:
-        kwargs["timeout"] = 15.0
-    try:
-        adapter = factory(**kwargs)
-    except TypeError as exc:
-        raise InvalidInput(
-            f"these settings do not fit {sync_catalog.PLATFORM_LABELS[platform]}: {exc}"
-        ) from None
-    try:
-        adapter.check_credentials()
-    finally:
-        close = getattr(adapter, "close", None)
-        if callable(close):
-            close()
+    """Check unsaved credentials on the platform (quickly: few retries, short timeout)."""
+    runner.try_credentials(platform, name, credentials, config, retry=CHECK_RETRY, timeout=15.0)
 
 
 def explain_check_failure(
