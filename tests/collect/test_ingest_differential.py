@@ -379,6 +379,10 @@ def test_fast_import_stores_what_the_per_event_path_stores(
     assert len(fast_tables["profile_merges"]) >= 10
     assert any(row["utm_source"] for row in fast_tables["events"])
     assert any(row["country"] for row in fast_tables["events"])
+    # The invariant the audience compiler relies on (docs/warehouse.md): merges included,
+    # every stored event belongs to a profile.
+    profile_ids = {row["profile_id"] for row in fast_tables["profiles"]}
+    assert {row["profile_id"] for row in fast_tables["events"]} <= profile_ids
 
 
 def _outcome(raw: Any, **options: Any) -> Any:

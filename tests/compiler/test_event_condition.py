@@ -88,9 +88,17 @@ def test_count_counts_only_events_passing_filters(orders: Warehouse) -> None:
     assert orders.members(node) == {1}
 
 
-def test_events_of_unknown_profiles_are_ignored(orders: Warehouse) -> None:
-    orders.event(99, "order_completed", at(1))
-    assert orders.members(ev("order_completed", window=last(7))) == {1}
+def test_segment_events_of_merged_away_profiles_are_ignored(wh: Warehouse) -> None:
+    # A refresh writes removed_from_segment for a member merged away since: its profile id
+    # is no longer in the universe (the only events that can outlive their profile).
+    wh.profile(1)
+    wh.event(1, "removed_from_segment", at(2))
+    wh.event(99, "removed_from_segment", at(1))
+    wh.event(99, "removed_from_segment", at(3))
+    assert wh.members(ev("removed_from_segment", window=last(7))) == {1}
+    twice = ev("removed_from_segment", count={"operator": "at_least", "value": 2})
+    assert wh.members(twice) == set()
+    assert wh.members(ev("removed_from_segment", performed=False)) == set()
 
 
 def test_window_start_is_inclusive_and_end_exclusive(wh: Warehouse) -> None:

@@ -102,7 +102,14 @@ EVENT_NAMES = (
     "page",
     'it\'s "quoted"',
     "cart%_added",
+    "added_to_segment",
+    "removed_from_segment",
 )
+# A refresh writes these for members that identity resolution may since have merged away, so
+# they are the only events whose profile can be missing from ``profiles`` (docs/warehouse.md);
+# they carry no UTM parameters. Every other generated event belongs to a profile.
+SEGMENT_EVENT_NAMES = ("added_to_segment", "removed_from_segment")
+NOT_A_PROFILE = 999_999
 
 TEXTS = (
     "pro",
@@ -803,9 +810,9 @@ def _event_skeletons(
     span apart, at the same instant, or a little later or earlier)."""
     used = sorted({name for aim in aims for name in aim.names}) or list(EVENT_NAMES)
     names = st.one_of(st.sampled_from(used), st.sampled_from(EVENT_NAMES))
-    # One past the end of the ids: an event whose profile is not in the universe.
+    # One past the end of the ids: a (segment) event whose profile is not in the universe.
     someone = st.integers(0, len(profile_ids)).map(
-        lambda i: profile_ids[i] if i < len(profile_ids) else 999_999
+        lambda i: profile_ids[i] if i < len(profile_ids) else NOT_A_PROFILE
     )
     found: list[tuple[int, str, dt.datetime]] = []
     for _ in range(count):
@@ -863,6 +870,10 @@ def rows(
             draw, count, aims, points, spans, profile_ids
         ):
             event = draw(fields)
+            if profile_id == NOT_A_PROFILE:
+                if name not in SEGMENT_EVENT_NAMES:
+                    name = draw(st.sampled_from(SEGMENT_EVENT_NAMES))
+                event |= dict.fromkeys(f"utm_{p}" for p in UTM_PARAMETERS)
             event |= {"profile_id": profile_id, "event": name, "timestamp": stamp}
             event["type"] = "page" if name == "page" else "track"
             events.append(event)

@@ -6,7 +6,7 @@ from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
 from segmint.compiler.events import matching_events
-from segmint.compiler.sets import PROFILE_ID, ProfileSet
+from segmint.compiler.sets import PROFILE_ID, ProfileSet, profile_bound
 from segmint.compiler.values import Extractions, compare_number, json_field, json_type
 from segmint.definitions.model import AggregateCondition, ComparedValue
 
@@ -70,4 +70,4 @@ def compile_aggregate(condition: AggregateCondition, context: CompileContext) ->
     if _zero_matches(condition):
         # NOT(holds) is never NULL here: sum and count_distinct always have a value.
         return ProfileSet(grouped.having(exp.Not(this=exp.Paren(this=holds))), complement=True)
-    return ProfileSet(grouped.having(holds))
+    return ProfileSet(grouped.having(holds), within_universe=profile_bound(condition.event))

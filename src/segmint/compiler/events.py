@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, everybody
+from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, everybody, profile_bound
 from segmint.compiler.values import Extractions, compare, json_field, lit, timestamp
 from segmint.compiler.windows import Bounds
 from segmint.definitions.model import CountThreshold, EventCondition, Group, PropertyFilter
@@ -89,6 +89,7 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
     bounds = context.bounds(condition.window)
     matches = matching_events(condition.event, condition.filters, bounds, context)
     threshold = condition.count
+    bound = profile_bound(condition.event)
     if _count_holds(0, threshold):
         if threshold.operator == "at_least":  # at least 0: everybody
             result = everybody()
@@ -96,9 +97,10 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
             failing = matches.group_by(PROFILE_ID).having(_having(threshold, holds=False))
             result = ProfileSet(failing, complement=True)
     elif threshold.operator == "at_least" and threshold.value == 1:
-        result = ProfileSet(matches.distinct())
+        result = ProfileSet(matches.distinct(), within_universe=bound)
     else:
-        result = ProfileSet(matches.group_by(PROFILE_ID).having(_having(threshold, holds=True)))
+        having = _having(threshold, holds=True)
+        result = ProfileSet(matches.group_by(PROFILE_ID).having(having), within_universe=bound)
     return result if condition.performed else result.negated()
 
 
@@ -207,4 +209,4 @@ def merged_event_scan(
         .group_by(PROFILE_ID)
         .having(having)
     )
-    return ProfileSet(query)
+    return ProfileSet(query, within_universe=profile_bound(*(leaf.event for leaf in leaves)))

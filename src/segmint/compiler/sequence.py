@@ -17,12 +17,13 @@ No correlated subquery in any form.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
 from segmint.compiler.events import filter_predicates, in_window
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet
+from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, profile_bound
 from segmint.compiler.values import lit, timestamp
 from segmint.definitions.model import SequenceCondition
 
@@ -110,10 +111,13 @@ def compile_sequence(condition: SequenceCondition, context: CompileContext) -> P
     """Profiles with an A event then a B event (or an A event not followed by B)."""
     within = condition.within.to_timedelta() if condition.within else None
     if within is None:
-        return _without_span(condition, context)
-    if context.asof_joins:
-        return _asof(condition, context, within)
-    return _windowed(condition, context, within)
+        result = _without_span(condition, context)
+    elif context.asof_joins:
+        result = _asof(condition, context, within)
+    else:
+        result = _windowed(condition, context, within)
+    bound = profile_bound(condition.first.event, condition.then.event)
+    return replace(result, within_universe=bound)
 
 
 def _windowed(

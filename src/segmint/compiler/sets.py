@@ -22,6 +22,18 @@ PROFILES = "profiles"
 EVENTS = "events"
 PROFILE_ID = "profile_id"
 
+# Events whose ``profile_id`` may no longer be a profile: a refresh writes these for members
+# that identity resolution has since merged away. Every other event belongs to a profile
+# (ingestion writes a profile row with every event, and a merge moves the merged profile's
+# events to the surviving one; docs/warehouse.md), so a scan of other events needs no
+# semi-join with the universe.
+SEGMENT_EVENTS = frozenset({"added_to_segment", "removed_from_segment"})
+
+
+def profile_bound(*event_names: str) -> bool:
+    """True when events of these names always belong to a profile of the universe."""
+    return not SEGMENT_EVENTS.intersection(event_names)
+
 
 @dataclass(frozen=True)
 class ProfileSet:
@@ -29,8 +41,9 @@ class ProfileSet:
 
     query: exp.Query
     complement: bool = False
-    # True when the query can only return ids of ``profiles`` (it reads that table), so the
-    # final answer needs no semi-join with the universe.
+    # True when the query can only return ids of ``profiles`` (it reads that table, or only
+    # events that are always bound to a profile: see SEGMENT_EVENTS), so the final answer
+    # needs no semi-join with the universe.
     within_universe: bool = False
     # When set, the set is exactly the profiles whose row makes this predicate TRUE, and
     # ``query`` is ``SELECT profile_id FROM profiles WHERE predicate`` (see profiles_where).
@@ -114,12 +127,18 @@ def _scans_events(query: exp.Query) -> bool:
     return grouped and isinstance(table, exp.Table) and table.name == EVENTS
 
 
+def _reads_events(query: exp.Query) -> bool:
+    return any(table.name == EVENTS for table in query.find_all(exp.Table))
+
+
 def _push_into_scan(sets: list[ProfileSet]) -> list[exp.Query]:
     """Intersect profile-table sets into an events scan as ``profile_id IN (…)`` filters, so
     the scan reads fewer rows before grouping (cheaper than INTERSECT after it). Filtering a
     scan grouped by profile on profile_id keeps exactly the intersection."""
     driver = next((s for s in sets if _scans_events(s.query)), None)
-    cheap = [s for s in sets if s is not driver and s.within_universe]
+    cheap = [
+        s for s in sets if s is not driver and s.within_universe and not _reads_events(s.query)
+    ]
     if driver is None or not cheap:
         return [s.query for s in sets]
     query = driver.query.copy()
@@ -128,7 +147,8 @@ def _push_into_scan(sets: list[ProfileSet]) -> list[exp.Query]:
         query = query.where(
             exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=item.query.copy()))
         )
-    rest = [s.query for s in sets if s is not driver and not s.within_universe]
+    pushed = {id(s) for s in cheap}
+    rest = [s.query for s in sets if s is not driver and id(s) not in pushed]
     return [query, *rest]
 
 

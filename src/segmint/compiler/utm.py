@@ -30,4 +30,7 @@ def compile_utm(condition: UtmCondition, context: CompileContext) -> ProfileSet:
     if condition.touch != "any":
         return profiles_where(predicate())
     where = exp.and_(*in_window(context.bounds(condition.window)), predicate())
-    return ProfileSet(exp.select(PROFILE_ID).distinct().from_(EVENTS).where(where))
+    query = exp.select(PROFILE_ID).distinct().from_(EVENTS).where(where)
+    # Segment events (the only ones that can outlive their profile) carry no UTM parameters,
+    # and only "is not set" is true of a missing parameter.
+    return ProfileSet(query, within_universe=condition.operator != "is_not_set")
