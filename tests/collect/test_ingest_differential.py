@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from segmint.collect import importer, pipeline
+from segmint.collect import importer, pipeline, profiles
 from segmint.collect.enrich import Enricher
 from segmint.collect.geo import GeoLocator
 from segmint.collect.identity import apply_identity_changes
@@ -383,6 +383,32 @@ def test_fast_import_stores_what_the_per_event_path_stores(
     # every stored event belongs to a profile.
     profile_ids = {row["profile_id"] for row in fast_tables["profiles"]}
     assert {row["profile_id"] for row in fast_tables["events"]} <= profile_ids
+
+
+def test_upserts_that_set_only_the_columns_a_batch_has_match_full_upserts(
+    scenario_file: Path, geo: GeoLocator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The profile upsert leaves out the columns no staged row has a value for; setting every
+    # column instead (each to its own value when the batch has none) must give the same rows.
+    for module in (importer, pipeline, sys.modules[__name__]):
+        monkeypatch.setattr(module, "utcnow", lambda: RECEIVED)
+    pruned = Collector(open_warehouse(None), enricher=Enricher(geo))
+    run_import(pruned, read_jsonl(scenario_file), tmp_path / "pruned.rej", 173)
+    statements: set[str] = set()
+    pruned_sql = profiles.upsert_sql
+    full_sql = pruned_sql(profiles.ALL_COLUMNS)
+
+    def every_column(present: frozenset[str]) -> str:
+        statements.add(pruned_sql(present))
+        return full_sql
+
+    monkeypatch.setattr(profiles, "upsert_sql", every_column)
+    full = Collector(open_warehouse(None), enricher=Enricher(geo))
+    run_import(full, read_jsonl(scenario_file), tmp_path / "full.rej", 173)
+
+    # The chunks really left out columns, in several combinations.
+    assert full_sql not in statements and len(statements) >= 3
+    assert tables(pruned)["profiles"] == tables(full)["profiles"]
 
 
 def _outcome(raw: Any, **options: Any) -> Any:

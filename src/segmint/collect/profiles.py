@@ -316,39 +316,60 @@ _LATER_TOUCH = (
 )
 _COLUMN_LIST = ", ".join(PROFILE_COLUMNS)
 
-# Column names come from this module, never from input; values arrive in the staged table.
-UPSERT_SQL = f"""
-INSERT INTO profiles ({_COLUMN_LIST})
-SELECT {_COLUMN_LIST} FROM {_STAGE}
-ON CONFLICT (profile_id) DO UPDATE SET
-    {", ".join(_latest(c) for c in IDENTIFIER_COLUMNS)},
-    traits = CASE
+
+@lru_cache(maxsize=512)
+def upsert_sql(present: frozenset[str]) -> str:
+    """The upsert of the staged rows, setting only what they can change: ``present`` names
+    the columns with a value in at least one staged row. Every other column would be set to
+    its own value (each rule keeps the stored value when the staged one is NULL), and DuckDB
+    pays for each column an UPDATE sets (about 1 ms per column per statement), so a batch
+    without click ids, cookies or traits skips those columns. Column names come from this
+    module, never from input; values arrive in the staged table."""
+    sets = [_latest(c) for c in IDENTIFIER_COLUMNS if c in present]
+    if "traits_updated_at" in present:
+        sets += [
+            """traits = CASE
         WHEN excluded.traits_updated_at IS NULL THEN profiles.traits
         WHEN profiles.traits_updated_at IS NULL
             OR excluded.traits_updated_at >= profiles.traits_updated_at
             THEN json_merge_patch(profiles.traits, excluded.traits)
-        ELSE json_merge_patch(excluded.traits, profiles.traits) END,
-    traits_updated_at = greatest(profiles.traits_updated_at, excluded.traits_updated_at),
-    first_seen = least(profiles.first_seen, excluded.first_seen),
-    last_seen = greatest(profiles.last_seen, excluded.last_seen),
-    event_count = profiles.event_count + excluded.event_count,
-    {
-    ", ".join(
-        f"{c} = CASE WHEN {_EARLIER_TOUCH} THEN excluded.{c} ELSE profiles.{c} END"
-        for c in FIRST_UTM_COLUMNS
-    )
-},
-    first_touch_at = least(profiles.first_touch_at, excluded.first_touch_at),
-    {
-    ", ".join(
-        f"{c} = CASE WHEN {_LATER_TOUCH} THEN excluded.{c} ELSE profiles.{c} END"
-        for c in LAST_UTM_COLUMNS
-    )
-},
-    last_touch_at = greatest(profiles.last_touch_at, excluded.last_touch_at),
-    {", ".join(_latest_context(c) for c in CONTEXT_COLUMNS)},
-    context_updated_at = greatest(profiles.context_updated_at, excluded.context_updated_at)
+        ELSE json_merge_patch(excluded.traits, profiles.traits) END""",
+            "traits_updated_at = greatest(profiles.traits_updated_at, excluded.traits_updated_at)",
+        ]
+    sets += [
+        "first_seen = least(profiles.first_seen, excluded.first_seen)",
+        "last_seen = greatest(profiles.last_seen, excluded.last_seen)",
+        "event_count = profiles.event_count + excluded.event_count",
+    ]
+    if "first_touch_at" in present:
+        sets += [
+            f"{c} = CASE WHEN {_EARLIER_TOUCH} THEN excluded.{c} ELSE profiles.{c} END"
+            for c in FIRST_UTM_COLUMNS
+        ]
+        sets.append("first_touch_at = least(profiles.first_touch_at, excluded.first_touch_at)")
+    if "last_touch_at" in present:
+        sets += [
+            f"{c} = CASE WHEN {_LATER_TOUCH} THEN excluded.{c} ELSE profiles.{c} END"
+            for c in LAST_UTM_COLUMNS
+        ]
+        sets.append("last_touch_at = greatest(profiles.last_touch_at, excluded.last_touch_at)")
+    sets += [_latest_context(c) for c in CONTEXT_COLUMNS if c in present]
+    if "context_updated_at" in present:
+        sets.append(
+            "context_updated_at = "
+            "greatest(profiles.context_updated_at, excluded.context_updated_at)"
+        )
+    assignments = ",\n    ".join(sets)
+    return f"""
+INSERT INTO profiles ({_COLUMN_LIST})
+SELECT {_COLUMN_LIST} FROM {_STAGE}
+ON CONFLICT (profile_id) DO UPDATE SET
+    {assignments}
 """
+
+
+ALL_COLUMNS = frozenset(PROFILE_COLUMNS)
+
 
 # Used after a merge: the folded row replaces the winner's row entirely.
 REPLACE_SQL = f"""
@@ -360,13 +381,20 @@ ON CONFLICT (profile_id) DO UPDATE SET
 
 
 @contextmanager
-def _staged(engine: Engine, rows: list[dict[str, Any]]) -> Iterator[None]:
+def _staged(engine: Engine, rows: list[dict[str, Any]]) -> Iterator[frozenset[str]]:
     """Load ``rows`` into a temporary table shaped like ``profiles`` for one set-based
-    statement. A table (not a view over Arrow) keeps this within the engine interface."""
+    statement; yields the columns that have a value in some row. A table (not a view over
+    Arrow) keeps this within the engine interface."""
+    table = pa.Table.from_pylist(rows, schema=PROFILE_SCHEMA)
+    present = frozenset(
+        name
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if column.null_count < len(column)
+    )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS SELECT * FROM profiles LIMIT 0")
     try:
-        engine.append(_STAGE, pa.Table.from_pylist(rows, schema=PROFILE_SCHEMA))
-        yield
+        engine.append(_STAGE, table)
+        yield present
     finally:
         engine.execute(f"DROP TABLE IF EXISTS {_STAGE}")
 
@@ -379,8 +407,8 @@ def upsert_profiles(
     rows = fold_batch(messages, default_phone_region)
     if not rows:
         return
-    with engine.transaction(), _staged(engine, rows):
-        engine.execute(UPSERT_SQL)
+    with engine.transaction(), _staged(engine, rows) as present:
+        engine.execute(upsert_sql(present))
 
 
 # --- merging profile rows ----------------------------------------------------------------
