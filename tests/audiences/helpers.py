@@ -241,7 +241,7 @@ class Store:
         """``(event, profile_id)`` of the added / removed events emitted for the audience
         (optionally by one refresh)."""
         sql = (
-            "SELECT event, profile_id FROM events WHERE source = 'segmint' "
+            "SELECT event, profile_id FROM all_events WHERE source = 'segmint' "
             "AND CAST(json_extract(properties, '$.audience_id') AS BIGINT) = ?"
         )
         params: list[Any] = [audience_id]
@@ -258,7 +258,13 @@ class Store:
         """Every row the refresh writes, for before/after comparisons."""
         return {
             table: sorted(self.warehouse.rows(f"SELECT * FROM {table}"), key=repr)
-            for table in ("events", "audience_members", "membership_history", "audience_refreshes")
+            for table in (
+                "events",
+                "segment_events",
+                "audience_members",
+                "membership_history",
+                "audience_refreshes",
+            )
         }
 
 

@@ -3,11 +3,9 @@ root's value is the compiled membership, for every profile of random definitions
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -17,9 +15,9 @@ from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition, DefinitionError, Group, iter_nodes
 from segmint.errors import NotFound
 from segmint.warehouse import DuckDBEngine, open_warehouse
-from segmint.warehouse.schema import UTM_COLUMNS
 from tests.compiler.fixtures import AS_OF, Warehouse, at, ev, last
-from tests.reference.strategies import PROFILE_TEXT_COLUMNS, Scenario, scenarios
+from tests.reference.loading import load_scenario
+from tests.reference.strategies import Scenario, scenarios
 
 
 @pytest.fixture
@@ -216,39 +214,8 @@ def test_bad_definitions_raise_with_the_path(shop: Warehouse) -> None:
 # --- the differential: explain agrees with membership on random data ---------------------------
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
 def load(engine: DuckDBEngine, scenario: Scenario) -> None:
-    """Replace the warehouse's rows by the scenario's."""
-    engine.execute("DELETE FROM events")
-    engine.execute("DELETE FROM profiles")
-    profiles, events = scenario.profiles, scenario.events
-    epoch = pa.scalar(0, pa.timestamp("us"))
-    profile_columns: dict[str, pa.Array] = {
-        "profile_id": pa.array([p["profile_id"] for p in profiles], pa.int64()),
-        "traits": pa.array([_json(p["traits"]) for p in profiles], pa.string()),
-        "first_seen": pa.array([epoch] * len(profiles), pa.timestamp("us")),
-        "last_seen": pa.array([epoch] * len(profiles), pa.timestamp("us")),
-    }
-    touch = [f"{t}_{c}" for t in ("first", "last") for c in UTM_COLUMNS]
-    for name in (*PROFILE_TEXT_COLUMNS, *touch):
-        profile_columns[name] = pa.array([p.get(name) for p in profiles], pa.string())
-    stamps = pa.array([e["timestamp"] for e in events], pa.timestamp("us"))
-    event_columns: dict[str, pa.Array] = {
-        "message_id": pa.array([f"m{i}" for i in range(len(events))], pa.string()),
-        "profile_id": pa.array([e["profile_id"] for e in events], pa.int64()),
-        "type": pa.array([e["type"] for e in events], pa.string()),
-        "event": pa.array([e["event"] for e in events], pa.string()),
-        "timestamp": stamps,
-        "received_at": stamps,
-        "properties": pa.array([_json(e["properties"]) for e in events], pa.string()),
-    }
-    for name in UTM_COLUMNS:
-        event_columns[name] = pa.array([e.get(name) for e in events], pa.string())
-    engine.append("profiles", pa.table(profile_columns))
-    engine.append("events", pa.table(event_columns))
+    load_scenario(engine, scenario.profiles, scenario.events)
 
 
 @pytest.fixture(scope="module")

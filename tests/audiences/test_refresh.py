@@ -87,7 +87,7 @@ def test_emitted_events_carry_audience_refresh_and_profile_identity(store: Store
     )
     rows = store.warehouse.rows(
         'SELECT message_id, type, event, user_id, anonymous_id, "timestamp", received_at, '
-        "properties, source FROM events WHERE source = 'segmint' AND profile_id = 1"
+        "properties, source FROM all_events WHERE source = 'segmint' AND profile_id = 1"
     )
     assert len(rows) == 1
     message_id, kind, event, user_id, anonymous_id, timestamp, received_at, props, source = rows[0]
@@ -203,7 +203,7 @@ def test_simulated_month_of_daily_refreshes(store: Store) -> None:
     added = sum(r.entered or 0 for r in runs)
     removed = sum(r.left or 0 for r in runs)
     assert spells == (added, removed)
-    assert store.count("events WHERE source = 'segmint'") == added + removed
+    assert store.count("segment_events") == added + removed
     audience = store.get(audience_id)
     assert audience.size == len(previous)
     assert audience.last_refresh_at == day(29)
@@ -295,7 +295,7 @@ def test_catalog_failure_after_commit_is_completed_by_a_rerun_without_new_events
     )
     assert result.resumed and (result.size, result.entered) == (2, 2)
     assert store.segment_events(audience_id) == {(ADDED_EVENT, 1), (ADDED_EVENT, 2)}
-    assert store.count("events WHERE source = 'segmint'") == 2
+    assert store.count("segment_events") == 2
     assert [u.events for u in store.usage(audience_id)] == [2]
     audience = store.get(audience_id)
     assert (audience.size, audience.consecutive_failures, audience.last_error) == (2, 0, None)

@@ -150,7 +150,7 @@ def test_two_schedulers_running_at_once_refresh_each_audience_once(
         "SELECT audience_id, count(*) FROM audience_refreshes GROUP BY 1 ORDER BY 1"
     )
     assert per_audience == [(i, 1) for i in ids]
-    assert store.count(f"events WHERE event = '{ADDED_EVENT}'") == 3 * len(ids)
+    assert store.count(f"segment_events WHERE event = '{ADDED_EVENT}'") == 3 * len(ids)
     assert all(store.get(i).lease_owner is None for i in ids)  # every lease released
 
 
@@ -233,7 +233,7 @@ def test_a_run_whose_catalog_write_failed_is_completed_not_recomputed(store: Sto
     outcomes = run_due(store.warehouse, store.catalog, day(0) + 5 * MINUTE, "s", TZ)
     assert statuses(outcomes) == [(audience_id, "completed")]
     assert store.count("audience_refreshes") == 1
-    assert store.count("events WHERE source = 'segmint'") == 3
+    assert store.count("segment_events") == 3
     assert [u.events for u in store.usage(audience_id)] == [3]
     assert store.get(audience_id).next_refresh_at == day(0) + 5 * MINUTE + DAY
 
@@ -283,7 +283,7 @@ def test_a_stuck_run_is_detected_after_its_lease_expires_marked_failed_and_rerun
         ("succeeded", None, None),
     ]
     assert store.members(audience_id) == {1, 2, 3}
-    assert store.count("events WHERE source = 'segmint'") == 3
+    assert store.count("segment_events") == 3
     audience = store.get(audience_id)
     assert (audience.consecutive_failures, audience.lease_owner) == (0, None)
 
@@ -304,7 +304,7 @@ def test_a_stuck_run_that_had_committed_is_completed(store: Store) -> None:
     outcomes = run_due(store.warehouse, store.catalog, day(0) + 31 * MINUTE, "s", TZ)
     assert statuses(outcomes) == [(audience_id, "completed")]
     assert [r.status for r in store.runs(audience_id)] == ["succeeded"]
-    assert store.count("events WHERE source = 'segmint'") == 3
+    assert store.count("segment_events") == 3
     assert len(store.usage(audience_id)) == 1
 
 

@@ -175,6 +175,19 @@ def test_alias_merges_two_known_profiles(engine: DuckDBEngine) -> None:
     assert profile_rows(engine) == {1: ("u1", 3)}
 
 
+def test_a_merge_moves_the_segment_events_of_the_merged_profile(engine: DuckDBEngine) -> None:
+    resolver = IdentityResolver(engine)
+    ingest(engine, resolver, [msg(anon="visitor")])  # 1
+    ingest(engine, resolver, [msg("identify", anon="app", user="u1", at=1)])  # 2
+    engine.execute(
+        "INSERT INTO segment_events VALUES ('r1', 9, 2, 'added_to_segment', ?, ?)", [T0, T0]
+    )
+    ingest(engine, resolver, [msg("alias", user="u1", previous="visitor", at=2)])
+
+    assert merges(engine) == [(2, 1, "alias via user_id")]
+    assert engine.rows("SELECT profile_id FROM segment_events") == [(1,)]
+
+
 def test_alias_with_a_previous_user_id_finds_it_under_user_id(engine: DuckDBEngine) -> None:
     resolver = IdentityResolver(engine)
     ingest(engine, resolver, [msg("identify", anon="a1", user="crm-7")])  # 1

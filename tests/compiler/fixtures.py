@@ -17,6 +17,8 @@ from typing import Any
 from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition, parse_definition
 from segmint.warehouse import DuckDBEngine
+from tests.reference.evaluator import SEGMENT_EVENT_NAMES
+from tests.reference.loading import store_segment_events
 
 AS_OF = dt.datetime(2025, 3, 15, 12, 0)  # a Saturday, UTC
 OTHER_DIALECTS = ("clickhouse", "spark")
@@ -55,7 +57,12 @@ class Warehouse:
         properties: dict[str, Any] | str | None = None,
         **columns: Any,
     ) -> None:
-        """Add an event; ``properties`` is a dict (dumped to JSON) or raw JSON text."""
+        """Add an event; ``properties`` is a dict (dumped to JSON) or raw JSON text. Segment
+        events go to their own table, their properties those of ``segment_properties``."""
+        if event in SEGMENT_EVENT_NAMES:
+            row = {"profile_id": profile_id, "event": event, "timestamp": timestamp}
+            store_segment_events(self.engine, [row | {"properties": properties}])
+            return
         raw = (
             properties
             if isinstance(properties, str) or properties is None

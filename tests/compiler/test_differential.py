@@ -9,21 +9,19 @@ members from tests/reference/evaluator.py, profile for profile.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from segmint.compiler import compile_definition, compile_node_query, to_sql
 from segmint.definitions import iter_nodes
 from segmint.warehouse import DuckDBEngine, open_warehouse
-from segmint.warehouse.schema import UTM_COLUMNS
 from tests.reference.evaluator import Evaluation, evaluate
-from tests.reference.strategies import PROFILE_TEXT_COLUMNS, Scenario, scenarios
+from tests.reference.loading import load_scenario
+from tests.reference.strategies import Scenario, scenarios
 
 # At least 300 definitions per CI run (issue 3); each also transpiles to the other dialects.
 # SEGMINT_DIFFERENTIAL_EXAMPLES=5000 hunts longer locally.
@@ -31,46 +29,8 @@ EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300"))
 OTHER_DIALECTS = ("clickhouse", "spark")
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-def profiles_table(profiles: list[dict[str, Any]]) -> pa.Table:
-    touch_columns = [f"{touch}_{c}" for touch in ("first", "last") for c in UTM_COLUMNS]
-    first_seen = pa.scalar(0, pa.timestamp("us"))
-    data: dict[str, pa.Array] = {
-        "profile_id": pa.array([p["profile_id"] for p in profiles], pa.int64()),
-        "traits": pa.array([_json(p["traits"]) for p in profiles], pa.string()),
-        "first_seen": pa.array([first_seen] * len(profiles), pa.timestamp("us")),
-        "last_seen": pa.array([first_seen] * len(profiles), pa.timestamp("us")),
-    }
-    for name in (*PROFILE_TEXT_COLUMNS, *touch_columns):
-        data[name] = pa.array([p.get(name) for p in profiles], pa.string())
-    return pa.table(data)
-
-
-def events_table(events: list[dict[str, Any]]) -> pa.Table:
-    stamps = [e["timestamp"] for e in events]
-    data: dict[str, pa.Array] = {
-        "message_id": pa.array([f"m{i}" for i in range(len(events))], pa.string()),
-        "profile_id": pa.array([e["profile_id"] for e in events], pa.int64()),
-        "type": pa.array([e["type"] for e in events], pa.string()),
-        "event": pa.array([e["event"] for e in events], pa.string()),
-        "timestamp": pa.array(stamps, pa.timestamp("us")),
-        "received_at": pa.array(stamps, pa.timestamp("us")),
-        "properties": pa.array([_json(e["properties"]) for e in events], pa.string()),
-    }
-    for name in UTM_COLUMNS:
-        data[name] = pa.array([e.get(name) for e in events], pa.string())
-    return pa.table(data)
-
-
 def load(engine: DuckDBEngine, scenario: Scenario) -> None:
-    """Replace the warehouse's profiles and events by the scenario's rows."""
-    engine.execute("DELETE FROM events")
-    engine.execute("DELETE FROM profiles")
-    engine.append("profiles", profiles_table(scenario.profiles))
-    engine.append("events", events_table(scenario.events))
+    load_scenario(engine, scenario.profiles, scenario.events)
 
 
 def compiled_members(engine: DuckDBEngine, scenario: Scenario, node: Any = None) -> set[int]:

@@ -43,6 +43,9 @@ from segmint.definitions.model import (
 )
 from segmint.definitions.regex import python_pattern
 
+# Emitted by refreshes; they are events for conditions, but not touches for `utm`.
+SEGMENT_EVENT_NAMES = ("added_to_segment", "removed_from_segment")
+
 Row = Mapping[str, Any]
 AnyWindow = RelativeWindow | CalendarWindow | AbsoluteWindow
 
@@ -478,7 +481,7 @@ def _utm_matches(node: UtmCondition, ctx: _Context, profile_id: int) -> bool:
     return any(
         ctx.cmp(node, column(row, f"utm_{node.parameter}"))
         for row in ctx.events[profile_id]
-        if interval.contains(row["timestamp"])
+        if interval.contains(row["timestamp"]) and row["event"] not in SEGMENT_EVENT_NAMES
     )
 
 

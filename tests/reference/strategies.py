@@ -37,6 +37,7 @@ from segmint.definitions import (
 )
 from segmint.definitions.model import Window
 from tests.reference.evaluator import (
+    SEGMENT_EVENT_NAMES,
     Interval,
     add_months,
     instant_to_local,
@@ -107,9 +108,20 @@ EVENT_NAMES = (
 )
 # A refresh writes these for members that identity resolution may since have merged away, so
 # they are the only events whose profile can be missing from ``profiles`` (docs/warehouse.md);
-# they carry no UTM parameters. Every other generated event belongs to a profile.
-SEGMENT_EVENT_NAMES = ("added_to_segment", "removed_from_segment")
+# they carry no UTM parameters and fixed properties. Every other event belongs to a profile.
 NOT_A_PROFILE = 999_999
+# Boundary scenarios plant events with arbitrary properties: only collected events have those.
+PLANTED_EVENT_NAMES = tuple(name for name in EVENT_NAMES if name not in SEGMENT_EVENT_NAMES)
+
+
+def segment_properties(audience_id: int, audience_name: str) -> dict[str, Any]:
+    """The properties a refresh gives its events (one refresh per audience here)."""
+    return {
+        "audience_id": audience_id,
+        "audience_name": audience_name,
+        "refresh_id": f"refresh-{audience_id}",
+    }
+
 
 TEXTS = (
     "pro",
@@ -870,10 +882,12 @@ def rows(
             draw, count, aims, points, spans, profile_ids
         ):
             event = draw(fields)
-            if profile_id == NOT_A_PROFILE:
-                if name not in SEGMENT_EVENT_NAMES:
-                    name = draw(st.sampled_from(SEGMENT_EVENT_NAMES))
+            if profile_id == NOT_A_PROFILE and name not in SEGMENT_EVENT_NAMES:
+                name = draw(st.sampled_from(SEGMENT_EVENT_NAMES))
+            if name in SEGMENT_EVENT_NAMES:  # stored apart, with the properties a refresh gives
+                audience = draw(st.integers(1, 2))
                 event |= dict.fromkeys(f"utm_{p}" for p in UTM_PARAMETERS)
+                event["properties"] = segment_properties(audience, f"audience_{audience}")
             event |= {"profile_id": profile_id, "event": name, "timestamp": stamp}
             event["type"] = "page" if name == "page" else "track"
             events.append(event)
@@ -1193,7 +1207,7 @@ class Planter:
     def _compared(self, comparison: Data, site: str, probes: list[Any]) -> Planted:
         """``comparison`` on a field of ``site``, one planted profile per probe value."""
         before = self.as_of - dt.timedelta(hours=1)
-        name = self.pick(EVENT_NAMES)
+        name = self.pick(PLANTED_EVENT_NAMES)
         if site in ("trait", "property", "sequence_property"):
             path = self.pick(("score", "plan", "address.city", "$tier", "item-id"))
         if site == "trait":
@@ -1206,7 +1220,7 @@ class Planter:
             profiles = [_profile(None, _event(name, before, nested(path, v))) for v in probes]
             profiles.append(_profile(None, _event(name, before, None)))  # no properties at all
         elif site == "sequence_property":
-            then = self.pick(EVENT_NAMES)
+            then = self.pick(PLANTED_EVENT_NAMES)
             node = {
                 "kind": "sequence",
                 "first": {"event": name, "filters": [{"property": path, **comparison}]},
@@ -1287,7 +1301,7 @@ class Planter:
         window = self.window()
         interval = self.interval(window)
         site = self.pick(("event", "filtered_event", "aggregate", "utm_any", "sequence"))
-        name = self.pick(EVENT_NAMES)
+        name = self.pick(PLANTED_EVENT_NAMES)
         edges = self.edges(interval)
         node: Data
         profiles: list[Data] = []
@@ -1320,7 +1334,7 @@ class Planter:
             }
             profiles = [_profile(None, _event(name, at, utm_source="google")) for at in edges]
         else:
-            then = self.pick(EVENT_NAMES)
+            then = self.pick(PLANTED_EVENT_NAMES)
             node = {
                 "kind": "sequence",
                 "first": {"event": name},
@@ -1369,7 +1383,7 @@ class Planter:
 
     def _count(self) -> Planted:
         """A count threshold; profiles with each count from 0 to the threshold + 2."""
-        name = self.pick(EVENT_NAMES)
+        name = self.pick(PLANTED_EVENT_NAMES)
         window = self.window() if self.pick((False, True)) else None
         node = self._count_condition(name, window)
         if self.pick((False, True)):
@@ -1387,7 +1401,7 @@ class Planter:
         the events); profiles with every combination of counts around the thresholds."""
         size = self.pick(range(2, 4))
         shared = self.window() if self.pick((False, True)) else None
-        names = [self.pick(EVENT_NAMES) for _ in range(size)]
+        names = [self.pick(PLANTED_EVENT_NAMES) for _ in range(size)]
         children = []
         for name in names:
             window = shared if self.pick(range(0, 4)) else self.window()
@@ -1417,8 +1431,8 @@ class Planter:
         within = {"amount": self.pick(range(1, 4)), "unit": self.pick(SPAN_UNITS)}
         span = dt.timedelta(**{within["unit"]: within["amount"]})
         window = self.window() if self.pick((False, True)) else None
-        first = self.pick(EVENT_NAMES)
-        then = first if self.pick(range(0, 5)) == 0 else self.pick(EVENT_NAMES)
+        first = self.pick(PLANTED_EVENT_NAMES)
+        then = first if self.pick(range(0, 5)) == 0 else self.pick(PLANTED_EVENT_NAMES)
         node: Data = {
             "kind": "sequence",
             "first": {"event": first},
@@ -1451,7 +1465,7 @@ class Planter:
         if op == "between":
             value = sorted([value, self.pick(numbers)])
             targets = [float(v) for v in value]
-        name = self.pick(EVENT_NAMES)
+        name = self.pick(PLANTED_EVENT_NAMES)
         window = self.window() if self.pick(range(0, 4)) == 0 else None
         node: Data = {
             "kind": "aggregate",

@@ -71,7 +71,7 @@ def commit_refresh(
                 [audience, profile, as_of, refresh_id],
             )
         warehouse.execute(
-            "INSERT INTO audience_refreshes VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
+            "INSERT INTO audience_refreshes VALUES (?, ?, 1, ?, ?, ?, ?, ?, NULL)",
             [
                 refresh_id,
                 audience,

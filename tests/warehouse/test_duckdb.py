@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from segmint.errors import ConfigurationError, WarehouseBusy
 from segmint.warehouse import open_warehouse
-from segmint.warehouse.schema import LATEST_VERSION
+from segmint.warehouse.schema import LATEST_VERSION, MIGRATIONS
 
 
 def test_schema_is_created_once_and_versioned(tmp_path: Path) -> None:
@@ -70,3 +72,50 @@ def test_a_locked_warehouse_gives_a_clear_error(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) -> None:
+    # A version-2 warehouse, where refreshes wrote their events as rows of ``events``.
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+    )
+    for number, statements in enumerate(MIGRATIONS[:2], start=1):
+        for statement in statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+    con.execute(
+        "INSERT INTO profiles (profile_id, user_id, anonymous_id, traits, first_seen, last_seen) "
+        "VALUES (7, 'u7', 'a7', '{}', TIMESTAMP '2025-01-01', TIMESTAMP '2025-01-02')"
+    )
+    con.execute(
+        "INSERT INTO audience_refreshes VALUES "
+        "('r1', 3, 1, TIMESTAMP '2025-01-02', 1, 1, 0, TIMESTAMP '2025-01-02 00:05')"
+    )
+    old_columns = (
+        'message_id, profile_id, type, event, user_id, anonymous_id, "timestamp", received_at, '
+        "properties, source"
+    )
+    con.execute(
+        f"INSERT INTO events ({old_columns}) VALUES "
+        "('r1:7:added', 7, 'track', 'added_to_segment', 'u7', 'a7', TIMESTAMP '2025-01-02', "
+        "TIMESTAMP '2025-01-02 00:05', "
+        """'{"audience_id":3,"audience_name":"buyers","refresh_id":"r1"}', 'segmint'), """
+        "('m1', 7, 'track', 'order_completed', 'u7', 'a7', TIMESTAMP '2025-01-01', "
+        """TIMESTAMP '2025-01-01', '{"revenue":5}', 'api')"""
+    )
+    before = con.execute(f"SELECT {old_columns} FROM events ORDER BY message_id").fetchall()
+    con.close()
+
+    engine = open_warehouse(path)
+    assert engine.rows("SELECT message_id FROM events") == [("m1",)]
+    assert engine.rows("SELECT refresh_id, audience_id, profile_id FROM segment_events") == [
+        ("r1", 3, 7)
+    ]
+    after = engine.rows(f"SELECT {old_columns} FROM all_events ORDER BY message_id")
+    assert [(*row[:8], json.loads(row[8]), *row[9:]) for row in after] == [
+        (*row[:8], json.loads(row[8]), *row[9:]) for row in before
+    ]
+    engine.close()

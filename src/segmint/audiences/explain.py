@@ -27,6 +27,7 @@ from segmint.audiences.run import (
 from segmint.compiler import CompileContext, compile_node_query
 from segmint.compiler.demographic import age_expression
 from segmint.compiler.events import filter_predicates, in_window, matching_events
+from segmint.compiler.sets import events_from
 from segmint.compiler.values import column_field, json_field, lit
 from segmint.compiler.windows import Clock
 from segmint.definitions.describe import (
@@ -283,7 +284,8 @@ class _Facts:
             *in_window(self.context.bounds(node.window)),
             *filter_predicates(node.filters, self.context),
         )
-        query = exp.select(aggregate_expression(node), exp.Count(this=exp.Star())).from_("events")
+        counted = exp.select(aggregate_expression(node), exp.Count(this=exp.Star()))
+        query = counted.from_(events_from(node.event))
         value, events = self.warehouse.rows(query.where(where))[0]
         if value is None and node.function in ("sum", "count_distinct"):
             value = 0.0

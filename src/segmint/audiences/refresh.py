@@ -5,9 +5,10 @@ together.
 A refresh has two sides. The *warehouse* side runs in one transaction: the new members are
 materialized, diffed against ``audience_members`` with a full outer join, one
 ``added_to_segment`` / ``removed_from_segment`` event is appended per entering / leaving
-profile, membership spells are closed and opened, the membership rows are replaced and the
-``audience_refreshes`` marker is written. Either all of it commits or none of it does, so a
-refresh that fails or is killed halfway leaves the previous state and no events.
+profile (to ``segment_events``, which conditions read as events), membership spells are
+closed and opened, the membership rows are replaced and the ``audience_refreshes`` marker is
+written. Either all of it commits or none of it does, so a refresh that fails or is killed
+halfway leaves the previous state and no events.
 
 The *catalog* side follows: the run record, the usage record, the audience's size and next
 refresh. If the process dies between the two, the marker tells a rerun with the same refresh
@@ -39,6 +40,7 @@ from segmint.compiler import compile_definition
 from segmint.definitions import Definition, load_definition
 from segmint.errors import Conflict, NotFound, SegmintError
 from segmint.warehouse.engine import Engine
+from segmint.warehouse.schema import SEGMENT_EVENT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,7 @@ TRIGGERS: tuple[Trigger, ...] = ("schedule", "manual", "activation")
 STEPS = ("materialize", "diff", "events", "history", "membership", "marker")
 COMMITTED = "committed"
 
-ADDED_EVENT = "added_to_segment"
-REMOVED_EVENT = "removed_from_segment"
-EVENT_SOURCE = "segmint"
+ADDED_EVENT, REMOVED_EVENT = SEGMENT_EVENT_NAMES
 
 RETRY_BASE = dt.timedelta(minutes=5)
 RETRY_CAP_STATIC = dt.timedelta(days=1)
@@ -326,9 +326,7 @@ def write_membership(
         step("materialize")
         warehouse.execute(_DIFF_SQL, [audience_id])
         step("diff")
-        warehouse.execute(
-            _EVENTS_SQL, [refresh_id, as_of, now, audience_id, target.name, refresh_id]
-        )
+        warehouse.execute(_EVENTS_SQL, [refresh_id, audience_id, as_of, now])
         step("events")
         warehouse.execute(_CLOSE_SPELLS_SQL, [as_of, refresh_id, audience_id])
         warehouse.execute(_OPEN_SPELLS_SQL, [audience_id, as_of, refresh_id])
@@ -342,7 +340,7 @@ def write_membership(
         )
         warehouse.execute(
             _MARKER_SQL,
-            [refresh_id, audience_id, target.version, as_of, size, entered, left, now],
+            [refresh_id, audience_id, target.version, as_of, size, entered, left, now, target.name],
         )
         warehouse.execute(f"DROP TABLE {_NEW}")
         warehouse.execute(f"DROP TABLE {_DIFF}")
@@ -362,22 +360,15 @@ FULL OUTER JOIN (SELECT profile_id FROM audience_members WHERE audience_id = ?) 
 WHERE n.profile_id IS NULL OR c.profile_id IS NULL
 """
 
+# One row per change in ``segment_events`` (read as events through ``segment_event_rows``):
+# message id ``{refresh_id}:{profile_id}:added|removed``, properties audience id and name and
+# refresh id.
 _EVENTS_SQL = f"""
-INSERT INTO events (message_id, profile_id, type, event, user_id, anonymous_id, "timestamp",
-                    received_at, properties, source)
-SELECT ? || ':' || CAST(d.profile_id AS VARCHAR) || ':' || d.change,
-       d.profile_id,
-       'track',
+INSERT INTO segment_events (refresh_id, audience_id, profile_id, event, "timestamp", received_at)
+SELECT CAST(? AS VARCHAR), CAST(? AS BIGINT), d.profile_id,
        CASE WHEN d.change = 'added' THEN '{ADDED_EVENT}' ELSE '{REMOVED_EVENT}' END,
-       p.user_id,
-       p.anonymous_id,
-       CAST(? AS TIMESTAMP),
-       CAST(? AS TIMESTAMP),
-       json_object('audience_id', CAST(? AS BIGINT), 'audience_name', CAST(? AS VARCHAR),
-                   'refresh_id', CAST(? AS VARCHAR)),
-       '{EVENT_SOURCE}'
+       CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP)
 FROM {_DIFF} AS d
-LEFT JOIN profiles AS p ON p.profile_id = d.profile_id
 """
 
 _CLOSE_SPELLS_SQL = f"""
@@ -412,8 +403,8 @@ FROM {_DIFF}
 
 _MARKER_SQL = """
 INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, entered, "left",
-                                committed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                committed_at, audience_name)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _MARKER_COLUMNS = 'refresh_id, audience_id, version, as_of, size, entered, "left", committed_at'

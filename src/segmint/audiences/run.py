@@ -22,6 +22,7 @@ from sqlglot import exp
 from segmint.compiler import CompileContext, compile_definition, compile_node_query
 from segmint.compiler.demographic import age_expression
 from segmint.compiler.events import filter_predicates, in_window
+from segmint.compiler.sets import events_from
 from segmint.compiler.tree import compile_node
 from segmint.compiler.values import Field, column_field, compare, json_field, lit
 from segmint.compiler.windows import Bounds, Clock
@@ -454,7 +455,7 @@ class _Explainer:
 
     def _tracked_events(self) -> list[str]:
         if self._tracked is None:
-            rows = self.warehouse.rows("SELECT DISTINCT event FROM events ORDER BY event")
+            rows = self.warehouse.rows("SELECT DISTINCT event FROM all_events ORDER BY event")
             self._tracked = [str(row[0]) for row in rows]
         return self._tracked
 
@@ -465,14 +466,14 @@ class _Explainer:
         (then the reason lies elsewhere)."""
         named = exp.EQ(this=exp.column("event"), expression=lit(event))
         total_query = exp.select(exp.Count(this=exp.Star()), exp.Max(this=exp.column("timestamp")))
-        (total, last) = self.warehouse.rows(total_query.from_("events").where(named))[0]
+        (total, last) = self.warehouse.rows(total_query.from_(events_from(event)).where(named))[0]
         if not total:
             self._never_tracked(event)
             return False
         bounds = self._bounds(window)
         in_range = exp.and_(named.copy(), *in_window(bounds))
         (windowed,) = self.warehouse.rows(
-            exp.select(exp.Count(this=exp.Star())).from_("events").where(in_range)
+            exp.select(exp.Count(this=exp.Star())).from_(events_from(event)).where(in_range)
         )[0]
         if not windowed:
             self._say(
@@ -488,7 +489,7 @@ class _Explainer:
         checks = filter_predicates(list(filters), self.context)
         (passing,) = self.warehouse.rows(
             exp.select(exp.Count(this=exp.Star()))
-            .from_("events")
+            .from_(events_from(event))
             .where(exp.and_(in_range.copy(), *checks))
         )[0]
         if not passing:
@@ -522,7 +523,7 @@ class _Explainer:
         value_field = json_field("properties", item.property)
         (seen,) = self.warehouse.rows(
             exp.select(exp.Count(this=exp.Star()))
-            .from_("events")
+            .from_(events_from(event))
             .where(exp.and_(named, value_field.is_set()))
         )[0]
         if not seen:
@@ -546,17 +547,19 @@ class _Explainer:
         )
         (matching,) = self.warehouse.rows(
             exp.select(exp.Count(this=exp.Star()))
-            .from_("events")
+            .from_(events_from(event))
             .where(exp.and_(named.copy(), predicate))
         )[0]
         if not matching:
-            examples = self._examples("events", value_field, named.copy())
+            examples = self._examples(events_from(event), value_field, named.copy())
             self._say(
                 f"No {_quote(event)} event ever had {describe_filter_text(item)}. "
                 f"Values seen for {_quote(item.property)}: {examples}."
             )
 
-    def _examples(self, table: str, value_field: Field, where: exp.Expr | None = None) -> str:
+    def _examples(
+        self, table: str | exp.Expr, value_field: Field, where: exp.Expr | None = None
+    ) -> str:
         raw = value_field.raw()
         condition: exp.Expr = exp.Not(this=exp.Is(this=raw.copy(), expression=exp.Null()))
         if where is not None:
@@ -582,7 +585,10 @@ class _Explainer:
             *filter_predicates(node.filters, self.context),
         )
         per_profile = (
-            exp.select(exp.alias_(value, "v")).from_("events").where(where).group_by(PROFILE_ID)
+            exp.select(exp.alias_(value, "v"))
+            .from_(events_from(node.event))
+            .where(where)
+            .group_by(PROFILE_ID)
         )
         low, high = self.warehouse.rows(
             exp.select(exp.Min(this=exp.column("v")), exp.Max(this=exp.column("v"))).from_(

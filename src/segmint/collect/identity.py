@@ -360,7 +360,7 @@ def _apply_merges(engine: Engine, changes: IdentityChanges, merged_at: datetime)
     winners = changes.final_winners()
     losers = list(winners)
     moves = [losers, [winners[loser] for loser in losers]]
-    for table in ("identities", "events"):
+    for table in ("identities", "events", "segment_events"):
         # The table name is a constant; the ids are bound as list parameters.
         engine.execute(
             f"UPDATE {table} SET profile_id = moves.winner "

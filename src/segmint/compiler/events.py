@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, everybody, profile_bound
+from segmint.compiler.sets import PROFILE_ID, ProfileSet, events_from, everybody, profile_bound
 from segmint.compiler.values import Extractions, compare, json_field, lit, timestamp
 from segmint.compiler.windows import Bounds
 from segmint.definitions.model import CountThreshold, EventCondition, Group, PropertyFilter
@@ -55,9 +55,10 @@ def matching_events(
     checks = filter_predicates(filters, context, extractions)
     named = exp.EQ(this=exp.column("event"), expression=lit(event))
     where = exp.and_(named, *in_window(bounds))
+    source = events_from(event)
     if not extractions:
-        return exp.select(PROFILE_ID).from_(EVENTS).where(where)
-    scan = exp.select(PROFILE_ID, *extractions.columns()).from_(EVENTS).where(where)
+        return exp.select(PROFILE_ID).from_(source).where(where)
+    scan = exp.select(PROFILE_ID, *extractions.columns()).from_(source).where(where)
     alias = exp.TableAlias(this=exp.to_identifier("e"))
     query = exp.select(PROFILE_ID).from_(exp.Subquery(this=scan, alias=alias))
     return query.where(exp.and_(*checks)) if checks else query
@@ -204,7 +205,7 @@ def merged_event_scan(
         where.append(exp.or_(*(exp.Paren(this=exp.and_(*parts)) for parts in own)))
     query = (
         exp.select(PROFILE_ID)
-        .from_(EVENTS)
+        .from_(events_from(*(leaf.event for leaf in leaves)))
         .where(exp.and_(*where))
         .group_by(PROFILE_ID)
         .having(having)

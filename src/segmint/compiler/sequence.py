@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
 from segmint.compiler.events import filter_predicates, in_window
-from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, profile_bound
+from segmint.compiler.sets import PROFILE_ID, ProfileSet, events_from, profile_bound
 from segmint.compiler.values import lit, timestamp
 from segmint.definitions.model import SequenceCondition
 
@@ -51,7 +51,7 @@ def _flags(condition: SequenceCondition, context: CompileContext) -> exp.Select:
             exp.alias_(exp.Coalesce(this=is_a, expressions=[exp.false()]), "is_a"),
             exp.alias_(exp.Coalesce(this=is_b, expressions=[exp.false()]), "is_b"),
         )
-        .from_(EVENTS)
+        .from_(events_from(*names))
         .where(where)
     )
 
@@ -166,7 +166,9 @@ def _step_scan(
     where = exp.and_(
         _step(condition, which, context), *in_window(context.bounds(condition.window)), *extra
     )
-    return exp.select(PROFILE_ID, exp.alias_(exp.column(TS), STEP_TS)).from_(EVENTS).where(where)
+    step = condition.first if which == "a" else condition.then
+    scanned = events_from(step.event)
+    return exp.select(PROFILE_ID, exp.alias_(exp.column(TS), STEP_TS)).from_(scanned).where(where)
 
 
 def _asof_join(right: exp.Subquery, on: exp.Expr, *, outer: bool) -> exp.Join:

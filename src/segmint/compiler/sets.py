@@ -18,21 +18,45 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from segmint.warehouse.schema import SEGMENT_EVENT_NAMES
+
 PROFILES = "profiles"
 EVENTS = "events"
 PROFILE_ID = "profile_id"
 
-# Events whose ``profile_id`` may no longer be a profile: a refresh writes these for members
-# that identity resolution has since merged away. Every other event belongs to a profile
+SEGMENT_EVENT_ROWS = "segment_event_rows"
+# The events a refresh emits live in their own table (read through the view
+# SEGMENT_EVENT_ROWS, shaped like ``events``). They are also the only events whose
+# ``profile_id`` may no longer be a profile: a refresh writes them for members that identity
+# resolution may since have merged away. Every collected event belongs to a profile
 # (ingestion writes a profile row with every event, and a merge moves the merged profile's
-# events to the surviving one; docs/warehouse.md), so a scan of other events needs no
+# events to the surviving one; docs/warehouse.md), so a scan of ``events`` needs no
 # semi-join with the universe.
-SEGMENT_EVENTS = frozenset({"added_to_segment", "removed_from_segment"})
+SEGMENT_EVENTS = frozenset(SEGMENT_EVENT_NAMES)
+# The columns a scan of both sources can use.
+_SCANNED = (PROFILE_ID, "event", "timestamp", "properties")
 
 
 def profile_bound(*event_names: str) -> bool:
     """True when events of these names always belong to a profile of the universe."""
     return not SEGMENT_EVENTS.intersection(event_names)
+
+
+def events_from(*event_names: str) -> exp.Expr:
+    """What to scan for events of these names, under the name ``events``: the collected
+    events, the segment events, or (names of both kinds) the union of their common columns."""
+    segment = SEGMENT_EVENTS.intersection(event_names)
+    if not segment:
+        return exp.to_table(EVENTS)
+    alias = exp.TableAlias(this=exp.to_identifier(EVENTS))
+    if len(segment) == len(set(event_names)):
+        return exp.Table(this=exp.to_identifier(SEGMENT_EVENT_ROWS), alias=alias)
+    both = exp.union(
+        exp.select(*_SCANNED).from_(EVENTS),
+        exp.select(*_SCANNED).from_(SEGMENT_EVENT_ROWS),
+        distinct=False,
+    )
+    return exp.Subquery(this=both, alias=alias)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,5 @@ def compile_utm(condition: UtmCondition, context: CompileContext) -> ProfileSet:
         return profiles_where(predicate())
     where = exp.and_(*in_window(context.bounds(condition.window)), predicate())
     query = exp.select(PROFILE_ID).distinct().from_(EVENTS).where(where)
-    # Segment events (the only ones that can outlive their profile) carry no UTM parameters,
-    # and only "is not set" is true of a missing parameter.
-    return ProfileSet(query, within_universe=condition.operator != "is_not_set")
+    # Touches are collected events (segment events are not), which all belong to a profile.
+    return ProfileSet(query, within_universe=True)

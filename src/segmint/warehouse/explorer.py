@@ -51,7 +51,7 @@ def tracked_events(engine: Engine) -> list[TrackedEvent]:
     """Every event name in the warehouse, most frequent first."""
     rows = engine.rows(
         'SELECT event, any_value(type), count(*), count(DISTINCT profile_id), min("timestamp"), '
-        'max("timestamp") FROM events GROUP BY event ORDER BY count(*) DESC, event'
+        'max("timestamp") FROM all_events GROUP BY event ORDER BY count(*) DESC, event'
     )
     return [TrackedEvent(*row) for row in rows]
 
@@ -88,12 +88,12 @@ def _keys(engine: Engine, source_sql: str, params: list[object]) -> list[KeyInfo
 
 def event_properties(engine: Engine, event: str) -> list[KeyInfo]:
     """The property keys of ``event`` with their types, from its latest events."""
-    (count,) = engine.rows("SELECT count(*) FROM events WHERE event = ?", [event])[0]
+    (count,) = engine.rows("SELECT count(*) FROM all_events WHERE event = ?", [event])[0]
     if not count:
         raise NotFound(f"no event named {event!r} has been tracked; GET /api/v1/events lists them")
     return _keys(
         engine,
-        "SELECT properties AS doc FROM events WHERE event = ? AND properties IS NOT NULL "
+        "SELECT properties AS doc FROM all_events WHERE event = ? AND properties IS NOT NULL "
         f'ORDER BY "timestamp" DESC LIMIT {SAMPLE_ROWS}',
         [event],
     )

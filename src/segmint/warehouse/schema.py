@@ -153,11 +153,82 @@ CREATE TABLE audience_refreshes (
 )
 """
 
+# The events a refresh emits (PRODUCT R9) in a narrow table of their own: a refresh of a large
+# audience writes one row per entering or leaving member, and a row of ``events`` (about 40
+# columns) costs its commit about four times the log volume of one of these.
+SEGMENT_EVENT_NAMES = ("added_to_segment", "removed_from_segment")
+_SEGMENT_FILTER = "source = 'segmint' AND event IN ('added_to_segment', 'removed_from_segment')"
+
+SEGMENT_EVENTS = """
+CREATE TABLE segment_events (
+    refresh_id VARCHAR NOT NULL,
+    audience_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    event VARCHAR NOT NULL,
+    "timestamp" TIMESTAMP NOT NULL,
+    received_at TIMESTAMP NOT NULL
+)
+"""
+
+# The segment events shaped like ``events`` rows (what conditions scan): the message id and
+# properties they had as rows of ``events``, computed. ``audience_name`` is the name the
+# audience had at that refresh.
+SEGMENT_EVENT_ROWS = """
+CREATE VIEW segment_event_rows AS
+SELECT s.refresh_id || ':' || CAST(s.profile_id AS VARCHAR) || ':'
+           || CASE WHEN s.event = 'added_to_segment' THEN 'added' ELSE 'removed' END
+           AS message_id,
+       s.profile_id,
+       'track' AS type,
+       s.event,
+       s."timestamp",
+       s.received_at,
+       json_object('audience_id', s.audience_id, 'audience_name', r.audience_name,
+                   'refresh_id', s.refresh_id) AS properties,
+       'segmint' AS source
+FROM segment_events AS s
+LEFT JOIN audience_refreshes AS r ON r.refresh_id = s.refresh_id
+"""
+
+# Every event, collected or emitted, for the pages and APIs that list events. The user and
+# anonymous ids of a segment event are its profile's current ones.
+ALL_EVENTS = """
+CREATE VIEW all_events AS
+SELECT * FROM events
+UNION ALL BY NAME
+SELECT s.*, p.user_id, p.anonymous_id
+FROM segment_event_rows AS s
+LEFT JOIN profiles AS p ON p.profile_id = s.profile_id
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
     # 2: audience membership: current members, spells of membership, committed refreshes.
     [AUDIENCE_MEMBERS, MEMBERSHIP_HISTORY, AUDIENCE_REFRESHES],
+    # 3: segment events move out of ``events`` into their own narrow table.
+    [
+        SEGMENT_EVENTS,
+        "ALTER TABLE audience_refreshes ADD COLUMN audience_name VARCHAR",
+        f"""
+        UPDATE audience_refreshes SET audience_name = named.audience_name
+        FROM (
+            SELECT properties ->> '$.refresh_id' AS refresh_id,
+                   any_value(properties ->> '$.audience_name') AS audience_name
+            FROM events WHERE {_SEGMENT_FILTER} GROUP BY 1
+        ) AS named
+        WHERE audience_refreshes.refresh_id = named.refresh_id
+        """,
+        f"""
+        INSERT INTO segment_events
+        SELECT properties ->> '$.refresh_id', CAST(properties ->> '$.audience_id' AS BIGINT),
+               profile_id, event, "timestamp", received_at
+        FROM events WHERE {_SEGMENT_FILTER}
+        """,
+        f"DELETE FROM events WHERE {_SEGMENT_FILTER}",
+        SEGMENT_EVENT_ROWS,
+        ALL_EVENTS,
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

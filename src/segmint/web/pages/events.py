@@ -21,7 +21,7 @@ router = APIRouter(dependencies=[Depends(current_user)])
 TAIL_SIZE = 25
 TAIL_SQL = """
 SELECT event, type, "timestamp", received_at, user_id, anonymous_id, properties
-FROM events ORDER BY received_at DESC, "timestamp" DESC LIMIT ?
+FROM all_events ORDER BY received_at DESC, "timestamp" DESC LIMIT ?
 """
 
 

@@ -1,0 +1,98 @@
+"""Storing generated event rows the way Segmint stores them: collected events in ``events``,
+the segment events a refresh emits in ``segment_events`` (with their refresh's marker, which
+holds the audience name). Shared by the differential and example-based tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from segmint.warehouse.engine import Engine
+from segmint.warehouse.schema import UTM_COLUMNS
+from tests.reference.evaluator import SEGMENT_EVENT_NAMES
+from tests.reference.strategies import PROFILE_TEXT_COLUMNS, segment_properties
+
+
+def store_segment_events(engine: Engine, events: Sequence[dict[str, Any]]) -> None:
+    """Rows with ``profile_id``, ``event``, ``timestamp`` and the properties of
+    :func:`segment_properties` (missing: audience 1, ``audience_1``)."""
+    if not events:
+        return
+    props = [e.get("properties") or segment_properties(1, "audience_1") for e in events]
+    markers = {p["refresh_id"]: (p["audience_id"], p["audience_name"]) for p in props}
+    for refresh_id, (audience_id, name) in markers.items():
+        engine.execute(
+            "INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, "
+            'entered, "left", committed_at, audience_name) VALUES (?, ?, 1, ?, 0, 0, 0, ?, ?) '
+            "ON CONFLICT DO NOTHING",
+            [refresh_id, audience_id, dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 1), name],
+        )
+    stamps = pa.array([e["timestamp"] for e in events], pa.timestamp("us"))
+    table = pa.table(
+        {
+            "refresh_id": pa.array([p["refresh_id"] for p in props], pa.string()),
+            "audience_id": pa.array([p["audience_id"] for p in props], pa.int64()),
+            "profile_id": pa.array([e["profile_id"] for e in events], pa.int64()),
+            "event": pa.array([e["event"] for e in events], pa.string()),
+            "timestamp": stamps,
+            "received_at": stamps,
+        }
+    )
+    engine.append("segment_events", table)
+
+
+def clear_events(engine: Engine) -> None:
+    for table in ("events", "segment_events", "audience_refreshes"):
+        engine.execute(f"DELETE FROM {table}")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def profiles_table(profiles: list[dict[str, Any]]) -> pa.Table:
+    touch_columns = [f"{touch}_{c}" for touch in ("first", "last") for c in UTM_COLUMNS]
+    first_seen = pa.scalar(0, pa.timestamp("us"))
+    data: dict[str, pa.Array] = {
+        "profile_id": pa.array([p["profile_id"] for p in profiles], pa.int64()),
+        "traits": pa.array([_json(p["traits"]) for p in profiles], pa.string()),
+        "first_seen": pa.array([first_seen] * len(profiles), pa.timestamp("us")),
+        "last_seen": pa.array([first_seen] * len(profiles), pa.timestamp("us")),
+    }
+    for name in (*PROFILE_TEXT_COLUMNS, *touch_columns):
+        data[name] = pa.array([p.get(name) for p in profiles], pa.string())
+    return pa.table(data)
+
+
+def events_table(events: list[dict[str, Any]]) -> pa.Table:
+    stamps = [e["timestamp"] for e in events]
+    data: dict[str, pa.Array] = {
+        "message_id": pa.array([f"m{i}" for i in range(len(events))], pa.string()),
+        "profile_id": pa.array([e["profile_id"] for e in events], pa.int64()),
+        "type": pa.array([e["type"] for e in events], pa.string()),
+        "event": pa.array([e["event"] for e in events], pa.string()),
+        "timestamp": pa.array(stamps, pa.timestamp("us")),
+        "received_at": pa.array(stamps, pa.timestamp("us")),
+        "properties": pa.array([_json(e["properties"]) for e in events], pa.string()),
+    }
+    for name in UTM_COLUMNS:
+        data[name] = pa.array([e.get(name) for e in events], pa.string())
+    return pa.table(data)
+
+
+def load_scenario(
+    engine: Engine, profiles: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> None:
+    """Replace the warehouse's profiles and events by generated rows (segment events in
+    their own table, as refreshes store them)."""
+    clear_events(engine)
+    engine.execute("DELETE FROM profiles")
+    engine.append("profiles", profiles_table(profiles))
+    engine.append(
+        "events", events_table([e for e in events if e["event"] not in SEGMENT_EVENT_NAMES])
+    )
+    store_segment_events(engine, [e for e in events if e["event"] in SEGMENT_EVENT_NAMES])
