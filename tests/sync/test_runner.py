@@ -288,7 +288,36 @@ def test_an_interrupted_delivery_is_finished_before_newer_changes(
     assert after.in_flight is None and after.cursor == done.refresh_id
 
 
-def test_members_merged_away_are_removed_through_the_profile_they_live_on(
+def test_leavers_are_removed_with_the_identifiers_that_were_sent_for_them(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(runtime, 300)
+    audience_id = activate(runtime)
+    link = sync_catalog.link_audience(
+        runtime.catalog, audience_id, connect(runtime, fake, meta_url)
+    )
+    assert sync_link(ctx, link.id).status == "succeeded"
+    assert sha(email_of(9)) in remote_emails(fake)
+    # 9 changes email while a member (the platform keeps the hash of the old one), then
+    # leaves: the old hash is what must go.
+    runtime.warehouse.execute(
+        "UPDATE profiles SET email = 'renamed9@example.com' WHERE profile_id = 9"
+    )
+    set_tier(runtime, [9], "silver")
+    refresh(runtime, audience_id, hours=2)
+    entry = sync_link(ctx, link.id)
+    assert (entry.status, entry.removed) == ("succeeded", 1)
+    assert sha(email_of(9)) not in remote_emails(fake)
+    assert remote_emails(fake) == expected_emails(runtime, audience_id)
+    # Delivered: the ledger no longer holds the leaver; unlinking drops the link's rows.
+    ledger = "SELECT count(*) FROM sync_ledger WHERE link_id = ?"
+    assert runtime.warehouse.rows(ledger + " AND profile_id = 9", [link.id]) == [(0,)]
+    assert runtime.warehouse.rows(ledger, [link.id]) == [(299,)]
+    unlink(ctx, link.id)
+    assert runtime.warehouse.rows(ledger, [link.id]) == [(0,)]
+
+
+def test_members_merged_away_are_removed_with_what_was_sent_for_them(
     runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
 ) -> None:
     seed_profiles(runtime, 300)
@@ -312,8 +341,9 @@ def test_members_merged_away_are_removed_through_the_profile_they_live_on(
     entry = sync_link(ctx, link.id)
     assert entry.status == "succeeded"
     assert entry.skipped_reasons == {"merged into a profile that is still a member": 1}
-    assert entry.removed == 1  # 7 and 8 both resolve to profile 8, removed once
+    assert entry.removed == 2  # what was sent for 7 and for 8
     remote = remote_emails(fake)
     assert sha(email_of(5)) in remote  # same person as 6, who is still a member
-    assert sha(email_of(7)) not in remote  # removed through profile 8
+    assert sha(email_of(7)) not in remote
+    assert sha(email_of(8)) not in remote  # 8's email before the merge, as it was sent
     assert sha(email_of(6)) in remote

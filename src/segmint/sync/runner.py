@@ -47,6 +47,7 @@ from segmint.sync.catalog import (
     utc_now,
 )
 from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
+from segmint.sync.ledger import forget, record_sent, sent_members
 from segmint.sync.members import (
     MembershipEvents,
     count_identified,
@@ -344,7 +345,7 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
                 step_added, step_removed = _send_events(ctx, adapter, link, name, delta, reasons)
             else:
                 step_added, step_removed = _send_members(
-                    ctx, adapter, link, remote_id, delta, reasons
+                    ctx, adapter, link, remote_id, delta, reasons, now
                 )
             added, removed = added + step_added, removed + step_removed
             try:
@@ -354,6 +355,8 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
             except Conflict as exc:  # another sync delivered meanwhile: harmless, re-sent
                 log.info("link %s: %s", link.id, exc)
                 break
+            if link.mode == "list":  # delivered: a replay can no longer need what was sent
+                forget(ctx.warehouse, link.id, delta.removed)
     return SyncOutcome(
         "succeeded",
         added=added,
@@ -424,33 +427,43 @@ def _send_members(
     remote_id: str,
     delta: OutboxDelta,
     reasons: Counter[str],
+    now: datetime,
 ) -> tuple[int, int]:
-    added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons)
-    leaving = _resolve_merged(ctx, link, delta.removed, reasons)
-    removed = _send(ctx, adapter.remove_members, remote_id, leaving, link, reasons)
+    def sent(members: list[ListMember]) -> None:
+        record_sent(ctx.warehouse, link.id, members, now)
+
+    added = _send(ctx, adapter.add_members, remote_id, delta.added, link, reasons, on_sent=sent)
+    exact, current = _leavers(ctx, link, delta.removed, reasons)
+    removed = _send(ctx, adapter.remove_members, remote_id, current, link, reasons)
+    for start in range(0, len(exact), SEND_CHUNK):
+        removed += _send_known(
+            adapter.remove_members, remote_id, exact[start : start + SEND_CHUNK], reasons
+        )
     return added, removed
 
 
-def _resolve_merged(
+def _leavers(
     ctx: SyncContext, link: LinkInfo, profile_ids: Sequence[int], reasons: Counter[str]
-) -> list[int]:
-    """Leavers whose profile was merged into another no longer have identifiers of their
-    own: remove them through the profile they live on now — unless that profile is still a
-    member (then it is the same person, rightly on the list, and nothing is removed)."""
+) -> tuple[list[ListMember], list[int]]:
+    """What to remove for the leavers: the identifiers sent for them (the ledger), or, for
+    members sent before the ledger existed, the current identifiers of the profile they live
+    on (a leaver merged into another profile has none of its own). A leaver merged into a
+    profile that is still a member is the same person, rightly on the list: nothing is
+    removed for them."""
+    sent = sent_members(ctx.warehouse, link.id, profile_ids)
     survivors = merged_survivors(ctx.warehouse, profile_ids)
-    if not survivors:
-        return list(profile_ids)
-    current = set(current_members(ctx, link.audience_id))
-    resolved: list[int] = []
+    members = set(current_members(ctx, link.audience_id)) if survivors else set()
+    exact: list[ListMember] = []
+    current: set[int] = set()
     for profile_id in profile_ids:
         survivor = survivors.get(profile_id)
-        if survivor is None:
-            resolved.append(profile_id)
-        elif survivor in current:
+        if survivor is not None and survivor in members:
             reasons["merged into a profile that is still a member"] += 1
+        elif profile_id in sent:
+            exact.append(sent[profile_id])
         else:
-            resolved.append(survivor)
-    return sorted(set(resolved))
+            current.add(survivor if survivor is not None else profile_id)
+    return exact, sorted(current)
 
 
 def adapter_label(link: LinkInfo) -> str:
@@ -465,9 +478,12 @@ def _send(
     profile_ids: Sequence[int],
     link: LinkInfo,
     reasons: Counter[str],
+    *,
+    on_sent: Callable[[list[ListMember]], None] | None = None,
 ) -> int:
     """Send members in chunks; members without any identifier are skipped and counted
-    (R16); values the adapter set aside are counted per reason (B5). Returns members sent."""
+    (R16); values the adapter set aside are counted per reason (B5). ``on_sent`` gets each
+    chunk the platform accepted. Returns members sent."""
     sent = 0
     for start in range(0, len(profile_ids), SEND_CHUNK):
         members = list_members(
@@ -479,11 +495,22 @@ def _send(
             reasons["anonymous (no identifier the platform accepts)"] += anonymous
         if not known:
             continue
-        change = operation(remote_id, known)
-        sent += change.sent
-        for item in change.set_aside:
-            reasons[item.reason] += 1
+        sent += _send_known(operation, remote_id, known, reasons)
+        if on_sent is not None:
+            on_sent(known)
     return sent
+
+
+def _send_known(
+    operation: Callable[[str, Sequence[ListMember]], MembersChange],
+    remote_id: str,
+    members: Sequence[ListMember],
+    reasons: Counter[str],
+) -> int:
+    change = operation(remote_id, members)
+    for item in change.set_aside:
+        reasons[item.reason] += 1
+    return change.sent
 
 
 # --- around a refresh, and whole audiences ---------------------------------------------------
@@ -521,7 +548,9 @@ def sync_after_refresh(ctx: SyncContext) -> Callable[[int], None]:
 
 def unlink(ctx: SyncContext, link_id: int, *, now: datetime | None = None) -> LinkInfo:
     """R22 Unlink: stop syncing; the remote audience stays on the platform as it is."""
-    return sync_catalog.unlink_audience(ctx.catalog, link_id, now=now)
+    info = sync_catalog.unlink_audience(ctx.catalog, link_id, now=now)
+    forget(ctx.warehouse, link_id)
+    return info
 
 
 def delete_link(ctx: SyncContext, link_id: int, *, now: datetime | None = None) -> LinkInfo:
@@ -537,7 +566,9 @@ def delete_link(ctx: SyncContext, link_id: int, *, now: datetime | None = None) 
             except AuthExpired:
                 sync_catalog.mark_auth_expired(ctx.catalog, link.destination_id, now=now)
                 raise
-    return sync_catalog.record_link_deleted(ctx.catalog, link_id, now=now)
+    info = sync_catalog.record_link_deleted(ctx.catalog, link_id, now=now)
+    forget(ctx.warehouse, link_id)
+    return info
 
 
 def check_destination(ctx: SyncContext, destination: str | int) -> sync_catalog.DestinationInfo:

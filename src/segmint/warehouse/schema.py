@@ -201,6 +201,25 @@ FROM segment_event_rows AS s
 LEFT JOIN profiles AS p ON p.profile_id = s.profile_id
 """
 
+# What each List Sync link sent for each member (segmint.sync.ledger): the identifier
+# columns are the fields of segmint.sync.normalize.ListMember.
+SYNC_LEDGER = """
+CREATE TABLE sync_ledger (
+    link_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    email VARCHAR,
+    phone VARCHAR,
+    first_name VARCHAR,
+    last_name VARCHAR,
+    country VARCHAR,
+    crm_id VARCHAR,
+    device_id VARCHAR,
+    user_id VARCHAR,
+    anonymous_id VARCHAR,
+    sent_at TIMESTAMP NOT NULL
+)
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
@@ -229,6 +248,8 @@ MIGRATIONS: list[list[str]] = [
         SEGMENT_EVENT_ROWS,
         ALL_EVENTS,
     ],
+    # 4: what List Sync sent for each member, so removals remove exactly that.
+    [SYNC_LEDGER],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
