@@ -44,6 +44,12 @@ def test_connect_link_sync_and_read_logs(
         assert fake.token not in created.text  # credentials never come back
         assert created.json()["status"] == "active"
 
+        renamed = api.post("/api/v1/destinations/Shop Meta/rename", json={"name": "Meta"})
+        assert renamed.status_code == 200 and renamed.json()["name"] == "Meta"
+        clash = api.post("/api/v1/destinations/Meta/rename", json={"name": ""})
+        assert clash.status_code == 400 and "name of 1 to 100" in clash.text
+        assert api.post("/api/v1/destinations/Meta/rename", json={"name": "Shop Meta"}).is_success
+
         link = api.post(
             "/api/v1/audiences/gold_members/links", json={"destination": "Shop Meta"}
         ).json()

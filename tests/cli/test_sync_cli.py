@@ -88,7 +88,8 @@ def test_connect_link_sync_and_logs(
     assert "active again" in run(
         "destinations", "reauth", "Shop Meta", "--credentials-file", str(creds)
     )
-    assert "Unlinked from Shop Meta" in run("sync", "unlink", "1")
+    assert "Shop Meta is now Meta US." in run("destinations", "rename", "Shop Meta", "Meta US")
+    assert "Unlinked from Meta US" in run("sync", "unlink", "1")
     assert len(fake.audiences) == 1
 
 
@@ -98,6 +99,7 @@ def test_mistakes_get_one_clear_line(world: Settings) -> None:
     bad = run("destinations", "add", "X", "--platform", "meta", "--credential", "oops", code=2)
     assert "--credential takes KEY=VALUE" in bad
     assert "no destination" in run("sync", "link", "gold_members", "Nope", code=2)
+    assert "no destination" in run("destinations", "rename", "Nope", "New", code=2)
     assert "no audience link 9" in run("sync", "preview", "9", code=2)
     assert "has no active link" in run("sync", "now", "gold_members", code=2)
 

@@ -104,6 +104,16 @@ def test_destination_lifecycle(catalog: Catalog, box: SecretBox) -> None:
     assert disable_destination(catalog, "TikTok").status == "disabled"
     assert [d.name for d in list_destinations(catalog)] == ["TikTok"]
 
+    create_destination(catalog, box, "Meta", "meta", {"access_token": "m"})
+    with pytest.raises(Conflict, match="'Meta' exists"):
+        sync_catalog.rename_destination(catalog, "TikTok", " Meta ")
+    with pytest.raises(InvalidInput, match="name of 1 to 100"):
+        sync_catalog.rename_destination(catalog, "TikTok", "  ")
+    renamed = sync_catalog.rename_destination(catalog, "TikTok", " TikTok EU ", now=later)
+    assert (renamed.name, renamed.status, renamed.updated_at) == ("TikTok EU", "disabled", later)
+    assert destination_credentials(catalog, box, "TikTok EU") == {"token": "new"}
+    assert [d.name for d in list_destinations(catalog)] == ["Meta", "TikTok EU"]
+
 
 @pytest.mark.parametrize(
     ("name", "platform", "words"),

@@ -399,6 +399,20 @@ def test_settings_and_reauthenticate_forms(
         {"access_token": fake.token},
         {"ad_account_id": fake.ad_account_id, "base_url": url},
     )
+    taken = http.post(f"/destinations/{info.id}/rename", data={"name": "  "})
+    assert taken.status_code == 400 and "name of 1 to 100" in taken.text
+    new_name = unique_name("Meta renamed")
+    renamed = http.post(
+        f"/destinations/{info.id}/rename", data={"name": new_name}, follow_redirects=True
+    )
+    assert renamed.status_code == 200 and f"Renamed to {new_name}." in renamed.text
+    assert sync_catalog.get_destination(rt.catalog, info.id).name == new_name
+    other = sync_catalog.create_destination(
+        rt.catalog, rt.secrets, unique_name("Other"), "meta", {"access_token": "x"}, {}
+    )
+    clash = http.post(f"/destinations/{other.id}/rename", data={"name": new_name})
+    assert clash.status_code == 409 and "exists; choose another name" in clash.text
+
     empty = http.post(f"/destinations/{info.id}/settings", data={"cfg__ad_account_id": ""})
     assert empty.status_code == 400
     assert "ad account id" in _field_error(empty.text, "field-cfg__ad_account_id")

@@ -41,6 +41,10 @@ class ConfigBody(_Body):
     config: dict[str, Any]
 
 
+class NameBody(_Body):
+    name: str = Field(description="The new name (1 to 100 characters, unique).")
+
+
 class CredentialsBody(_Body):
     credentials: dict[str, Any]
 
@@ -125,6 +129,17 @@ async def configure_destination(
     ctx = _ctx(request)
     info = await run_in_threadpool(
         lambda: sync_catalog.configure_destination(ctx.catalog, _ref(ref), body.config)
+    )
+    return _json(destination_json(info))
+
+
+@router.post("/destinations/{ref}/rename", summary="Give the destination a new name")
+async def rename_destination(
+    ref: str, body: NameBody, request: Request, _: str = Caller
+) -> JSONResponse:
+    ctx = _ctx(request)
+    info = await run_in_threadpool(
+        lambda: sync_catalog.rename_destination(ctx.catalog, _ref(ref), body.name)
     )
     return _json(destination_json(info))
 

@@ -163,6 +163,19 @@ def disable(destination: Annotated[str, typer.Argument(help="Id or name.")]) -> 
     console.print(f"{info.name} is disabled.")
 
 
+@destinations_app.command("rename")
+@friendly_errors
+def rename(
+    destination: Annotated[str, typer.Argument(help="Id or name.")],
+    name: Annotated[str, typer.Argument(help="The new name.")],
+) -> None:
+    """Give a destination a new name (its links and logs follow)."""
+    with _context() as ctx:
+        before = sync_catalog.get_destination(ctx.catalog, _ref(destination))
+        info = sync_catalog.rename_destination(ctx.catalog, before.id, name)
+    console.print(f"{before.name} is now {info.name}.")
+
+
 @destinations_app.command("enable")
 @friendly_errors
 def enable(destination: Annotated[str, typer.Argument(help="Id or name.")]) -> None:

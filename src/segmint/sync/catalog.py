@@ -210,9 +210,7 @@ def create_destination(
 ) -> DestinationInfo:
     """Create the destination ``name`` on ``platform`` with its credentials encrypted; it
     starts ``active``. Raises :class:`Conflict` when the name is taken."""
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise InvalidInput("a destination needs a name of 1 to 100 characters", path="name")
+    name = _destination_name(name)
     _check_platform(platform)
     now = now or utc_now()
     row = Destination(
@@ -230,6 +228,32 @@ def create_destination(
     except IntegrityError:
         raise Conflict(f"a destination named {name!r} exists; choose another name") from None
     return _destination_info(row)
+
+
+def _destination_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("a destination needs a name of 1 to 100 characters", path="name")
+    return name
+
+
+def rename_destination(
+    catalog: Catalog, ref: str | int, name: str, *, now: datetime | None = None
+) -> DestinationInfo:
+    """Give the destination a new name (links, logs and credentials follow: they refer to
+    its id). Raises :class:`Conflict` when another destination has the name."""
+    name = _destination_name(name)
+    try:
+        with catalog.session() as session:
+            row = _find_destination(session, ref, lock=True)
+            if row.name != name:
+                row.name = name
+                row.updated_at = now or utc_now()
+                session.flush()
+            info = _destination_info(row)
+    except IntegrityError:
+        raise Conflict(f"a destination named {name!r} exists; choose another name") from None
+    return info
 
 
 def get_destination(catalog: Catalog, ref: str | int) -> DestinationInfo:

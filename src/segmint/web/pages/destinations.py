@@ -495,6 +495,7 @@ def _detail_context(
     *,
     settings: FormState | None = None,
     reauth: FormState | None = None,
+    rename: FormState | None = None,
 ) -> dict[str, Any]:
     destination = sync_catalog.get_destination(rt.catalog, destination_id)
     spec = platform_form(destination.platform)
@@ -517,6 +518,7 @@ def _detail_context(
         "links": _linked(rt, destination.id),
         "settings": values,
         "reauth": reauth or FormState(),
+        "rename": rename or FormState(),
         "status_labels": STATUS_LABELS,
         "generic_credentials": GENERIC_CREDENTIALS,
         "generic_config": GENERIC_CONFIG,
@@ -528,6 +530,24 @@ async def destination_page(request: Request, destination_id: DestinationId) -> R
     rt = runtime_of(request)
     data = await run_in_threadpool(_detail_context, rt, destination_id)
     return render(request, "destinations/detail.html", {**data, "flash": _pop_flash(request)})
+
+
+@router.post("/destinations/{destination_id}/rename")
+async def rename(request: Request, destination_id: DestinationId) -> Response:
+    """A new name; a taken or empty one is shown next to the input."""
+    rt = runtime_of(request)
+    form = await request.form()
+    name = _text(form, "name")
+    try:
+        await run_in_threadpool(sync_catalog.rename_destination, rt.catalog, destination_id, name)
+    except (InvalidInput, Conflict) as exc:
+        state = FormState(values={"name": name})
+        state.error("name", exc.message)
+        data = await run_in_threadpool(_detail_context, rt, destination_id, rename=state)
+        status = 409 if isinstance(exc, Conflict) else 400
+        return render(request, "destinations/detail.html", data, status)
+    _flash(request, f"Renamed to {name.strip()}.")
+    return RedirectResponse(f"/destinations/{destination_id}", 303)
 
 
 @router.post("/destinations/{destination_id}/settings")
