@@ -4,8 +4,11 @@ unlink and delete; bad input gets clear 4xx answers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import LiveServer
@@ -28,7 +31,8 @@ def test_connect_link_sync_and_read_logs(
     live_server: LiveServer, fake: FakeMeta, meta_url: str
 ) -> None:
     seed_profiles(live_server.runtime, 400)
-    activate(live_server.runtime, "gold_members")
+    # Computed as of a past instant, so the refresh below (as of the wall clock) moves on.
+    activate(live_server.runtime, "gold_members", hours=-24 * 180)
     with live_server.admin() as api:
         created = api.post(
             "/api/v1/destinations",
@@ -68,6 +72,11 @@ def test_connect_link_sync_and_read_logs(
         logs = api.get("/api/v1/audiences/gold_members/logs").json()["logs"]
         assert [(e["trigger"], e["status"]) for e in logs] == [("instant", "succeeded")]
 
+        # A refresh through the API hands the sync to the server's worker and answers.
+        assert api.post("/api/v1/audiences/gold_members/refresh").status_code == 200
+        logs = wait_for_logs(api, "gold_members", 2)
+        assert next((e["trigger"], e["status"]) for e in logs) == ("refresh", "succeeded")
+
         fake.expired_tokens.add(fake.token)
         checked = api.post("/api/v1/destinations/Shop Meta/check")
         assert checked.status_code == 502
@@ -86,6 +95,18 @@ def test_connect_link_sync_and_read_logs(
         deleted = api.post(f"/api/v1/links/{link['id']}/delete")
         assert deleted.json()["status"] == "deleted"
         assert fake.audiences == {}
+
+
+def wait_for_logs(api: httpx.Client, audience: str, count: int) -> list[dict[str, Any]]:
+    """The audience's sync logs once there are ``count`` finished ones (syncs after a
+    refresh run in the background)."""
+    deadline = time.monotonic() + 60
+    while True:
+        logs: list[dict[str, Any]] = api.get(f"/api/v1/audiences/{audience}/logs").json()["logs"]
+        done = [entry for entry in logs if entry["status"] != "running"]
+        if len(done) >= count or time.monotonic() > deadline:
+            return logs
+        time.sleep(0.05)
 
 
 def test_bad_input_gets_clear_errors(live_server: LiveServer) -> None:

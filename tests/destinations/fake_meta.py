@@ -13,6 +13,7 @@ each value JSON-encoded) or as RudderStack sends them (JSON body); all are accep
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -92,6 +93,8 @@ class FakeMeta:
     failures: int = 0
     user_calls: int = 0
     _next_id: int = 23850000000000000
+    # When set, every request waits for it first (a slow platform).
+    gate: threading.Event | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -248,6 +251,8 @@ class FakeMeta:
 
         @api.api_route(api_version + "/{path:path}", methods=["GET", "POST", "DELETE"])
         async def graph(path: str, request: Request) -> JSONResponse:
+            if self.gate is not None:
+                await asyncio.to_thread(self.gate.wait, 60)
             try:
                 params = await params_of(request)
                 with self._lock:

@@ -18,7 +18,8 @@ from segmint.collect import http as collect_http
 from segmint.collect.writer import GroupCommitWriter
 from segmint.runtime import Runtime
 from segmint.settings import Settings
-from segmint.sync.runner import SyncContext, sync_after_refresh
+from segmint.sync.runner import SyncContext
+from segmint.sync.worker import SyncWorker
 from segmint.web.app import mount_web
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.write_keys = KeyChecker(rt.catalog, "write")
         app.state.api_keys = KeyChecker(rt.catalog, "admin")
         app.state.writer = GroupCommitWriter(rt.collector)
+        worker = SyncWorker(SyncContext.of(rt))
+        worker.start()
+        app.state.sync_worker = worker
         scheduler = None
         if settings.scheduler:
             scheduler = Scheduler(
@@ -45,7 +49,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 rt.catalog,
                 timezone=settings.timezone,
                 every_seconds=settings.scheduler_every_seconds,
-                on_refreshed=sync_after_refresh(SyncContext.of(rt)),
+                on_refreshed=worker.submit,
             )
             scheduler.start()
         app.state.scheduler = scheduler
@@ -54,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            worker.stop()
             app.state.writer.close()
             if owned:
                 rt.close()

@@ -18,7 +18,7 @@ from segmint.api.auth import require_api_key
 from segmint.audiences import history, operations, service, usage
 from segmint.audiences.files import parse_interval
 from segmint.audiences.service import AudienceInfo
-from segmint.sync.runner import SyncContext, sync_after_refresh
+from segmint.sync.worker import after_refresh
 
 router = APIRouter(prefix="/api/v1", tags=["audiences"])
 Caller = Depends(require_api_key)
@@ -269,7 +269,7 @@ async def activate(
             by=who,
             timezone=rt.settings.timezone,
             definition=body.definition,
-            on_refreshed=sync_after_refresh(SyncContext.of(rt)),
+            on_refreshed=after_refresh(request.app.state),
         )
     )
     payload: dict[str, Any] = {"audience": audience_json(result.audience)}
@@ -325,7 +325,7 @@ async def refresh(ref: str, request: Request, _: str = Caller) -> JSONResponse:
             rt.catalog,
             ref,
             timezone=rt.settings.timezone,
-            on_refreshed=sync_after_refresh(SyncContext.of(rt)),
+            on_refreshed=after_refresh(request.app.state),
         )
     )
     return JSONResponse(jsonable(result.__dict__))

@@ -13,9 +13,9 @@ waits while fewer members than the platform's minimum would be sent (R19, logged
 ``pending: N of M needed``). An expired login met mid-sync marks the destination
 ``auth_expired`` with R21's message and stops the link; what was not accepted stays pending.
 
-Syncs run automatically after each refresh (:func:`sync_after_refresh`, wired into the
-scheduler, ``segmint refresh`` and Save & Activate) and on demand (:func:`sync_link` with
-``trigger="instant"``).
+Syncs run automatically after each refresh (in the server through
+:class:`segmint.sync.worker.SyncWorker`; in the CLI's refresh commands in line through
+:func:`sync_after_refresh`) and on demand (:func:`sync_link` with ``trigger="instant"``).
 """
 
 from __future__ import annotations

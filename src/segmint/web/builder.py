@@ -34,6 +34,7 @@ from segmint.definitions.model import Definition, json_ready
 from segmint.definitions.validation import AudienceResolver
 from segmint.errors import Conflict, InvalidInput, NotFound
 from segmint.runtime import Runtime
+from segmint.sync.worker import after_refresh
 from segmint.warehouse.explorer import event_properties, tracked_events, trait_keys
 from segmint.warehouse.schema import GEO_COLUMNS, TECH_COLUMNS, UTM_COLUMNS
 from segmint.web.auth import WebUser, current_user, verify_csrf
@@ -544,6 +545,7 @@ async def save(body: SaveBody, request: Request, user: User) -> JSONResponse:
             timezone=runtime.settings.timezone,
             now=now,
             definition=payload,
+            on_refreshed=after_refresh(request.app.state),
         )
         return JSONResponse(
             {

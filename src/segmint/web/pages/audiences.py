@@ -19,6 +19,7 @@ from segmint.definitions.model import Group
 from segmint.errors import Conflict, InvalidInput
 from segmint.runtime import Runtime
 from segmint.sync import catalog as sync_catalog
+from segmint.sync.worker import after_refresh
 from segmint.web.auth import WebUser, current_user, verify_csrf
 from segmint.web.deps import runtime_of, utcnow
 from segmint.web.templating import render
@@ -131,6 +132,7 @@ async def set_status(
                 warmup=audience.warmup,
                 by=user.username,
                 timezone=rt.settings.timezone,
+                on_refreshed=after_refresh(request.app.state),
             )
             size = f" with {result.refresh.size:,} members" if result.refresh is not None else ""
             return result.audience, f"{result.audience.label} is active again{size}."
