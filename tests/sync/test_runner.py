@@ -10,7 +10,7 @@ import pytest
 
 from segmint.runtime import Runtime
 from segmint.sync import catalog as sync_catalog
-from segmint.sync.catalog import InstantSyncTooSoon
+from segmint.sync.catalog import InstantSyncTooSoon, LinkInfo
 from segmint.sync.errors import auth_expired_message
 from segmint.sync.retry import RetryPolicy
 from segmint.sync.runner import SyncContext, delete_link, sync_after_refresh, sync_link, unlink
@@ -69,6 +69,17 @@ def expected_emails(runtime: Runtime, audience_id: int) -> set[str]:
         for row in runtime.warehouse.rows("SELECT profile_id FROM profiles WHERE email IS NOT NULL")
     }
     return {sha(email_of(pid)) for pid in members(runtime, audience_id) & with_email}
+
+
+def synced_audience(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, url: str, profiles: int
+) -> tuple[int, LinkInfo]:
+    """An audience of ``profiles`` members linked to the fake and synced once."""
+    seed_profiles(runtime, profiles)
+    audience_id = activate(runtime)
+    link = sync_catalog.link_audience(runtime.catalog, audience_id, connect(runtime, fake, url))
+    assert sync_link(ctx, link.id).status == "succeeded"
+    return audience_id, link
 
 
 def test_first_sync_sends_everyone_then_only_changes(
@@ -291,12 +302,7 @@ def test_an_interrupted_delivery_is_finished_before_newer_changes(
 def test_leavers_are_removed_with_the_identifiers_that_were_sent_for_them(
     runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
 ) -> None:
-    seed_profiles(runtime, 300)
-    audience_id = activate(runtime)
-    link = sync_catalog.link_audience(
-        runtime.catalog, audience_id, connect(runtime, fake, meta_url)
-    )
-    assert sync_link(ctx, link.id).status == "succeeded"
+    audience_id, link = synced_audience(runtime, ctx, fake, meta_url, 300)
     assert sha(email_of(9)) in remote_emails(fake)
     # 9 changes email while a member (the platform keeps the hash of the old one), then
     # leaves: the old hash is what must go.
@@ -320,12 +326,7 @@ def test_leavers_are_removed_with_the_identifiers_that_were_sent_for_them(
 def test_members_merged_away_are_removed_with_what_was_sent_for_them(
     runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
 ) -> None:
-    seed_profiles(runtime, 300)
-    audience_id = activate(runtime)
-    link = sync_catalog.link_audience(
-        runtime.catalog, audience_id, connect(runtime, fake, meta_url)
-    )
-    assert sync_link(ctx, link.id).status == "succeeded"
+    audience_id, link = synced_audience(runtime, ctx, fake, meta_url, 300)
     # 5 merges into 6 (still a member); 7 merges into 8, which then leaves. The merged-away
     # rows are gone, as collection leaves them; 8 carries 7's email now (latest wins).
     runtime.warehouse.execute("DELETE FROM profiles WHERE profile_id IN (5, 7)")
