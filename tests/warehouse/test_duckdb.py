@@ -33,6 +33,8 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     engine.close()
     with pytest.raises(ConfigurationError, match="newer than this Segmint"):
         open_warehouse(path)
+    with pytest.raises(ConfigurationError, match="newer than this Segmint"):
+        open_warehouse(path, read_only=True)
 
 
 def test_transaction_rolls_back_everything_on_error() -> None:
@@ -109,7 +111,8 @@ def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) 
     before = con.execute(f"SELECT {old_columns} FROM events ORDER BY message_id").fetchall()
     con.close()
 
-    engine = open_warehouse(path)
+    engine = open_warehouse(path, read_only=True)  # a reading command upgrades it first
+    assert engine.rows("SELECT max(version) FROM schema_version") == [(LATEST_VERSION,)]
     assert engine.rows("SELECT message_id FROM events") == [("m1",)]
     assert engine.rows("SELECT refresh_id, audience_id, profile_id FROM segment_events") == [
         ("r1", 3, 7)

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from segmint.errors import WarehouseBusy
 from segmint.warehouse.engine import SQL, Params
-from segmint.warehouse.schema import migrate
+from segmint.warehouse.schema import LATEST_VERSION, migrate
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,27 @@ class DuckDBEngine:
 
 def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckDBEngine:
     """Open (creating and upgrading when writable) the warehouse at ``path``; ``None`` or
-    ``":memory:"`` gives a private in-memory warehouse."""
+    ``":memory:"`` gives a private in-memory warehouse. A warehouse opened read-only whose
+    schema is older than this Segmint is first upgraded (opened for writing once), so reading
+    commands work on it too."""
     target = ":memory:" if path in (None, ":memory:") else str(path)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(target, read_only)
+    if read_only and target != ":memory:" and _stored_version(con) != LATEST_VERSION:
+        con.close()
+        log.info("upgrading the warehouse schema of %s before reading it", target)
+        open_warehouse(target).close()
+        con = _connect(target, read_only)
+    engine = DuckDBEngine(con, path=target)
+    if not read_only:
+        migrate(engine)
+    return engine
+
+
+def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
-        con = duckdb.connect(target, read_only=read_only)
+        return duckdb.connect(target, read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(
@@ -108,7 +123,12 @@ def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckD
                 "`segmint serve`); stop it, or send the data to the server's API instead"
             ) from exc
         raise
-    engine = DuckDBEngine(con, path=target)
-    if not read_only:
-        migrate(engine)
-    return engine
+
+
+def _stored_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version recorded in the file (0 when it has none), without writing."""
+    try:
+        found = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    except duckdb.CatalogException:
+        return 0
+    return int(found[0]) if found else 0
