@@ -4,6 +4,7 @@ them in order, one queue entry per audience, against the fake Graph server over 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,15 @@ def meta_url(fake: FakeMeta) -> Iterator[str]:
         yield url
 
 
+def wait_until_taken(worker: SyncWorker, left: list[int]) -> None:
+    """Wait until the worker has taken the first queued audience (it then waits on the
+    platform) and ``left`` is what remains queued."""
+    deadline = time.monotonic() + 60
+    while worker.pending() != left and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.pending() == left
+
+
 def linked_audience(runtime: Runtime, fake: FakeMeta, url: str, name: str) -> int:
     audience_id = activate(runtime, name)
     destination = sync_catalog.create_destination(
@@ -54,6 +64,7 @@ def test_submit_returns_at_once_and_the_worker_syncs_in_the_background(
     try:
         worker.submit(first)  # returns although the platform does not answer yet
         assert fake.gate is not None and not fake.gate.is_set()
+        wait_until_taken(worker, [])
         assert fake.audiences == {}
         assert not worker.wait_idle(timeout=0.2)  # still waiting on the platform
         worker.submit(first)  # a new refresh while its sync runs: queued once more
@@ -79,6 +90,7 @@ def test_stopping_drops_the_queue_and_pending_changes_stay_in_the_outbox(
     worker.start()
     worker.submit(first)
     worker.submit(second)
+    wait_until_taken(worker, [second])
     assert fake.gate is not None
     stopper = threading.Thread(target=worker.stop)
     stopper.start()
