@@ -203,11 +203,12 @@ def merged_event_scan(
         where.append(exp.In(this=exp.column("event"), expressions=[n.copy() for n in unique]))
     elif all(own):  # a condition with no own conjunct counts every scanned row
         where.append(exp.or_(*(exp.Paren(this=exp.and_(*parts)) for parts in own)))
+    events = [leaf.event for leaf in leaves]
     query = (
         exp.select(PROFILE_ID)
-        .from_(events_from(*(leaf.event for leaf in leaves)))
+        .from_(events_from(*events))
         .where(exp.and_(*where))
         .group_by(PROFILE_ID)
         .having(having)
     )
-    return ProfileSet(query, within_universe=profile_bound(*(leaf.event for leaf in leaves)))
+    return ProfileSet(query, within_universe=profile_bound(*events))

@@ -25,13 +25,17 @@ from segmint.compiler.context import CompileContext
 from segmint.compiler.events import filter_predicates, in_window
 from segmint.compiler.sets import PROFILE_ID, ProfileSet, events_from, profile_bound
 from segmint.compiler.values import lit, timestamp
-from segmint.definitions.model import SequenceCondition
+from segmint.definitions.model import EventStep, SequenceCondition
 
 TS = "timestamp"
 
 
+def _step_of(condition: SequenceCondition, which: str) -> EventStep:
+    return condition.first if which == "a" else condition.then
+
+
 def _step(condition: SequenceCondition, which: str, context: CompileContext) -> exp.Expr:
-    step = condition.first if which == "a" else condition.then
+    step = _step_of(condition, which)
     named = exp.EQ(this=exp.column("event"), expression=lit(step.event))
     return exp.and_(named, *filter_predicates(step.filters, context))
 
@@ -166,8 +170,7 @@ def _step_scan(
     where = exp.and_(
         _step(condition, which, context), *in_window(context.bounds(condition.window)), *extra
     )
-    step = condition.first if which == "a" else condition.then
-    scanned = events_from(step.event)
+    scanned = events_from(_step_of(condition, which).event)
     return exp.select(PROFILE_ID, exp.alias_(exp.column(TS), STEP_TS)).from_(scanned).where(where)
 
 

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from segmint.errors import WarehouseBusy
 from segmint.warehouse.engine import SQL, Params
-from segmint.warehouse.schema import LATEST_VERSION, migrate
+from segmint.warehouse.schema import LATEST_VERSION, migrate, recorded_version
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +101,14 @@ def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckD
     target = ":memory:" if path in (None, ":memory:") else str(path)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-    con = _connect(target, read_only)
-    if read_only and target != ":memory:" and _stored_version(con) != LATEST_VERSION:
-        con.close()
-        log.info("upgrading the warehouse schema of %s before reading it", target)
-        open_warehouse(target).close()
-        con = _connect(target, read_only)
-    engine = DuckDBEngine(con, path=target)
+    engine = DuckDBEngine(_connect(target, read_only), path=target)
     if not read_only:
         migrate(engine)
+    elif target != ":memory:" and recorded_version(engine) != LATEST_VERSION:
+        engine.close()
+        log.info("upgrading the warehouse schema of %s before reading it", target)
+        open_warehouse(target).close()
+        engine = DuckDBEngine(_connect(target, read_only), path=target)
     return engine
 
 
@@ -123,12 +122,3 @@ def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
                 "`segmint serve`); stop it, or send the data to the server's API instead"
             ) from exc
         raise
-
-
-def _stored_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The schema version recorded in the file (0 when it has none), without writing."""
-    try:
-        found = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    except duckdb.CatalogException:
-        return 0
-    return int(found[0]) if found else 0

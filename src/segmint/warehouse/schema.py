@@ -255,13 +255,22 @@ MIGRATIONS: list[list[str]] = [
 LATEST_VERSION = len(MIGRATIONS)
 
 
+def recorded_version(engine: Engine) -> int:
+    """The schema version the warehouse records (0 for a new one), without writing."""
+    if not engine.rows(
+        "SELECT 1 FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ):
+        return 0
+    (version,) = engine.rows("SELECT coalesce(max(version), 0) FROM schema_version")[0]
+    return int(version)
+
+
 def current_version(engine: Engine) -> int:
     engine.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
         "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
     )
-    (version,) = engine.rows("SELECT coalesce(max(version), 0) FROM schema_version")[0]
-    return int(version)
+    return recorded_version(engine)
 
 
 def migrate(engine: Engine) -> int:

@@ -539,14 +539,15 @@ async def rename(request: Request, destination_id: DestinationId) -> Response:
     form = await request.form()
     name = _text(form, "name")
     try:
-        await run_in_threadpool(sync_catalog.rename_destination, rt.catalog, destination_id, name)
+        info = await run_in_threadpool(
+            sync_catalog.rename_destination, rt.catalog, destination_id, name
+        )
     except (InvalidInput, Conflict) as exc:
         state = FormState(values={"name": name})
         state.error("name", exc.message)
         data = await run_in_threadpool(_detail_context, rt, destination_id, rename=state)
-        status = 409 if isinstance(exc, Conflict) else 400
-        return render(request, "destinations/detail.html", data, status)
-    _flash(request, f"Renamed to {name.strip()}.")
+        return render(request, "destinations/detail.html", data, exc.status_code)
+    _flash(request, f"Renamed to {info.name}.")
     return RedirectResponse(f"/destinations/{destination_id}", 303)
 
 
