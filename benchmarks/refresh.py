@@ -13,7 +13,8 @@ and some profiles never buy.
 Refresh 1 (everybody enters) and refresh 2 (5% leave, 5% enter) run through
 ``refresh_audience`` with a SQLite catalog; each step of the warehouse transaction is timed
 through the ``fail_after`` hook. Bare evaluation materializes the compiled SQL's result into a
-temporary table (what the refresh's first step does), best of 3, in the same run. Aim: the
+temporary table, best of 3, in the same run (the refresh's first step folds the same result
+into membership words instead). Aim: the
 refresh overhead (refresh − evaluation) under 50% of the evaluation.
 
 On a file warehouse DuckDB either checkpoints inside the commit (it does when the commit
@@ -209,11 +210,11 @@ def report(
     size, entered, left = counts
     print(f"\n{label}: {size:,} members, +{entered:,} −{left:,}")
     labels = {
-        "materialize": "checks + compile + materialize (= evaluation)",
-        "diff": "diff (full outer join)",
+        "materialize": "checks + compile + evaluate into words",
+        "diff": "diff (64-bit membership words)",
         "events": "append added/removed events",
         "history": "close / open history spells",
-        "membership": "replace membership rows",
+        "membership": "rewrite the changed words",
         "marker": "marker",
         "committed": "commit",
     }

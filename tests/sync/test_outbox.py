@@ -57,18 +57,18 @@ def commit_refresh(
                 "WHERE audience_id = ? AND profile_id = ? AND left_at IS NULL",
                 [as_of, refresh_id, audience, profile],
             )
-            warehouse.execute(
-                "DELETE FROM audience_members WHERE audience_id = ? AND profile_id = ?",
-                [audience, profile],
-            )
         for profile in members - current:
             warehouse.execute(
                 "INSERT INTO membership_history VALUES (?, ?, ?, NULL, ?, NULL)",
                 [audience, profile, as_of, refresh_id],
             )
+        warehouse.execute("DELETE FROM audience_member_words WHERE audience_id = ?", [audience])
+        words: dict[int, int] = {}
+        for profile in members:  # the membership as refresh stores it: 64 members per word
+            words[profile >> 6] = words.get(profile >> 6, 0) | 1 << (profile & 63)
+        for bucket, bits in words.items():
             warehouse.execute(
-                "INSERT INTO audience_members VALUES (?, ?, ?, ?)",
-                [audience, profile, as_of, refresh_id],
+                "INSERT INTO audience_member_words VALUES (?, ?, ?)", [audience, bucket, bits]
             )
         warehouse.execute(
             "INSERT INTO audience_refreshes VALUES (?, ?, 1, ?, ?, ?, ?, ?, NULL)",

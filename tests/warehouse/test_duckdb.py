@@ -122,3 +122,33 @@ def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) 
         (*row[:8], json.loads(row[8]), *row[9:]) for row in before
     ]
     engine.close()
+
+
+def test_version_5_keeps_every_current_member_as_words(tmp_path: Path) -> None:
+    # A version-4 warehouse, with one row per current member.
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+    )
+    for number, statements in enumerate(MIGRATIONS[:4], start=1):
+        for statement in statements:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+    members = {3: [1, 63, 64, 65, 127, 128, 10_000, 2**40 + 1], 4: [63, 2**33]}
+    for audience_id, profiles in members.items():
+        for profile_id in profiles:
+            con.execute(
+                "INSERT INTO audience_members VALUES (?, ?, TIMESTAMP '2025-01-02', 'r1')",
+                [audience_id, profile_id],
+            )
+    con.close()
+
+    engine = open_warehouse(path)
+    assert engine.rows("SELECT max(version) FROM schema_version") == [(LATEST_VERSION,)]
+    rows = engine.rows("SELECT audience_id, profile_id FROM audience_members ORDER BY 1, 2")
+    assert rows == [(a, p) for a, profiles in sorted(members.items()) for p in sorted(profiles)]
+    # one word per bucket in use: profiles 1 and 63 share bucket 0, 64..127 bucket 1
+    assert engine.rows("SELECT count(*) FROM audience_member_words WHERE audience_id = 3") == [(5,)]
+    engine.close()

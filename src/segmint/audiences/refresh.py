@@ -3,12 +3,12 @@ members against the current ones in SQL, and commit everything that follows from
 together.
 
 A refresh has two sides. The *warehouse* side runs in one transaction: the new members are
-materialized, diffed against ``audience_members`` with a full outer join, one
-``added_to_segment`` / ``removed_from_segment`` event is appended per entering / leaving
-profile (to ``segment_events``, which conditions read as events), membership spells are
-closed and opened, the membership rows are replaced and the ``audience_refreshes`` marker is
-written. Either all of it commits or none of it does, so a refresh that fails or is killed
-halfway leaves the previous state and no events.
+folded into 64-bit words and diffed against the stored words of the current membership
+(``audience_member_words``), one ``added_to_segment`` / ``removed_from_segment`` event is
+appended per entering / leaving profile (to ``segment_events``, which conditions read as
+events), membership spells are closed and opened, the changed words are rewritten and the
+``audience_refreshes`` marker is written. Either all of it commits or none of it does, so a
+refresh that fails or is killed halfway leaves the previous state and no events.
 
 The *catalog* side follows: the run record, the usage record, the audience's size and next
 refresh. If the process dies between the two, the marker tells a rerun with the same refresh
@@ -40,7 +40,7 @@ from segmint.compiler import compile_definition
 from segmint.definitions import Definition, load_definition
 from segmint.errors import Conflict, NotFound, SegmintError
 from segmint.warehouse.engine import Engine
-from segmint.warehouse.schema import SEGMENT_EVENT_NAMES
+from segmint.warehouse.schema import MEMBER_WORD, SEGMENT_EVENT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ RETRY_BASE = dt.timedelta(minutes=5)
 RETRY_CAP_STATIC = dt.timedelta(days=1)
 
 _NEW = "segmint_refresh_new"
+_CHANGED = "segmint_refresh_changed"
 _DIFF = "segmint_refresh_diff"
 
 FailAfter = Callable[[str], None]
@@ -321,15 +322,16 @@ def write_membership(
     with warehouse.transaction():
         warehouse.execute(_NEW_SQL.format(query=query.sql(dialect=warehouse.dialect)))
         step("materialize")
-        warehouse.execute(_DIFF_SQL, [audience_id])
+        warehouse.execute(_CHANGED_SQL, [audience_id])
+        warehouse.execute(_DIFF_SQL)
         step("diff")
         warehouse.execute(_EVENTS_SQL, [refresh_id, audience_id, as_of, now])
         step("events")
         warehouse.execute(_CLOSE_SPELLS_SQL, [as_of, refresh_id, audience_id])
         warehouse.execute(_OPEN_SPELLS_SQL, [audience_id, as_of, refresh_id])
         step("history")
-        warehouse.execute(_DROP_LEAVERS_SQL, [audience_id])
-        warehouse.execute(_ADD_ENTRANTS_SQL, [audience_id, as_of, refresh_id])
+        warehouse.execute(_DROP_CHANGED_WORDS_SQL, [audience_id])
+        warehouse.execute(_ADD_CHANGED_WORDS_SQL, [audience_id])
         step("membership")
         size, entered, left = warehouse.rows(_COUNTS_SQL)[0]
         marker = RefreshMarker(
@@ -339,47 +341,43 @@ def write_membership(
             _MARKER_SQL,
             [refresh_id, audience_id, target.version, as_of, size, entered, left, now, target.name],
         )
-        warehouse.execute(f"DROP TABLE {_NEW}")
-        warehouse.execute(f"DROP TABLE {_DIFF}")
+        for table in (_NEW, _CHANGED, _DIFF):
+            warehouse.execute(f"DROP TABLE {table}")
         step("marker")
     return marker
 
 
-# Membership as bitmaps: profile ``p`` is bit ``p & 63`` of the 64-bit word of bucket
-# ``p >> 6``. The new members (the compiled query's distinct profile ids) are folded into
-# words as they are evaluated, with no row per member kept; the current members are folded
-# the same way. Joining about members / 64 words and expanding only the bits that differ
-# costs about half of joining the two member lists row by row.
-_WORD = "bit_or(CAST(1 AS UBIGINT) << CAST(profile_id & 63 AS INTEGER))"
-
+# Membership as bitmaps (``audience_member_words``, see segmint.warehouse.schema): the new
+# members (the compiled query's distinct profile ids) are folded into 64-bit words as they
+# are evaluated, with no row per member kept. Joining the new words with the stored ones
+# (about members / 64 rows each) finds the words that changed; only their differing bits are
+# expanded into rows, and only they are rewritten.
 _NEW_SQL = f"""
 CREATE OR REPLACE TEMPORARY TABLE {_NEW} AS
-SELECT profile_id >> 6 AS bucket, {_WORD} AS bits
+SELECT profile_id >> 6 AS bucket, {MEMBER_WORD} AS bits
 FROM ({{query}}) AS members
 GROUP BY 1
 """
 
-# Who entered and who left: the words that differ, expanded to one row per differing bit.
+_CHANGED_SQL = f"""
+CREATE OR REPLACE TEMPORARY TABLE {_CHANGED} AS
+SELECT coalesce(n.bucket, c.bucket) AS bucket,
+       coalesce(n.bits, CAST(0 AS UBIGINT)) AS new_bits,
+       xor(coalesce(n.bits, CAST(0 AS UBIGINT)), coalesce(c.bits, CAST(0 AS UBIGINT)))
+           AS changed_bits
+FROM {_NEW} AS n
+FULL OUTER JOIN (SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?) AS c
+  ON n.bucket = c.bucket
+WHERE n.bits IS DISTINCT FROM c.bits
+"""
+
+# Who entered and who left: one row per differing bit of the changed words.
 _DIFF_SQL = f"""
 CREATE OR REPLACE TEMPORARY TABLE {_DIFF} AS
-WITH current_words AS (
-    SELECT profile_id >> 6 AS bucket, {_WORD} AS bits
-    FROM audience_members WHERE audience_id = ?
-    GROUP BY 1
-),
-changed AS (
-    SELECT coalesce(n.bucket, c.bucket) AS bucket,
-           coalesce(n.bits, CAST(0 AS UBIGINT)) AS new_bits,
-           xor(coalesce(n.bits, CAST(0 AS UBIGINT)), coalesce(c.bits, CAST(0 AS UBIGINT)))
-               AS changed_bits
-    FROM {_NEW} AS n
-    FULL OUTER JOIN current_words AS c ON n.bucket = c.bucket
-    WHERE n.bits IS DISTINCT FROM c.bits
-)
 SELECT bucket * 64 + bit AS profile_id,
        CASE WHEN (new_bits >> CAST(bit AS INTEGER)) & 1 = 1 THEN 'added' ELSE 'removed' END
            AS change
-FROM changed, range(0, 64) AS r(bit)
+FROM {_CHANGED}, range(0, 64) AS r(bit)
 WHERE (changed_bits >> CAST(bit AS INTEGER)) & 1 = 1
 """
 
@@ -406,15 +404,14 @@ INSERT INTO membership_history (audience_id, profile_id, entered_at, left_at,
 SELECT ?, profile_id, ?, NULL, ?, NULL FROM {_DIFF} WHERE change = 'added'
 """
 
-_DROP_LEAVERS_SQL = f"""
-DELETE FROM audience_members
-WHERE audience_id = ?
-  AND profile_id IN (SELECT profile_id FROM {_DIFF} WHERE change = 'removed')
+_DROP_CHANGED_WORDS_SQL = f"""
+DELETE FROM audience_member_words
+WHERE audience_id = ? AND bucket IN (SELECT bucket FROM {_CHANGED})
 """
 
-_ADD_ENTRANTS_SQL = f"""
-INSERT INTO audience_members (audience_id, profile_id, entered_at, refresh_id)
-SELECT ?, profile_id, ?, ? FROM {_DIFF} WHERE change = 'added'
+_ADD_CHANGED_WORDS_SQL = f"""
+INSERT INTO audience_member_words (audience_id, bucket, bits)
+SELECT ?, bucket, new_bits FROM {_CHANGED} WHERE new_bits <> 0
 """
 
 _COUNTS_SQL = f"""

@@ -220,6 +220,27 @@ CREATE TABLE sync_ledger (
 )
 """
 
+# Current membership as bitmaps (see segmint.audiences.refresh): profile ``p`` is a member
+# when bit ``p & 63`` of the word of bucket ``p >> 6`` is set. A refresh rewrites only the
+# words that changed, about members / 64 rows for the whole audience instead of one per member.
+MEMBER_WORD = "bit_or(CAST(1 AS UBIGINT) << CAST(profile_id & 63 AS INTEGER))"
+
+AUDIENCE_MEMBER_WORDS = """
+CREATE TABLE audience_member_words (
+    audience_id BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
+    bits UBIGINT NOT NULL
+)
+"""
+
+# The current members, one row each, expanded from the words.
+AUDIENCE_MEMBERS_VIEW = """
+CREATE VIEW audience_members AS
+SELECT w.audience_id, w.bucket * 64 + b.bit AS profile_id
+FROM audience_member_words AS w, range(0, 64) AS b(bit)
+WHERE (w.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
@@ -250,6 +271,17 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 4: what List Sync sent for each member, so removals remove exactly that.
     [SYNC_LEDGER],
+    # 5: current membership kept as 64-bit words; ``audience_members`` becomes a view.
+    [
+        AUDIENCE_MEMBER_WORDS,
+        f"""
+        INSERT INTO audience_member_words
+        SELECT audience_id, profile_id >> 6, {MEMBER_WORD}
+        FROM audience_members GROUP BY 1, 2
+        """,
+        "DROP TABLE audience_members",
+        AUDIENCE_MEMBERS_VIEW,
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -277,11 +277,18 @@ async def audience_page(request: Request, audience_id: AudienceId) -> Response:
     return render(request, "audiences/detail.html", data)
 
 
+# A member entered when its latest ``added_to_segment`` event of the audience was emitted.
 MEMBER_SQL = """
-SELECT m.profile_id, m.entered_at, p.email, p.user_id, p.country, p.city, p.traits
-FROM audience_members m LEFT JOIN profiles p ON p.profile_id = m.profile_id
+WITH entered AS (
+    SELECT profile_id, max("timestamp") AS entered_at FROM segment_events
+    WHERE audience_id = ? AND event = 'added_to_segment' GROUP BY profile_id
+)
+SELECT m.profile_id, e.entered_at, p.email, p.user_id, p.country, p.city, p.traits
+FROM audience_members m
+LEFT JOIN entered e ON e.profile_id = m.profile_id
+LEFT JOIN profiles p ON p.profile_id = m.profile_id
 WHERE m.audience_id = ? {where}
-ORDER BY m.entered_at DESC, m.profile_id
+ORDER BY e.entered_at DESC NULLS LAST, m.profile_id
 LIMIT ? OFFSET ?
 """
 COUNT_SQL = """
@@ -298,7 +305,7 @@ SEARCH = (
 @dataclass(frozen=True)
 class Member:
     profile_id: int
-    entered_at: dt.datetime
+    entered_at: dt.datetime | None
     email: str | None
     user_id: str | None
     place: str
@@ -348,7 +355,7 @@ async def members(
         (total,) = rt.warehouse.rows(COUNT_SQL.format(where=where), params)[0]
         rows = rt.warehouse.rows(
             MEMBER_SQL.format(where=where),
-            [*params, MEMBERS_PAGE, (page - 1) * MEMBERS_PAGE],
+            [audience_id, *params, MEMBERS_PAGE, (page - 1) * MEMBERS_PAGE],
         )
         return {
             "audience": audience,
