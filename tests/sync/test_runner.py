@@ -348,3 +348,29 @@ def test_members_merged_away_are_removed_with_what_was_sent_for_them(
     assert sha(email_of(7)) not in remote
     assert sha(email_of(8)) not in remote  # 8's email before the merge, as it was sent
     assert sha(email_of(6)) in remote
+
+
+def test_a_new_audience_with_a_deleted_ones_name_gets_its_own_remote_audience(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    from segmint.audiences import service
+
+    old_id, old_link = synced_audience(runtime, ctx, fake, meta_url, 300)
+    (old_remote,) = fake.audiences.values()
+    old_emails = old_remote.values("EMAIL")
+    assert len(old_emails) == 300
+    service.delete(runtime.catalog, old_id, by="test", now=T0)  # its link keeps the audience
+
+    set_tier(runtime, range(1, 101), "silver")
+    new_id = activate(runtime, hours=1)  # the same name, free again
+    new_link = sync_catalog.link_audience(runtime.catalog, new_id, old_link.destination_id)
+    assert sync_link(ctx, new_link.id).status == "succeeded"
+
+    by_name = {audience.name: audience for audience in fake.audiences.values()}
+    assert set(by_name) == {"gold_members", f"gold_members (#{new_id})"}
+    assert by_name["gold_members"].values("EMAIL") == old_emails  # untouched
+    assert by_name[f"gold_members (#{new_id})"].values("EMAIL") == expected_emails(runtime, new_id)
+    assert len(expected_emails(runtime, new_id)) == 200
+
+    delete_link(ctx, new_link.id)  # removes only the new audience's remote audience
+    assert [audience.name for audience in fake.audiences.values()] == ["gold_members"]

@@ -214,6 +214,43 @@ def _audience_name(ctx: SyncContext, audience_id: int) -> str:
         return (audience.name if audience is not None else None) or f"audience_{audience_id}"
 
 
+def _own_remote_audience(ctx: SyncContext, adapter: Destination, link: LinkInfo, name: str) -> str:
+    """The remote audience this link's audience syncs into, found or created by name. Audience
+    names are unique only among audiences not deleted, so the remote audience called ``name``
+    may belong to another Segmint audience (a deleted one whose link kept it): then this one
+    gets its own, ``name (#id)``, rather than mixing members with it and sharing its Delete."""
+    remote_id = adapter.ensure_audience(name)
+    if not _held_by_another_audience(ctx, link, remote_id):
+        return remote_id
+    own_name = f"{name} (#{link.audience_id})"
+    log.info(
+        "the remote audience %r on %s belongs to another audience; syncing into %r",
+        name,
+        link.destination_name,
+        own_name,
+    )
+    remote_id = adapter.ensure_audience(own_name)
+    if _held_by_another_audience(ctx, link, remote_id):
+        raise BadRequest(
+            f"the remote audiences {name!r} and {own_name!r} on {link.destination_name} are "
+            "both synced from other audiences; rename this audience and sync again"
+        )
+    return remote_id
+
+
+def _held_by_another_audience(ctx: SyncContext, link: LinkInfo, remote_id: str) -> bool:
+    """True when a link of another audience to the same destination (active, or unlinked
+    with its remote audience kept) syncs into ``remote_id``."""
+    return any(
+        other.remote_audience_id == remote_id
+        and other.audience_id != link.audience_id
+        and other.status != "deleted"
+        for other in sync_catalog.list_links(
+            ctx.catalog, destination=link.destination_id, include_ended=True
+        )
+    )
+
+
 def current_members(ctx: SyncContext, audience_id: int) -> list[int]:
     """Profile ids of the audience's members now, ascending."""
     return [
@@ -339,7 +376,11 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
             mark_in_flight(ctx.catalog, link.id, target)
             remote_id = link.remote_audience_id
             if remote_id is None:  # both modes: so Delete (R22) can remove it later
-                remote_id = adapter.ensure_audience(name)
+                remote_id = (
+                    _own_remote_audience(ctx, adapter, link, name)
+                    if link.mode == "list"
+                    else adapter.ensure_audience(name)
+                )
                 sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
             if link.mode == "event":
                 step_added, step_removed = _send_events(ctx, adapter, link, name, delta, reasons)
