@@ -76,18 +76,24 @@ def test_a_locked_warehouse_gives_a_clear_error(tmp_path: Path) -> None:
         holder.wait()
 
 
-def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) -> None:
-    # A version-2 warehouse, where refreshes wrote their events as rows of ``events``.
-    path = tmp_path / "w.duckdb"
+def warehouse_at_version(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A warehouse file as Segmint left it at schema ``version`` (the migrations up to it)."""
     con = duckdb.connect(str(path))
     con.execute(
         "CREATE TABLE schema_version (version INTEGER NOT NULL, "
         "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
     )
-    for number, statements in enumerate(MIGRATIONS[:2], start=1):
+    for number, statements in enumerate(MIGRATIONS[:version], start=1):
         for statement in statements:
             con.execute(statement)
         con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+    return con
+
+
+def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) -> None:
+    # A version-2 warehouse, where refreshes wrote their events as rows of ``events``.
+    path = tmp_path / "w.duckdb"
+    con = warehouse_at_version(path, 2)
     con.execute(
         "INSERT INTO profiles (profile_id, user_id, anonymous_id, traits, first_seen, last_seen) "
         "VALUES (7, 'u7', 'a7', '{}', TIMESTAMP '2025-01-01', TIMESTAMP '2025-01-02')"
@@ -127,15 +133,7 @@ def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) 
 def test_version_5_keeps_every_current_member_as_words(tmp_path: Path) -> None:
     # A version-4 warehouse, with one row per current member.
     path = tmp_path / "w.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute(
-        "CREATE TABLE schema_version (version INTEGER NOT NULL, "
-        "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
-    )
-    for number, statements in enumerate(MIGRATIONS[:4], start=1):
-        for statement in statements:
-            con.execute(statement)
-        con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+    con = warehouse_at_version(path, 4)
     members = {3: [1, 63, 64, 65, 127, 128, 10_000, 2**40 + 1], 4: [63, 2**33]}
     for audience_id, profiles in members.items():
         for profile_id in profiles:
