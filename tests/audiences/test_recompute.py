@@ -72,3 +72,45 @@ def test_from_now_keeps_history(catalog_url: str) -> None:
         )
         assert saved.recomputed_refreshes == 0
         assert store.snapshot() == before
+
+
+def test_refreshes_after_a_recompute_keep_history_equal_to_fresh_evaluations(
+    catalog_url: str,
+) -> None:
+    """A wider definition recomputed: history's open spells now differ from the current
+    members (what destinations were told). The next refreshes must reconcile both: history
+    as of each later refresh equals a fresh evaluation, with one open spell per member."""
+    with open_store(catalog_url) as store:
+        for profile in range(1, 9):
+            store.profile(profile)
+            store.event(profile, "purchase", day(profile, hour=3))
+        audience_id = store.audience("buyers", purchased_within(1))
+        for n in range(1, 7):
+            refresh_audience(store.warehouse, store.catalog, audience_id, as_of=day(n), timezone=TZ)
+        wider = {"root": purchased_within(4)}
+        operations.save_definition(
+            store.warehouse,
+            store.catalog,
+            audience_id,
+            wider,
+            by="test",
+            timezone=TZ,
+            apply="recompute_history",
+            now=day(6, hour=7),
+        )
+        definition = parse_definition(wider)
+        for n in range(7, 12):
+            result = refresh_audience(
+                store.warehouse, store.catalog, audience_id, as_of=day(n), timezone=TZ
+            )
+            query = compile_definition(definition, as_of=day(n), timezone=TZ)
+            fresh = {row[0] for row in store.warehouse.rows(to_sql(query, "duckdb"))}
+            assert history.members_as_of(store.warehouse, audience_id, day(n)) == sorted(fresh)
+            assert store.members(audience_id) == fresh
+            assert result.size == len(fresh)
+            open_spells = store.warehouse.rows(
+                "SELECT profile_id, count(*) FROM membership_history "
+                "WHERE audience_id = ? AND left_at IS NULL GROUP BY 1 HAVING count(*) > 1",
+                [audience_id],
+            )
+            assert open_spells == []

@@ -150,3 +150,25 @@ def test_version_5_keeps_every_current_member_as_words(tmp_path: Path) -> None:
     # one word per bucket in use: profiles 1 and 63 share bucket 0, 64..127 bucket 1
     assert engine.rows("SELECT count(*) FROM audience_member_words WHERE audience_id = 3") == [(5,)]
     engine.close()
+
+
+def test_version_6_flags_audiences_whose_history_differs_from_their_members(
+    tmp_path: Path,
+) -> None:
+    # A version-5 warehouse: audience 3's history was recomputed (open spells {1, 2} while
+    # destinations were told {1}); audience 4's history agrees with its members.
+    path = tmp_path / "w.duckdb"
+    con = warehouse_at_version(path, 5)
+    con.execute("INSERT INTO audience_member_words VALUES (3, 0, 2), (4, 0, 8)")  # {1}, {3}
+    con.execute(
+        "INSERT INTO membership_history VALUES "
+        "(3, 1, TIMESTAMP '2025-01-01', NULL, 'r1', NULL), "
+        "(3, 2, TIMESTAMP '2025-01-01', NULL, 'r1', NULL), "
+        "(4, 3, TIMESTAMP '2025-01-01', NULL, 'r2', NULL), "
+        "(4, 5, TIMESTAMP '2024-12-01', TIMESTAMP '2025-01-01', 'r0', 'r2')"
+    )
+    con.close()
+
+    engine = open_warehouse(path)
+    assert engine.rows("SELECT audience_id FROM history_to_reconcile") == [(3,)]
+    engine.close()

@@ -99,6 +99,11 @@ def recompute_history(
         if points:
             warehouse.execute(_SPELLS_SQL, [audience_id])
             warehouse.execute(_SIZES_SQL)
+            # Its open spells now differ from the current members: see refresh.write_membership.
+            warehouse.execute(
+                "DELETE FROM history_to_reconcile WHERE audience_id = ?", [audience_id]
+            )
+            warehouse.execute("INSERT INTO history_to_reconcile VALUES (?)", [audience_id])
         sizes = [
             int(row[0])
             for row in warehouse.rows(

@@ -60,6 +60,8 @@ RETRY_CAP_STATIC = dt.timedelta(days=1)
 _NEW = "segmint_refresh_new"
 _CHANGED = "segmint_refresh_changed"
 _DIFF = "segmint_refresh_diff"
+_SPELLS_CHANGED = "segmint_refresh_spells_changed"
+_SPELLS_DIFF = "segmint_refresh_spells_diff"
 
 FailAfter = Callable[[str], None]
 
@@ -322,13 +324,21 @@ def write_membership(
     with warehouse.transaction():
         warehouse.execute(_NEW_SQL.format(query=query.sql(dialect=warehouse.dialect)))
         step("materialize")
-        warehouse.execute(_CHANGED_SQL, [audience_id])
-        warehouse.execute(_DIFF_SQL)
+        warehouse.execute(_changed_sql(_CHANGED, _STORED_WORDS), [audience_id])
+        warehouse.execute(_expand_sql(_DIFF, _CHANGED))
         step("diff")
         warehouse.execute(_EVENTS_SQL, [refresh_id, audience_id, as_of, now])
         step("events")
-        warehouse.execute(_CLOSE_SPELLS_SQL, [as_of, refresh_id, audience_id])
-        warehouse.execute(_OPEN_SPELLS_SQL, [audience_id, as_of, refresh_id])
+        spells_diff = _DIFF
+        if warehouse.rows(_TO_RECONCILE_SQL, [audience_id]):
+            # History was recomputed: its open spells are the new definition's members, not
+            # the stored ones (what destinations were told), so history takes its own diff.
+            warehouse.execute(_changed_sql(_SPELLS_CHANGED, _OPEN_SPELL_WORDS), [audience_id])
+            warehouse.execute(_expand_sql(_SPELLS_DIFF, _SPELLS_CHANGED))
+            warehouse.execute(_RECONCILED_SQL, [audience_id])
+            spells_diff = _SPELLS_DIFF
+        warehouse.execute(_close_spells_sql(spells_diff), [as_of, refresh_id, audience_id])
+        warehouse.execute(_open_spells_sql(spells_diff), [audience_id, as_of, refresh_id])
         step("history")
         warehouse.execute(_DROP_CHANGED_WORDS_SQL, [audience_id])
         warehouse.execute(_ADD_CHANGED_WORDS_SQL, [audience_id])
@@ -341,8 +351,8 @@ def write_membership(
             _MARKER_SQL,
             [refresh_id, audience_id, target.version, as_of, size, entered, left, now, target.name],
         )
-        for table in (_NEW, _CHANGED, _DIFF):
-            warehouse.execute(f"DROP TABLE {table}")
+        for table in (_NEW, _CHANGED, _DIFF, _SPELLS_CHANGED, _SPELLS_DIFF):
+            warehouse.execute(f"DROP TABLE IF EXISTS {table}")
         step("marker")
     return marker
 
@@ -359,27 +369,41 @@ FROM ({{query}}) AS members
 GROUP BY 1
 """
 
-_CHANGED_SQL = f"""
-CREATE OR REPLACE TEMPORARY TABLE {_CHANGED} AS
+# The words of the current members as stored, and as history's open spells have them.
+_STORED_WORDS = "SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?"
+_OPEN_SPELL_WORDS = f"""
+SELECT profile_id >> 6 AS bucket, {MEMBER_WORD} AS bits
+FROM membership_history WHERE audience_id = ? AND left_at IS NULL
+GROUP BY 1
+"""
+
+
+def _changed_sql(table: str, current_words: str) -> str:
+    """The words that differ between the new members and ``current_words``: each with the new
+    word and the bits that changed."""
+    return f"""
+CREATE OR REPLACE TEMPORARY TABLE {table} AS
 SELECT coalesce(n.bucket, c.bucket) AS bucket,
        coalesce(n.bits, CAST(0 AS UBIGINT)) AS new_bits,
        xor(coalesce(n.bits, CAST(0 AS UBIGINT)), coalesce(c.bits, CAST(0 AS UBIGINT)))
            AS changed_bits
 FROM {_NEW} AS n
-FULL OUTER JOIN (SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?) AS c
-  ON n.bucket = c.bucket
+FULL OUTER JOIN ({current_words}) AS c ON n.bucket = c.bucket
 WHERE n.bits IS DISTINCT FROM c.bits
 """
 
-# Who entered and who left: one row per differing bit of the changed words.
-_DIFF_SQL = f"""
-CREATE OR REPLACE TEMPORARY TABLE {_DIFF} AS
+
+def _expand_sql(table: str, changed: str) -> str:
+    """Who entered and who left: one row per changed bit of the ``changed`` words."""
+    return f"""
+CREATE OR REPLACE TEMPORARY TABLE {table} AS
 SELECT bucket * 64 + bit AS profile_id,
        CASE WHEN (new_bits >> CAST(bit AS INTEGER)) & 1 = 1 THEN 'added' ELSE 'removed' END
            AS change
-FROM {_CHANGED}, range(0, 64) AS r(bit)
+FROM {changed}, range(0, 64) AS r(bit)
 WHERE (changed_bits >> CAST(bit AS INTEGER)) & 1 = 1
 """
+
 
 # One row per change in ``segment_events`` (read as events through ``segment_event_rows``):
 # message id ``{refresh_id}:{profile_id}:added|removed``, properties audience id and name and
@@ -392,17 +416,26 @@ SELECT CAST(? AS VARCHAR), CAST(? AS BIGINT), d.profile_id,
 FROM {_DIFF} AS d
 """
 
-_CLOSE_SPELLS_SQL = f"""
+
+def _close_spells_sql(diff: str) -> str:
+    return f"""
 UPDATE membership_history SET left_at = ?, left_refresh_id = ?
 WHERE audience_id = ? AND left_at IS NULL
-  AND profile_id IN (SELECT profile_id FROM {_DIFF} WHERE change = 'removed')
+  AND profile_id IN (SELECT profile_id FROM {diff} WHERE change = 'removed')
 """
 
-_OPEN_SPELLS_SQL = f"""
+
+def _open_spells_sql(diff: str) -> str:
+    return f"""
 INSERT INTO membership_history (audience_id, profile_id, entered_at, left_at,
                                 entered_refresh_id, left_refresh_id)
-SELECT ?, profile_id, ?, NULL, ?, NULL FROM {_DIFF} WHERE change = 'added'
+SELECT ?, profile_id, ?, NULL, ?, NULL FROM {diff} WHERE change = 'added'
 """
+
+
+# Audiences whose history was recomputed since their last refresh (segmint.audiences.recompute).
+_TO_RECONCILE_SQL = "SELECT 1 FROM history_to_reconcile WHERE audience_id = ?"
+_RECONCILED_SQL = "DELETE FROM history_to_reconcile WHERE audience_id = ?"
 
 _DROP_CHANGED_WORDS_SQL = f"""
 DELETE FROM audience_member_words

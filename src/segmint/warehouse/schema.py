@@ -241,6 +241,15 @@ FROM audience_member_words AS w, range(0, 64) AS b(bit)
 WHERE (w.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
 """
 
+# Audiences whose history was recomputed (segmint.audiences.recompute) and not refreshed
+# since: their open spells follow the new definition while their current members are what
+# destinations were told, so their next refresh diffs history against the open spells.
+HISTORY_TO_RECONCILE = """
+CREATE TABLE history_to_reconcile (
+    audience_id BIGINT NOT NULL
+)
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
@@ -281,6 +290,22 @@ MIGRATIONS: list[list[str]] = [
         """,
         "DROP TABLE audience_members",
         AUDIENCE_MEMBERS_VIEW,
+    ],
+    # 6: audiences whose recomputed history the next refresh reconciles on its own; flags
+    # those whose open spells already differ from their current members.
+    [
+        HISTORY_TO_RECONCILE,
+        """
+        INSERT INTO history_to_reconcile
+        SELECT DISTINCT audience_id FROM (
+            (SELECT audience_id, profile_id FROM membership_history WHERE left_at IS NULL
+             EXCEPT SELECT audience_id, profile_id FROM audience_members)
+            UNION ALL
+            (SELECT audience_id, profile_id FROM audience_members
+             EXCEPT SELECT audience_id, profile_id FROM membership_history
+             WHERE left_at IS NULL)
+        )
+        """,
     ],
 ]
 
