@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlglot import exp, parse_one
 
 from segmint.catalog import Catalog, open_catalog
 from segmint.catalog.models import Audience, AudienceVersion, RefreshRun, UsageRecord
@@ -296,3 +297,20 @@ def crash_after(step: str, error: type[BaseException] = Crash) -> Any:
             raise error(f"injected failure after {step}")
 
     return hook
+
+
+# For tests that drive the warehouse side of a refresh (``write_membership``) with chosen
+# member sets: the definition is only carried along; the query is ``members_query``.
+VALUES_DEFINITION = Definition.model_validate(
+    {"version": 1, "root": {"kind": "event", "event": "purchase"}}
+)
+
+
+def members_query(members: frozenset[int]) -> exp.Query:
+    """A query returning exactly ``members`` as ``profile_id``."""
+    if not members:
+        return parse_one("SELECT CAST(NULL AS BIGINT) AS profile_id WHERE false")
+    values = ", ".join(f"({profile_id})" for profile_id in sorted(members))
+    query = parse_one(f"SELECT profile_id FROM (VALUES {values}) AS v(profile_id)")
+    assert isinstance(query, exp.Query)
+    return query

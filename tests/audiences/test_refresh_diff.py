@@ -9,17 +9,13 @@ import datetime as dt
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlglot import exp, parse_one
 
 from segmint.audiences.refresh import ADDED_EVENT, REMOVED_EVENT, RefreshTarget, write_membership
-from segmint.definitions import Definition
 from segmint.warehouse import open_warehouse
+from tests.audiences.helpers import VALUES_DEFINITION, members_query
 
 AUDIENCE_ID = 7
 START = dt.datetime(2026, 1, 1, 6, 0)
-DEFINITION = Definition.model_validate(
-    {"version": 1, "root": {"kind": "event", "event": "purchase"}}
-)
 
 # Ids near the edges of 64-bit words, ids sharing a word, and far-apart ids.
 profile_ids = st.one_of(
@@ -30,20 +26,11 @@ profile_ids = st.one_of(
 member_sets = st.lists(st.frozensets(profile_ids, max_size=40), min_size=1, max_size=4)
 
 
-def members_query(members: frozenset[int]) -> exp.Query:
-    if not members:
-        return parse_one("SELECT CAST(NULL AS BIGINT) AS profile_id WHERE false")
-    values = ", ".join(f"({profile_id})" for profile_id in sorted(members))
-    query = parse_one(f"SELECT profile_id FROM (VALUES {values}) AS v(profile_id)")
-    assert isinstance(query, exp.Query)
-    return query
-
-
 @settings(max_examples=60, deadline=None)
 @given(member_sets)
 def test_refreshes_write_exactly_the_set_differences(sets: list[frozenset[int]]) -> None:
     warehouse = open_warehouse(None)
-    target = RefreshTarget(AUDIENCE_ID, "diffed", 1, DEFINITION)
+    target = RefreshTarget(AUDIENCE_ID, "diffed", 1, VALUES_DEFINITION)
     previous: frozenset[int] = frozenset()
     try:
         for index, members in enumerate(sets):

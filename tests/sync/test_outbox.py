@@ -9,7 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from segmint.audiences.refresh import RefreshTarget, write_membership
 from segmint.catalog import open_catalog
 from segmint.catalog.db import Catalog
 from segmint.catalog.models import Audience
@@ -19,6 +22,7 @@ from segmint.sync.outbox import advance_cursor, link_changes, pending_changes
 from segmint.sync.secrets import SecretBox
 from segmint.warehouse.duckdb import open_warehouse
 from segmint.warehouse.engine import Engine
+from tests.audiences.helpers import VALUES_DEFINITION, members_query
 
 T0 = datetime(2026, 11, 30, 6, 0)
 AUDIENCE = 7
@@ -36,6 +40,14 @@ def catalog(catalog_url: str) -> Iterator[Catalog]:
     opened = open_catalog(catalog_url)
     yield opened
     opened.dispose()
+
+
+def words(profiles: set[int]) -> dict[int, int]:
+    """Profile ids as 64-bit words: bit ``p & 63`` of the word of bucket ``p >> 6``."""
+    folded: dict[int, int] = {}
+    for profile in profiles:
+        folded[profile >> 6] = folded.get(profile >> 6, 0) | 1 << (profile & 63)
+    return folded
 
 
 def commit_refresh(
@@ -63,12 +75,14 @@ def commit_refresh(
                 [audience, profile, as_of, refresh_id],
             )
         warehouse.execute("DELETE FROM audience_member_words WHERE audience_id = ?", [audience])
-        words: dict[int, int] = {}
-        for profile in members:  # the membership as refresh stores it: 64 members per word
-            words[profile >> 6] = words.get(profile >> 6, 0) | 1 << (profile & 63)
-        for bucket, bits in words.items():
+        for bucket, bits in words(members).items():  # as refresh stores them
             warehouse.execute(
                 "INSERT INTO audience_member_words VALUES (?, ?, ?)", [audience, bucket, bits]
+            )
+        for bucket, bits in words(members ^ current).items():  # the change log
+            warehouse.execute(
+                "INSERT INTO membership_changes VALUES (?, ?, ?, ?)",
+                [refresh_id, audience, bucket, bits],
             )
         warehouse.execute(
             "INSERT INTO audience_refreshes VALUES (?, ?, 1, ?, ?, ?, ?, ?, NULL)",
@@ -178,3 +192,33 @@ def test_advancing_from_a_stale_cursor_is_refused(catalog: Catalog, warehouse: E
     assert get_link(catalog, link).cursor == "r2"
     advance_cursor(catalog, link, None)  # a reset sends the full membership again
     assert link_changes(catalog, warehouse, link).added == [2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.frozensets(st.integers(min_value=1, max_value=300), max_size=30), min_size=1),
+    st.data(),
+)
+def test_pending_changes_are_the_set_differences_between_any_two_refreshes(
+    memberships: list[frozenset[int]], data: st.DataObject
+) -> None:
+    """Refreshes through the real warehouse side; then for any cursor and target the outbox
+    adds exactly M(target) − M(cursor) and removes M(cursor) − M(target)."""
+    engine = open_warehouse(None)
+    try:
+        target = RefreshTarget(AUDIENCE, "outboxed", 1, VALUES_DEFINITION)
+        for index, members in enumerate(memberships):
+            as_of = T0 + timedelta(hours=index)
+            write_membership(engine, target, f"r{index}", members_query(members), as_of, as_of)
+        last = len(memberships) - 1
+        until = data.draw(st.integers(min_value=0, max_value=last), label="until")
+        cursor = data.draw(st.integers(min_value=-1, max_value=until), label="cursor")
+        delta = pending_changes(
+            engine, AUDIENCE, f"r{cursor}" if cursor >= 0 else None, until=f"r{until}"
+        )
+        before = memberships[cursor] if cursor >= 0 else frozenset()
+        after = memberships[until]
+        assert delta.added == sorted(after - before)
+        assert delta.removed == sorted(before - after)
+    finally:
+        engine.close()

@@ -374,3 +374,45 @@ def test_a_new_audience_with_a_deleted_ones_name_gets_its_own_remote_audience(
 
     delete_link(ctx, new_link.id)  # removes only the new audience's remote audience
     assert [audience.name for audience in fake.audiences.values()] == ["gold_members"]
+
+
+def test_after_an_edit_that_recomputes_history_the_platform_follows_the_new_definition(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    """Recomputing history rewrites what history says about past refreshes, not what the
+    platform was told: the next sync must still move the platform to the new members."""
+    from datetime import timedelta
+
+    from segmint.audiences import operations
+    from tests.sync.sync_world import DEFINITION
+
+    seed_profiles(runtime, 300)
+    set_tier(runtime, range(1, 101), "silver")
+    audience_id = activate(runtime)
+    link = sync_catalog.link_audience(
+        runtime.catalog, audience_id, connect(runtime, fake, meta_url)
+    )
+    assert sync_link(ctx, link.id).status == "succeeded"
+    refresh(runtime, audience_id, hours=1)
+    assert sync_link(ctx, link.id).status == "succeeded"
+    assert remote_emails(fake) == {sha(email_of(p)) for p in range(101, 301)}
+
+    silver = {"root": {**DEFINITION["root"]}}
+    silver["root"]["conditions"] = [
+        {**DEFINITION["root"]["conditions"][0], "value": "silver"},
+        DEFINITION["root"]["conditions"][1],
+    ]
+    operations.save_definition(
+        runtime.warehouse,
+        runtime.catalog,
+        audience_id,
+        silver,
+        by="test",
+        timezone="UTC",
+        apply="recompute_history",
+        now=T0 + timedelta(hours=1, minutes=30),
+    )
+    refresh(runtime, audience_id, hours=2)
+    assert members(runtime, audience_id) == set(range(1, 101))
+    assert sync_link(ctx, link.id).status == "succeeded"
+    assert remote_emails(fake) == expected_emails(runtime, audience_id)

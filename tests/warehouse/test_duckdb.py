@@ -172,3 +172,32 @@ def test_version_6_flags_audiences_whose_history_differs_from_their_members(
     engine = open_warehouse(path)
     assert engine.rows("SELECT audience_id FROM history_to_reconcile") == [(3,)]
     engine.close()
+
+
+def test_version_7_fills_the_change_log_from_history_so_old_cursors_still_work(
+    tmp_path: Path,
+) -> None:
+    from segmint.sync.outbox import pending_changes
+
+    path = tmp_path / "w.duckdb"
+    con = warehouse_at_version(path, 6)
+    con.execute(
+        "INSERT INTO audience_refreshes VALUES "
+        "('r1', 3, 1, TIMESTAMP '2025-01-01', 2, 2, 0, TIMESTAMP '2025-01-01', 'a'), "
+        "('r2', 3, 1, TIMESTAMP '2025-01-02', 2, 1, 1, TIMESTAMP '2025-01-02', 'a')"
+    )
+    con.execute(
+        "INSERT INTO membership_history VALUES "
+        "(3, 1, TIMESTAMP '2025-01-01', TIMESTAMP '2025-01-02', 'r1', 'r2'), "
+        "(3, 70, TIMESTAMP '2025-01-01', NULL, 'r1', NULL), "
+        "(3, 3, TIMESTAMP '2025-01-02', NULL, 'r2', NULL)"
+    )
+    con.execute("INSERT INTO audience_member_words VALUES (3, 0, 8), (3, 1, 64)")  # {3, 70}
+    con.close()
+
+    engine = open_warehouse(path)
+    since_r1 = pending_changes(engine, 3, "r1")
+    assert (since_r1.added, since_r1.removed) == ([3], [1])
+    assert pending_changes(engine, 3, None).added == [3, 70]
+    assert pending_changes(engine, 3, None, until="r1").added == [1, 70]
+    engine.close()

@@ -6,7 +6,8 @@ A refresh has two sides. The *warehouse* side runs in one transaction: the new m
 folded into 64-bit words and diffed against the stored words of the current membership
 (``audience_member_words``), one ``added_to_segment`` / ``removed_from_segment`` event is
 appended per entering / leaving profile (to ``segment_events``, which conditions read as
-events), membership spells are closed and opened, the changed words are rewritten and the
+events), membership spells are closed and opened, the changed words are rewritten and their
+flipped bits logged (``membership_changes``, which syncs read), and the
 ``audience_refreshes`` marker is written. Either all of it commits or none of it does, so a
 refresh that fails or is killed halfway leaves the previous state and no events.
 
@@ -342,6 +343,7 @@ def write_membership(
         step("history")
         warehouse.execute(_DROP_CHANGED_WORDS_SQL, [audience_id])
         warehouse.execute(_ADD_CHANGED_WORDS_SQL, [audience_id])
+        warehouse.execute(_LOG_CHANGES_SQL, [refresh_id, audience_id])
         step("membership")
         size, entered, left = warehouse.rows(_COUNTS_SQL)[0]
         marker = RefreshMarker(
@@ -445,6 +447,13 @@ WHERE audience_id = ? AND bucket IN (SELECT bucket FROM {_CHANGED})
 _ADD_CHANGED_WORDS_SQL = f"""
 INSERT INTO audience_member_words (audience_id, bucket, bits)
 SELECT ?, bucket, new_bits FROM {_CHANGED} WHERE new_bits <> 0
+"""
+
+# The change log the sync outbox reads (``membership_changes``): the changed words' flipped
+# bits, tagged with the refresh.
+_LOG_CHANGES_SQL = f"""
+INSERT INTO membership_changes (refresh_id, audience_id, bucket, changed_bits)
+SELECT CAST(? AS VARCHAR), CAST(? AS BIGINT), bucket, changed_bits FROM {_CHANGED}
 """
 
 _COUNTS_SQL = f"""

@@ -1,12 +1,18 @@
 """The outbox of membership changes per link (ARCHITECTURE: "Sync reads an outbox").
 
 Every committed refresh is a position in the outbox: ``audience_refreshes`` orders them and
-``membership_history`` says who was a member after each one. A link's ``cursor`` is the
-``refresh_id`` of the last refresh whose changes the platform accepted. The changes pending
-for a link are the difference between the membership after its cursor and the membership
-after the latest refresh, computed in SQL — so a profile that entered and left again in
-between (or left and came back) is not sent at all. With no cursor, the first sync sends the
-full current membership.
+``membership_changes`` records which members each one flipped (as 64-bit words, see
+segmint.audiences.refresh). A link's ``cursor`` is the ``refresh_id`` of the last refresh
+whose changes the platform accepted. The changes pending for a link are the bits flipped
+between its cursor and the target refresh, folded with XOR in SQL — so a profile that entered
+and left again in between (or left and came back) is not sent at all — each an addition when
+the profile is a member after the target and a removal when it is not. The membership after
+the target is the current one (``audience_member_words``) with the flips of any later
+refreshes undone. With no cursor, the first sync sends the whole membership after the target.
+
+The change log records what the refreshes delivered: recomputing an audience's history
+(segmint.audiences.recompute) rewrites ``membership_history`` but not the log, so a platform
+told the old members still gets exactly the changes that bring it to the new ones.
 
 Delivery is at-least-once: the cursor moves (:func:`advance_cursor`) only after the platform
 accepted everything up to the new position. A sync that fails leaves it where it was, and the
@@ -58,30 +64,49 @@ SELECT refresh_id, as_of,
 FROM audience_refreshes WHERE audience_id = ?
 """
 
-# Members after position ``c`` vs after position ``t``, via the refreshes that opened and
-# closed each spell: the symmetric difference is what to add and what to remove.
+# The words of the membership after position ``t``: the current words with the flips of the
+# refreshes after ``t`` undone.
+_AT_TARGET_SQL = """
+flips AS (
+    SELECT c.bucket, c.changed_bits, r.seq
+    FROM membership_changes AS c JOIN r ON r.refresh_id = c.refresh_id
+    WHERE c.audience_id = ?
+),
+later AS (SELECT bucket, bit_xor(changed_bits) AS bits FROM flips WHERE seq > ? GROUP BY 1),
+at_target AS (
+    SELECT coalesce(w.bucket, l.bucket) AS bucket,
+           xor(coalesce(w.bits, CAST(0 AS UBIGINT)), coalesce(l.bits, CAST(0 AS UBIGINT)))
+               AS bits
+    FROM (SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?) AS w
+    FULL OUTER JOIN later AS l ON l.bucket = w.bucket
+)
+"""
+
+# The bits flipped between positions ``c`` and ``t``, expanded: an addition when the profile
+# is a member after ``t``, a removal when not.
 _DELTA_SQL = f"""
 WITH r AS ({_POSITIONS_SQL}),
-spells AS (
-    SELECT h.profile_id, e.seq AS entered_seq, l.seq AS left_seq
-    FROM membership_history AS h
-    JOIN r AS e ON e.refresh_id = h.entered_refresh_id
-    LEFT JOIN r AS l ON l.refresh_id = h.left_refresh_id
-    WHERE h.audience_id = ?
-),
-at_cursor AS (
-    SELECT DISTINCT profile_id FROM spells
-    WHERE entered_seq <= ? AND (left_seq IS NULL OR left_seq > ?)
-),
-at_target AS (
-    SELECT DISTINCT profile_id FROM spells
-    WHERE entered_seq <= ? AND (left_seq IS NULL OR left_seq > ?)
+{_AT_TARGET_SQL},
+moved AS (
+    SELECT bucket, bit_xor(changed_bits) AS bits FROM flips
+    WHERE seq > ? AND seq <= ? GROUP BY 1
 )
-SELECT coalesce(t.profile_id, c.profile_id) AS profile_id,
-       c.profile_id IS NULL AS is_added
-FROM at_target AS t
-FULL OUTER JOIN at_cursor AS c ON c.profile_id = t.profile_id
-WHERE t.profile_id IS NULL OR c.profile_id IS NULL
+SELECT m.bucket * 64 + b.bit AS profile_id,
+       (coalesce(t.bits, CAST(0 AS UBIGINT)) >> CAST(b.bit AS INTEGER)) & 1 = 1 AS is_added
+FROM moved AS m
+LEFT JOIN at_target AS t ON t.bucket = m.bucket,
+     range(0, 64) AS b(bit)
+WHERE (m.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
+ORDER BY 1
+"""
+
+# With no cursor: everybody who is a member after position ``t``.
+_FULL_SQL = f"""
+WITH r AS ({_POSITIONS_SQL}),
+{_AT_TARGET_SQL}
+SELECT t.bucket * 64 + b.bit AS profile_id, true AS is_added
+FROM at_target AS t, range(0, 64) AS b(bit)
+WHERE (t.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
 ORDER BY 1
 """
 
@@ -123,10 +148,11 @@ def pending_changes(
     target_seq, target_id, target_as_of = _position(warehouse, audience_id, until)
     if target_seq < cursor_seq:
         raise InvalidInput(f"refresh {until} comes before the cursor {cursor}", path="until")
-    rows = warehouse.rows(
-        _DELTA_SQL,
-        [audience_id, audience_id, cursor_seq, cursor_seq, target_seq, target_seq],
-    )
+    common = [audience_id, audience_id, target_seq, audience_id]
+    if not cursor:
+        rows = warehouse.rows(_FULL_SQL, common) if target_seq else []
+    else:
+        rows = warehouse.rows(_DELTA_SQL, [*common, cursor_seq, target_seq])
     added = [int(profile_id) for profile_id, is_added in rows if is_added]
     removed = [int(profile_id) for profile_id, is_added in rows if not is_added]
     return OutboxDelta(audience_id, cursor, target_id, target_as_of, added, removed)

@@ -223,7 +223,8 @@ CREATE TABLE sync_ledger (
 # Current membership as bitmaps (see segmint.audiences.refresh): profile ``p`` is a member
 # when bit ``p & 63`` of the word of bucket ``p >> 6`` is set. A refresh rewrites only the
 # words that changed, about members / 64 rows for the whole audience instead of one per member.
-MEMBER_WORD = "bit_or(CAST(1 AS UBIGINT) << CAST(profile_id & 63 AS INTEGER))"
+MEMBER_BIT = "CAST(1 AS UBIGINT) << CAST(profile_id & 63 AS INTEGER)"
+MEMBER_WORD = f"bit_or({MEMBER_BIT})"
 
 AUDIENCE_MEMBER_WORDS = """
 CREATE TABLE audience_member_words (
@@ -247,6 +248,19 @@ WHERE (w.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
 HISTORY_TO_RECONCILE = """
 CREATE TABLE history_to_reconcile (
     audience_id BIGINT NOT NULL
+)
+"""
+
+# How each refresh changed the current membership (``audience_member_words``): the bits that
+# flipped, per word. Folding them gives the membership after any refresh exactly as it was
+# delivered; neither recomputing history nor merging profiles rewrites them. The sync outbox
+# reads them (segmint.sync.outbox).
+MEMBERSHIP_CHANGES = """
+CREATE TABLE membership_changes (
+    refresh_id VARCHAR NOT NULL,
+    audience_id BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
+    changed_bits UBIGINT NOT NULL
 )
 """
 
@@ -305,6 +319,23 @@ MIGRATIONS: list[list[str]] = [
              EXCEPT SELECT audience_id, profile_id FROM membership_history
              WHERE left_at IS NULL)
         )
+        """,
+    ],
+    # 7: the membership change log, filled from the history spells (each spell flips its
+    # profile's bit at the refresh it entered in and at the one it left in).
+    [
+        MEMBERSHIP_CHANGES,
+        f"""
+        INSERT INTO membership_changes
+        SELECT refresh_id, audience_id, profile_id >> 6, bit_xor({MEMBER_BIT})
+        FROM (
+            SELECT entered_refresh_id AS refresh_id, audience_id, profile_id
+            FROM membership_history
+            UNION ALL
+            SELECT left_refresh_id, audience_id, profile_id
+            FROM membership_history WHERE left_refresh_id IS NOT NULL
+        )
+        GROUP BY 1, 2, 3
         """,
     ],
 ]
