@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlglot import exp, parse_one
 
-from segmint.audiences.refresh import ADDED_EVENT, REMOVED_EVENT, RefreshTarget, write_membership
+from segmint.audiences.refresh import (
+    ADDED_EVENT,
+    REMOVED_EVENT,
+    RefreshTarget,
+    folding_duplicates,
+    write_membership,
+)
 from segmint.warehouse import open_warehouse
 from tests.audiences.helpers import VALUES_DEFINITION, members_query
 
@@ -67,5 +75,44 @@ def test_refreshes_write_exactly_the_set_differences(sets: list[frozenset[int]])
             )
             assert {row[0] for row in closed_now} == left
             previous = members
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "folded"),
+    [
+        ("SELECT DISTINCT p FROM t WHERE a = 1", "SELECT p FROM t WHERE a = 1"),
+        (
+            "SELECT DISTINCT p FROM a UNION SELECT p FROM b",
+            "SELECT p FROM a UNION ALL SELECT p FROM b",
+        ),
+        # a LIMIT counts distinct rows, DISTINCT ON keeps one row per key: both stay
+        ("SELECT DISTINCT p FROM t LIMIT 3", "SELECT DISTINCT p FROM t LIMIT 3"),
+        ("SELECT DISTINCT ON (p) p FROM t", "SELECT DISTINCT ON (p) p FROM t"),
+        ("SELECT p FROM a EXCEPT SELECT p FROM b", "SELECT p FROM a EXCEPT SELECT p FROM b"),
+        ("SELECT p FROM a INTERSECT SELECT p FROM b", "SELECT p FROM a INTERSECT SELECT p FROM b"),
+        (
+            "SELECT p FROM t GROUP BY p HAVING count(*) > 1",
+            "SELECT p FROM t GROUP BY p HAVING COUNT(*) > 1",
+        ),
+    ],
+)
+def test_folding_drops_only_duplicate_removal_that_cannot_change_the_ids(
+    query: str, folded: str
+) -> None:
+    parsed = parse_one(query)
+    assert isinstance(parsed, exp.Query)
+    assert folding_duplicates(parsed).sql() == folded
+
+
+def test_a_folded_query_returns_the_same_ids() -> None:
+    warehouse = open_warehouse(None)
+    try:
+        warehouse.execute("CREATE TABLE t AS SELECT i % 7 AS p FROM range(100) AS r(i)")
+        query = parse_one("SELECT DISTINCT p FROM t WHERE p > 1")
+        assert isinstance(query, exp.Query)
+        folded = warehouse.rows(folding_duplicates(query).sql(dialect="duckdb"))
+        assert len(folded) > 5 and sorted(set(folded)) == sorted(warehouse.rows(query.sql()))
     finally:
         warehouse.close()

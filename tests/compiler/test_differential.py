@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from segmint.audiences.refresh import RefreshTarget, write_membership
 from segmint.compiler import compile_definition, compile_node_query, to_sql
 from segmint.definitions import iter_nodes
 from segmint.warehouse import DuckDBEngine, open_warehouse
@@ -27,6 +28,7 @@ from tests.reference.strategies import Scenario, scenarios
 # SEGMINT_DIFFERENTIAL_EXAMPLES=5000 hunts longer locally.
 EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300"))
 OTHER_DIALECTS = ("clickhouse", "spark")
+UNDONE_AUDIENCE = 999_999  # no generated definition refers to it
 
 
 def load(engine: DuckDBEngine, scenario: Scenario) -> None:
@@ -50,6 +52,35 @@ def compiled_members(engine: DuckDBEngine, scenario: Scenario, node: Any = None)
             resolve_audience=scenario.audiences.get,
         )
     return {row[0] for row in engine.rows(to_sql(query, "duckdb"))}
+
+
+class _Undo(Exception):
+    """Rolls back what :func:`refreshed_members` wrote."""
+
+
+def refreshed_members(engine: DuckDBEngine, scenario: Scenario) -> set[int]:
+    """Members as a refresh stores them: the compiled query folded into membership words
+    (its duplicate removal dropped, see ``refresh.folding_duplicates``), read back through
+    ``audience_members`` — then rolled back, so the scenario's data stays as generated."""
+    query = compile_definition(
+        scenario.definition,
+        as_of=scenario.as_of,
+        timezone=scenario.timezone,
+        resolve_audience=scenario.audiences.get,
+    )
+    target = RefreshTarget(UNDONE_AUDIENCE, "refreshed", 1, scenario.definition)
+    members: set[int] = set()
+    try:
+        with engine.transaction():
+            write_membership(engine, target, "differential", query, scenario.as_of, scenario.as_of)
+            rows = engine.rows(
+                "SELECT profile_id FROM audience_members WHERE audience_id = ?", [UNDONE_AUDIENCE]
+            )
+            members = {row[0] for row in rows}
+            raise _Undo
+    except _Undo:
+        pass
+    return members
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +133,11 @@ def test_compiled_sql_gives_the_reference_members(engine: DuckDBEngine, scenario
         f"only in SQL: {sorted(actual - expected.members)}, "
         f"only in reference: {sorted(expected.members - actual)}"
     )
+    refreshed = refreshed_members(engine, scenario)
+    assert refreshed == expected.members, (
+        f"refreshed: only in SQL: {sorted(refreshed - expected.members)}, "
+        f"only in reference: {sorted(expected.members - refreshed)}"
+    )
     for path, node in iter_nodes(scenario.definition.root):
         assert node.id is not None
         actual = compiled_members(engine, scenario, node)
@@ -118,5 +154,6 @@ def test_compiled_sql_gives_the_reference_members_quick(
 ) -> None:
     """A short run of the same check for every test run (the slow one runs in CI)."""
     load(engine, scenario)
-    actual = compiled_members(engine, scenario)
-    assert actual == reference(scenario).members
+    expected = reference(scenario).members
+    assert compiled_members(engine, scenario) == expected
+    assert refreshed_members(engine, scenario) == expected

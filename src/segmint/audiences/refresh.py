@@ -323,7 +323,8 @@ def write_membership(
     Every statement is set-based; no member passes through Python."""
     audience_id = target.audience_id
     with warehouse.transaction():
-        warehouse.execute(_NEW_SQL.format(query=query.sql(dialect=warehouse.dialect)))
+        members = folding_duplicates(query).sql(dialect=warehouse.dialect)
+        warehouse.execute(_NEW_SQL.format(query=members))
         step("materialize")
         warehouse.execute(_changed_sql(_CHANGED, _STORED_WORDS), [audience_id])
         warehouse.execute(_expand_sql(_DIFF, _CHANGED))
@@ -368,8 +369,40 @@ _NEW_SQL = f"""
 CREATE OR REPLACE TEMPORARY TABLE {_NEW} AS
 SELECT profile_id >> 6 AS bucket, {MEMBER_WORD} AS bits
 FROM ({{query}}) AS members
+WHERE profile_id IS NOT NULL
 GROUP BY 1
 """
+
+
+def folding_duplicates(query: exp.Query) -> exp.Query:
+    """``query`` without its outermost duplicate removal, when dropping it cannot change which
+    profile ids it returns (only how often): folding ids into words with ``bit_or`` counts
+    each once anyway, and removing duplicates is most of what evaluating a one-event audience
+    costs (a hash aggregate over every matching id). A ``SELECT DISTINCT`` with no ``LIMIT``
+    or ``OFFSET`` loses its ``DISTINCT``; a ``UNION`` becomes ``UNION ALL`` of its folded
+    sides. Anything else is returned unchanged."""
+    if isinstance(query, exp.Select):
+        distinct = query.args.get("distinct")
+        if (
+            not isinstance(distinct, exp.Distinct)
+            or distinct.args.get("on")
+            or query.args.get("limit")
+            or query.args.get("offset")
+        ):
+            return query
+        folded = query.copy()
+        folded.set("distinct", None)
+        return folded
+    # (older sqlglot makes EXCEPT and INTERSECT subclasses of UNION: they keep their meaning)
+    set_operation = isinstance(query, exp.Except | exp.Intersect)
+    if isinstance(query, exp.Union) and not set_operation and not query.args.get("limit"):
+        left, right = query.this, query.expression
+        if isinstance(left, exp.Query) and isinstance(right, exp.Query):
+            return exp.union(
+                folding_duplicates(left), folding_duplicates(right), distinct=False, copy=True
+            )
+    return query
+
 
 # The words of the current members as stored, and as history's open spells have them.
 _STORED_WORDS = "SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?"
