@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import (
     AbsoluteWindow,
     Definition,
@@ -179,3 +180,22 @@ def test_is_dynamic_follows_referenced_audiences() -> None:
     definition = parse_definition({"root": {"kind": "audience", "audience": "recent"}})
     assert is_dynamic(definition) is False
     assert is_dynamic(definition, resolve_audience={"recent": rolling}.get) is True
+
+
+@pytest.mark.parametrize(
+    ("written", "bound"),
+    [
+        ("2024-03-01T00:00:00+02:00", "2024-02-29 22:00:00"),  # an instant, at midnight there
+        ("2024-03-01T00:00:00Z", "2024-03-01 00:00:00"),
+        ("2024-03-01", "2024-03-01 05:00:00"),  # local midnight in the workspace's zone
+    ],
+)
+def test_a_midnight_date_time_with_an_offset_keeps_its_offset(written: str, bound: str) -> None:
+    definition = parse_definition(
+        {"root": {"kind": "event", "event": "x", "window": {"type": "absolute", "from": written}}}
+    )
+    sql = to_sql(
+        compile_definition(definition, as_of=dt.datetime(2024, 6, 1), timezone="America/Bogota"),
+        "duckdb",
+    )
+    assert f"CAST('{bound}' AS TIMESTAMP)" in sql

@@ -13,7 +13,15 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # --- small vocabularies -------------------------------------------------------------------
 
@@ -109,6 +117,9 @@ class CalendarWindow(_Model):
         return self.from_ago, self.from_ago if self.to_ago is None else self.to_ago
 
 
+_DATE_TIME = TypeAdapter(dt.datetime)
+
+
 class AbsoluteWindow(_Model):
     """A fixed range ``[from, to)``. Dates mean local midnight in the workspace time zone;
     date-times without an offset are local wall-clock times there; either end may be omitted."""
@@ -116,6 +127,18 @@ class AbsoluteWindow(_Model):
     type: Literal["absolute"] = "absolute"
     from_: dt.date | dt.datetime | None = Field(default=None, alias="from")
     to: dt.date | dt.datetime | None = None
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _date_times_stay_date_times(cls, value: object) -> object:
+        """Text with a time of day is a date-time, even at midnight: left to the union,
+        ``2024-03-01T00:00:00+02:00`` would become the date 2024-03-01 and lose its offset."""
+        if isinstance(value, str) and len(value.strip()) > len("2024-03-01"):
+            try:
+                return _DATE_TIME.validate_python(value)
+            except ValidationError:
+                return value  # the union's own error names the field
+        return value
 
 
 Window = Annotated[RelativeWindow | CalendarWindow | AbsoluteWindow, Field(discriminator="type")]
