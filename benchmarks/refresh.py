@@ -213,7 +213,7 @@ def report(
         "materialize": "checks + compile + evaluate into words",
         "diff": "diff (64-bit membership words)",
         "events": "append added/removed events",
-        "history": "close / open history spells",
+        "history": "append history spell starts / ends",
         "membership": "rewrite the changed words",
         "marker": "marker",
         "committed": "commit",

@@ -53,8 +53,8 @@ def words(profiles: set[int]) -> dict[int, int]:
 def commit_refresh(
     warehouse: Engine, refresh_id: str, hour: int, members: set[int], audience: int = AUDIENCE
 ) -> None:
-    """Write what a committed refresh leaves in the warehouse: spells closed and opened, the
-    membership replaced, the marker."""
+    """Write what a committed refresh leaves in the warehouse for the outbox: the membership
+    replaced, the change log, the marker (the outbox reads nothing else)."""
     as_of = T0 + timedelta(hours=hour)
     current = {
         row[0]
@@ -63,17 +63,6 @@ def commit_refresh(
         )
     }
     with warehouse.transaction():
-        for profile in current - members:
-            warehouse.execute(
-                "UPDATE membership_history SET left_at = ?, left_refresh_id = ? "
-                "WHERE audience_id = ? AND profile_id = ? AND left_at IS NULL",
-                [as_of, refresh_id, audience, profile],
-            )
-        for profile in members - current:
-            warehouse.execute(
-                "INSERT INTO membership_history VALUES (?, ?, ?, NULL, ?, NULL)",
-                [audience, profile, as_of, refresh_id],
-            )
         warehouse.execute("DELETE FROM audience_member_words WHERE audience_id = ?", [audience])
         for bucket, bits in words(members).items():  # as refresh stores them
             warehouse.execute(
@@ -85,7 +74,8 @@ def commit_refresh(
                 [refresh_id, audience, bucket, bits],
             )
         warehouse.execute(
-            "INSERT INTO audience_refreshes VALUES (?, ?, 1, ?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, "
+            'entered, "left", committed_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?)',
             [
                 refresh_id,
                 audience,

@@ -201,3 +201,36 @@ def test_version_7_fills_the_change_log_from_history_so_old_cursors_still_work(
     assert pending_changes(engine, 3, None).added == [3, 70]
     assert pending_changes(engine, 3, None, until="r1").added == [1, 70]
     engine.close()
+
+
+def test_version_8_splits_history_into_starts_and_ends_that_read_back_the_same(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "w.duckdb"
+    con = warehouse_at_version(path, 7)
+    days = [f"TIMESTAMP '2025-01-0{day}'" for day in range(1, 5)]
+    con.execute(
+        "INSERT INTO audience_refreshes VALUES "
+        + ", ".join(
+            f"('r{n}', 3, 1, {days[n - 1]}, 1, 1, 0, {days[n - 1]}, 'a')" for n in range(1, 5)
+        )
+    )
+    spells = [  # profile 1 enters, leaves, comes back; 2 enters and stays; 4 leaves at r4
+        (3, 1, days[0], days[1], "'r1'", "'r2'"),
+        (3, 1, days[2], "NULL", "'r3'", "NULL"),
+        (3, 2, days[1], "NULL", "'r2'", "NULL"),
+        (3, 4, days[0], days[3], "'r1'", "'r4'"),
+    ]
+    con.execute(
+        "INSERT INTO membership_history VALUES "
+        + ", ".join(f"({', '.join(map(str, spell))})" for spell in spells)
+    )
+    before = con.execute("SELECT * FROM membership_history ORDER BY ALL").fetchall()
+    con.close()
+
+    engine = open_warehouse(path)
+    assert engine.rows("SELECT * FROM membership_history ORDER BY ALL") == before
+    assert engine.rows("SELECT refresh_id, seq FROM audience_refreshes ORDER BY seq") == [
+        (f"r{n}", n) for n in range(1, 5)
+    ]
+    engine.close()

@@ -19,20 +19,32 @@ from segmint.warehouse.engine import Engine
 
 _TABLE = "_segmint_recomputed"
 
-_SPELLS_SQL = f"""
-INSERT INTO membership_history
-    (audience_id, profile_id, entered_at, left_at, entered_refresh_id, left_refresh_id)
+# Maximal runs of consecutive points at which a profile is a member: one spell each, starting
+# at its first point and ending at the point after its last (none when it runs to the end).
+_RUNS_SQL = f"""
+CREATE OR REPLACE TEMPORARY TABLE _segmint_spells AS
 WITH runs AS (
     SELECT profile_id, idx, idx - row_number() OVER (PARTITION BY profile_id ORDER BY idx) AS run
     FROM {_TABLE}
-), spells AS (
-    SELECT profile_id, min(idx) AS first_idx, max(idx) + 1 AS after_idx
-    FROM runs GROUP BY profile_id, run
 )
-SELECT ?, s.profile_id, f.as_of, a.as_of, f.refresh_id, a.refresh_id
-FROM spells s
-JOIN _segmint_points f ON f.idx = s.first_idx
-LEFT JOIN _segmint_points a ON a.idx = s.after_idx
+SELECT profile_id, min(idx) AS first_idx, max(idx) + 1 AS after_idx
+FROM runs GROUP BY profile_id, run
+"""
+
+_SPELLS_SQL = """
+INSERT INTO membership_spells (audience_id, profile_id, entered_at, entered_seq)
+SELECT ?, s.profile_id, f.as_of, r.seq
+FROM _segmint_spells AS s
+JOIN _segmint_points AS f ON f.idx = s.first_idx
+JOIN audience_refreshes AS r ON r.refresh_id = f.refresh_id
+"""
+
+_EXITS_SQL = """
+INSERT INTO membership_exits (audience_id, profile_id, left_at, left_seq)
+SELECT ?, s.profile_id, a.as_of, r.seq
+FROM _segmint_spells AS s
+JOIN _segmint_points AS a ON a.idx = s.after_idx
+JOIN audience_refreshes AS r ON r.refresh_id = a.refresh_id
 """
 
 _SIZES_SQL = f"""
@@ -95,9 +107,13 @@ def recompute_history(
                 f"({to_sql(query, warehouse.dialect)}) q",
                 [idx],
             )
-        warehouse.execute("DELETE FROM membership_history WHERE audience_id = ?", [audience_id])
+        for table in ("membership_spells", "membership_exits"):
+            warehouse.execute(f"DELETE FROM {table} WHERE audience_id = ?", [audience_id])
         if points:
+            warehouse.execute(_RUNS_SQL)
             warehouse.execute(_SPELLS_SQL, [audience_id])
+            warehouse.execute(_EXITS_SQL, [audience_id])
+            warehouse.execute("DROP TABLE _segmint_spells")
             warehouse.execute(_SIZES_SQL)
             # Its open spells now differ from the current members: see refresh.write_membership.
             warehouse.execute(

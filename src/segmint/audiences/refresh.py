@@ -6,10 +6,11 @@ A refresh has two sides. The *warehouse* side runs in one transaction: the new m
 folded into 64-bit words and diffed against the stored words of the current membership
 (``audience_member_words``), one ``added_to_segment`` / ``removed_from_segment`` event is
 appended per entering / leaving profile (to ``segment_events``, which conditions read as
-events), membership spells are closed and opened, the changed words are rewritten and their
-flipped bits logged (``membership_changes``, which syncs read), and the
-``audience_refreshes`` marker is written. Either all of it commits or none of it does, so a
-refresh that fails or is killed halfway leaves the previous state and no events.
+events), a history row is appended per spell started or ended, the changed words are
+rewritten and their flipped bits logged (``membership_changes``, which syncs read), and the
+``audience_refreshes`` marker is written with the refresh's number. Either all of it commits
+or none of it does, so a refresh that fails or is killed halfway leaves the previous state
+and no events.
 
 The *catalog* side follows: the run record, the usage record, the audience's size and next
 refresh. If the process dies between the two, the marker tells a rerun with the same refresh
@@ -323,6 +324,7 @@ def write_membership(
     Every statement is set-based; no member passes through Python."""
     audience_id = target.audience_id
     with warehouse.transaction():
+        (seq,) = warehouse.rows(_NEXT_SEQ_SQL)[0]
         members = folding_duplicates(query).sql(dialect=warehouse.dialect)
         warehouse.execute(_NEW_SQL.format(query=members))
         step("materialize")
@@ -339,8 +341,8 @@ def write_membership(
             warehouse.execute(_expand_sql(_SPELLS_DIFF, _SPELLS_CHANGED))
             warehouse.execute(_RECONCILED_SQL, [audience_id])
             spells_diff = _SPELLS_DIFF
-        warehouse.execute(_close_spells_sql(spells_diff), [as_of, refresh_id, audience_id])
-        warehouse.execute(_open_spells_sql(spells_diff), [audience_id, as_of, refresh_id])
+        warehouse.execute(_close_spells_sql(spells_diff), [audience_id, as_of, seq])
+        warehouse.execute(_open_spells_sql(spells_diff), [audience_id, as_of, seq])
         step("history")
         warehouse.execute(_DROP_CHANGED_WORDS_SQL, [audience_id])
         warehouse.execute(_ADD_CHANGED_WORDS_SQL, [audience_id])
@@ -352,7 +354,18 @@ def write_membership(
         )
         warehouse.execute(
             _MARKER_SQL,
-            [refresh_id, audience_id, target.version, as_of, size, entered, left, now, target.name],
+            [
+                refresh_id,
+                audience_id,
+                target.version,
+                as_of,
+                size,
+                entered,
+                left,
+                now,
+                target.name,
+                seq,
+            ],
         )
         for table in (_NEW, _CHANGED, _DIFF, _SPELLS_CHANGED, _SPELLS_DIFF):
             warehouse.execute(f"DROP TABLE IF EXISTS {table}")
@@ -454,18 +467,20 @@ FROM {_DIFF} AS d
 
 def _close_spells_sql(diff: str) -> str:
     return f"""
-UPDATE membership_history SET left_at = ?, left_refresh_id = ?
-WHERE audience_id = ? AND left_at IS NULL
-  AND profile_id IN (SELECT profile_id FROM {diff} WHERE change = 'removed')
+INSERT INTO membership_exits (audience_id, profile_id, left_at, left_seq)
+SELECT ?, profile_id, ?, ? FROM {diff} WHERE change = 'removed'
 """
 
 
 def _open_spells_sql(diff: str) -> str:
     return f"""
-INSERT INTO membership_history (audience_id, profile_id, entered_at, left_at,
-                                entered_refresh_id, left_refresh_id)
-SELECT ?, profile_id, ?, NULL, ?, NULL FROM {diff} WHERE change = 'added'
+INSERT INTO membership_spells (audience_id, profile_id, entered_at, entered_seq)
+SELECT ?, profile_id, ?, ? FROM {diff} WHERE change = 'added'
 """
+
+
+# The refresh's number: refreshes are numbered in commit order (one writer at a time).
+_NEXT_SEQ_SQL = "SELECT coalesce(max(seq), 0) + 1 FROM audience_refreshes"
 
 
 # Audiences whose history was recomputed since their last refresh (segmint.audiences.recompute).
@@ -498,8 +513,8 @@ FROM {_DIFF}
 
 _MARKER_SQL = """
 INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, entered, "left",
-                                committed_at, audience_name)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                committed_at, audience_name, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _MARKER_COLUMNS = 'refresh_id, audience_id, version, as_of, size, entered, "left", committed_at'

@@ -264,6 +264,41 @@ CREATE TABLE membership_changes (
 )
 """
 
+# Membership history kept append-only: a spell's start and its end are rows of their own, so
+# closing a spell appends a row instead of updating one somewhere in a large table. Both
+# carry the refresh's ``seq`` (``audience_refreshes.seq``, one per committed refresh, in commit
+# order); an end belongs to the profile's latest start before it.
+MEMBERSHIP_SPELLS = """
+CREATE TABLE membership_spells (
+    audience_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    entered_at TIMESTAMP NOT NULL,
+    entered_seq BIGINT NOT NULL
+)
+"""
+
+MEMBERSHIP_EXITS = """
+CREATE TABLE membership_exits (
+    audience_id BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    left_at TIMESTAMP NOT NULL,
+    left_seq BIGINT NOT NULL
+)
+"""
+
+# One row per spell, as the table of that name had it before version 8.
+MEMBERSHIP_HISTORY_VIEW = """
+CREATE VIEW membership_history AS
+SELECT s.audience_id, s.profile_id, s.entered_at, x.left_at,
+       e.refresh_id AS entered_refresh_id, l.refresh_id AS left_refresh_id
+FROM membership_spells AS s
+ASOF LEFT JOIN membership_exits AS x
+  ON x.audience_id = s.audience_id AND x.profile_id = s.profile_id
+ AND s.entered_seq < x.left_seq
+LEFT JOIN audience_refreshes AS e ON e.seq = s.entered_seq
+LEFT JOIN audience_refreshes AS l ON l.seq = x.left_seq
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
@@ -337,6 +372,35 @@ MIGRATIONS: list[list[str]] = [
         )
         GROUP BY 1, 2, 3
         """,
+    ],
+    # 8: refreshes numbered in commit order; history split into spell starts and ends.
+    [
+        "ALTER TABLE audience_refreshes ADD COLUMN seq BIGINT",
+        """
+        UPDATE audience_refreshes SET seq = numbered.seq
+        FROM (
+            SELECT refresh_id,
+                   row_number() OVER (ORDER BY as_of, committed_at, refresh_id) AS seq
+            FROM audience_refreshes
+        ) AS numbered
+        WHERE audience_refreshes.refresh_id = numbered.refresh_id
+        """,
+        MEMBERSHIP_SPELLS,
+        MEMBERSHIP_EXITS,
+        """
+        INSERT INTO membership_spells
+        SELECT h.audience_id, h.profile_id, h.entered_at, r.seq
+        FROM membership_history AS h
+        JOIN audience_refreshes AS r ON r.refresh_id = h.entered_refresh_id
+        """,
+        """
+        INSERT INTO membership_exits
+        SELECT h.audience_id, h.profile_id, h.left_at, r.seq
+        FROM membership_history AS h
+        JOIN audience_refreshes AS r ON r.refresh_id = h.left_refresh_id
+        """,
+        "DROP TABLE membership_history",
+        MEMBERSHIP_HISTORY_VIEW,
     ],
 ]
 
