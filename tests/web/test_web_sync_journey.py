@@ -34,6 +34,9 @@ def test_connect_link_sync_expire_reauthenticate_unlink(
         # Connect the destination with its form.
         page.goto("/destinations")
         page.get_by_role("link", name="Connect a destination").click()
+        # the platform list submits itself from a deferred script: let the page load first
+        page.wait_for_url("**/destinations/new")
+        page.wait_for_load_state("domcontentloaded")
         page.get_by_role("combobox", name="Platform").select_option(label="Meta Ads")
         page.wait_for_url(re.compile(r"platform=meta"))
         page.get_by_label("Name").fill(name)
