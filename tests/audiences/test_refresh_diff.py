@@ -58,7 +58,9 @@ def test_refreshes_write_exactly_the_set_differences(sets: list[frozenset[int]])
             )
             assert {row[0] for row in current} == members
             events = warehouse.rows(
-                "SELECT event, profile_id FROM segment_events WHERE refresh_id = ?", [refresh_id]
+                "SELECT event, profile_id FROM segment_event_rows "
+                "WHERE properties ->> '$.refresh_id' = ?",
+                [refresh_id],
             )
             assert sorted(events) == sorted(
                 [(ADDED_EVENT, p) for p in entered] + [(REMOVED_EVENT, p) for p in left]

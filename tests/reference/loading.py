@@ -24,17 +24,22 @@ def store_segment_events(engine: Engine, events: Sequence[dict[str, Any]]) -> No
         return
     props = [e.get("properties") or segment_properties(1, "audience_1") for e in events]
     markers = {p["refresh_id"]: (p["audience_id"], p["audience_name"]) for p in props}
+    numbers: dict[str, int] = {}
     for refresh_id, (audience_id, name) in markers.items():
         engine.execute(
             "INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, "
-            'entered, "left", committed_at, audience_name) VALUES (?, ?, 1, ?, 0, 0, 0, ?, ?) '
-            "ON CONFLICT DO NOTHING",
+            'entered, "left", committed_at, audience_name, seq) '
+            "SELECT ?, ?, 1, ?, 0, 0, 0, ?, ?, coalesce(max(seq), 0) + 1 "
+            "FROM audience_refreshes ON CONFLICT DO NOTHING",
             [refresh_id, audience_id, dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 1), name],
         )
+        (numbers[refresh_id],) = engine.rows(
+            "SELECT seq FROM audience_refreshes WHERE refresh_id = ?", [refresh_id]
+        )[0]
     stamps = pa.array([e["timestamp"] for e in events], pa.timestamp("us"))
     table = pa.table(
         {
-            "refresh_id": pa.array([p["refresh_id"] for p in props], pa.string()),
+            "refresh_seq": pa.array([numbers[p["refresh_id"]] for p in props], pa.int64()),
             "audience_id": pa.array([p["audience_id"] for p in props], pa.int64()),
             "profile_id": pa.array([e["profile_id"] for e in events], pa.int64()),
             "event": pa.array([e["event"] for e in events], pa.string()),

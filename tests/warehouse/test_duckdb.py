@@ -120,9 +120,10 @@ def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) 
     engine = open_warehouse(path, read_only=True)  # a reading command upgrades it first
     assert engine.rows("SELECT max(version) FROM schema_version") == [(LATEST_VERSION,)]
     assert engine.rows("SELECT message_id FROM events") == [("m1",)]
-    assert engine.rows("SELECT refresh_id, audience_id, profile_id FROM segment_events") == [
-        ("r1", 3, 7)
-    ]
+    assert engine.rows(
+        "SELECT r.refresh_id, s.audience_id, s.profile_id FROM segment_events AS s "
+        "JOIN audience_refreshes AS r ON r.seq = s.refresh_seq"
+    ) == [("r1", 3, 7)]
     after = engine.rows(f"SELECT {old_columns} FROM all_events ORDER BY message_id")
     assert [(*row[:8], json.loads(row[8]), *row[9:]) for row in after] == [
         (*row[:8], json.loads(row[8]), *row[9:]) for row in before

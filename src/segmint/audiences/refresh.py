@@ -331,7 +331,7 @@ def write_membership(
         warehouse.execute(_changed_sql(_CHANGED, _STORED_WORDS), [audience_id])
         warehouse.execute(_expand_sql(_DIFF, _CHANGED))
         step("diff")
-        warehouse.execute(_EVENTS_SQL, [refresh_id, audience_id, as_of, now])
+        warehouse.execute(_EVENTS_SQL, [seq, audience_id, as_of, now])
         step("events")
         spells_diff = _DIFF
         if warehouse.rows(_TO_RECONCILE_SQL, [audience_id]):
@@ -457,8 +457,8 @@ WHERE (changed_bits >> CAST(bit AS INTEGER)) & 1 = 1
 # message id ``{refresh_id}:{profile_id}:added|removed``, properties audience id and name and
 # refresh id.
 _EVENTS_SQL = f"""
-INSERT INTO segment_events (refresh_id, audience_id, profile_id, event, "timestamp", received_at)
-SELECT CAST(? AS VARCHAR), CAST(? AS BIGINT), d.profile_id,
+INSERT INTO segment_events (refresh_seq, audience_id, profile_id, event, "timestamp", received_at)
+SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), d.profile_id,
        CASE WHEN d.change = 'added' THEN '{ADDED_EVENT}' ELSE '{REMOVED_EVENT}' END,
        CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP)
 FROM {_DIFF} AS d

@@ -299,6 +299,25 @@ LEFT JOIN audience_refreshes AS e ON e.seq = s.entered_seq
 LEFT JOIN audience_refreshes AS l ON l.seq = x.left_seq
 """
 
+# Version 9: segment events name their refresh by its number (``audience_refreshes.seq``, 8
+# bytes) instead of its 36-character id; the id, like the audience name, comes from the marker.
+SEGMENT_EVENT_ROWS_BY_SEQ = """
+CREATE VIEW segment_event_rows AS
+SELECT r.refresh_id || ':' || CAST(s.profile_id AS VARCHAR) || ':'
+           || CASE WHEN s.event = 'added_to_segment' THEN 'added' ELSE 'removed' END
+           AS message_id,
+       s.profile_id,
+       'track' AS type,
+       s.event,
+       s."timestamp",
+       s.received_at,
+       json_object('audience_id', s.audience_id, 'audience_name', r.audience_name,
+                   'refresh_id', r.refresh_id) AS properties,
+       'segmint' AS source
+FROM segment_events AS s
+LEFT JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
@@ -401,6 +420,19 @@ MIGRATIONS: list[list[str]] = [
         """,
         "DROP TABLE membership_history",
         MEMBERSHIP_HISTORY_VIEW,
+    ],
+    # 9: segment events carry their refresh's number, not its id.
+    [
+        "ALTER TABLE segment_events ADD COLUMN refresh_seq BIGINT",
+        """
+        UPDATE segment_events SET refresh_seq = r.seq
+        FROM audience_refreshes AS r WHERE r.refresh_id = segment_events.refresh_id
+        """,
+        "DROP VIEW all_events",
+        "DROP VIEW segment_event_rows",
+        "ALTER TABLE segment_events DROP COLUMN refresh_id",
+        SEGMENT_EVENT_ROWS_BY_SEQ,
+        ALL_EVENTS,
     ],
 ]
 
