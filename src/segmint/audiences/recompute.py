@@ -31,21 +31,20 @@ SELECT profile_id, min(idx) AS first_idx, max(idx) + 1 AS after_idx
 FROM runs GROUP BY profile_id, run
 """
 
-_SPELLS_SQL = """
-INSERT INTO membership_spells (audience_id, profile_id, entered_at, entered_seq)
-SELECT ?, s.profile_id, f.as_of, r.seq
+# A spell's start is its first point; its end is the point after its last, if any.
+_BOUNDARY_SQL = """
+INSERT INTO {table} (audience_id, profile_id, {at}, {seq})
+SELECT ?, s.profile_id, p.as_of, r.seq
 FROM _segmint_spells AS s
-JOIN _segmint_points AS f ON f.idx = s.first_idx
-JOIN audience_refreshes AS r ON r.refresh_id = f.refresh_id
+JOIN _segmint_points AS p ON p.idx = s.{idx}
+JOIN audience_refreshes AS r ON r.refresh_id = p.refresh_id
 """
-
-_EXITS_SQL = """
-INSERT INTO membership_exits (audience_id, profile_id, left_at, left_seq)
-SELECT ?, s.profile_id, a.as_of, r.seq
-FROM _segmint_spells AS s
-JOIN _segmint_points AS a ON a.idx = s.after_idx
-JOIN audience_refreshes AS r ON r.refresh_id = a.refresh_id
-"""
+_SPELLS_SQL = _BOUNDARY_SQL.format(
+    table="membership_spells", at="entered_at", seq="entered_seq", idx="first_idx"
+)
+_EXITS_SQL = _BOUNDARY_SQL.format(
+    table="membership_exits", at="left_at", seq="left_seq", idx="after_idx"
+)
 
 _SIZES_SQL = f"""
 UPDATE audience_refreshes r SET size = c.size, entered = c.entered, "left" = c.left_count

@@ -173,9 +173,9 @@ CREATE TABLE segment_events (
 # The segment events shaped like ``events`` rows (what conditions scan): the message id and
 # properties they had as rows of ``events``, computed. ``audience_name`` is the name the
 # audience had at that refresh.
-SEGMENT_EVENT_ROWS = """
+_SEGMENT_EVENT_ROWS = """
 CREATE VIEW segment_event_rows AS
-SELECT s.refresh_id || ':' || CAST(s.profile_id AS VARCHAR) || ':'
+SELECT {refresh_id} || ':' || CAST(s.profile_id AS VARCHAR) || ':'
            || CASE WHEN s.event = 'added_to_segment' THEN 'added' ELSE 'removed' END
            AS message_id,
        s.profile_id,
@@ -184,11 +184,14 @@ SELECT s.refresh_id || ':' || CAST(s.profile_id AS VARCHAR) || ':'
        s."timestamp",
        s.received_at,
        json_object('audience_id', s.audience_id, 'audience_name', r.audience_name,
-                   'refresh_id', s.refresh_id) AS properties,
+                   'refresh_id', {refresh_id}) AS properties,
        'segmint' AS source
 FROM segment_events AS s
-LEFT JOIN audience_refreshes AS r ON r.refresh_id = s.refresh_id
+LEFT JOIN audience_refreshes AS r ON {marker}
 """
+SEGMENT_EVENT_ROWS = _SEGMENT_EVENT_ROWS.format(
+    refresh_id="s.refresh_id", marker="r.refresh_id = s.refresh_id"
+)
 
 # Every event, collected or emitted, for the pages and APIs that list events. The user and
 # anonymous ids of a segment event are its profile's current ones.
@@ -301,22 +304,9 @@ LEFT JOIN audience_refreshes AS l ON l.seq = x.left_seq
 
 # Version 9: segment events name their refresh by its number (``audience_refreshes.seq``, 8
 # bytes) instead of its 36-character id; the id, like the audience name, comes from the marker.
-SEGMENT_EVENT_ROWS_BY_SEQ = """
-CREATE VIEW segment_event_rows AS
-SELECT r.refresh_id || ':' || CAST(s.profile_id AS VARCHAR) || ':'
-           || CASE WHEN s.event = 'added_to_segment' THEN 'added' ELSE 'removed' END
-           AS message_id,
-       s.profile_id,
-       'track' AS type,
-       s.event,
-       s."timestamp",
-       s.received_at,
-       json_object('audience_id', s.audience_id, 'audience_name', r.audience_name,
-                   'refresh_id', r.refresh_id) AS properties,
-       'segmint' AS source
-FROM segment_events AS s
-LEFT JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
-"""
+SEGMENT_EVENT_ROWS_BY_SEQ = _SEGMENT_EVENT_ROWS.format(
+    refresh_id="r.refresh_id", marker="r.seq = s.refresh_seq"
+)
 
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
