@@ -42,7 +42,14 @@ from segmint.compiler import compile_definition
 from segmint.definitions import Definition, load_definition
 from segmint.errors import Conflict, NotFound, SegmintError
 from segmint.warehouse.engine import Engine
-from segmint.warehouse.schema import MEMBER_WORD, SEGMENT_EVENT_NAMES
+from segmint.warehouse.schema import (
+    EVERY_BIT,
+    MEMBER_BUCKET,
+    MEMBER_WORD,
+    SEGMENT_EVENT_NAMES,
+    bit_is_set,
+    member_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +387,7 @@ def write_membership(
 # expanded into rows, and only they are rewritten.
 _NEW_SQL = f"""
 CREATE OR REPLACE TEMPORARY TABLE {_NEW} AS
-SELECT profile_id >> 6 AS bucket, {MEMBER_WORD} AS bits
+SELECT {MEMBER_BUCKET} AS bucket, {MEMBER_WORD} AS bits
 FROM ({{query}}) AS members
 WHERE profile_id IS NOT NULL
 GROUP BY 1
@@ -420,7 +427,7 @@ def folding_duplicates(query: exp.Query) -> exp.Query:
 # The words of the current members as stored, and as history's open spells have them.
 _STORED_WORDS = "SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?"
 _OPEN_SPELL_WORDS = f"""
-SELECT profile_id >> 6 AS bucket, {MEMBER_WORD} AS bits
+SELECT {MEMBER_BUCKET} AS bucket, {MEMBER_WORD} AS bits
 FROM membership_history WHERE audience_id = ? AND left_at IS NULL
 GROUP BY 1
 """
@@ -445,11 +452,10 @@ def _expand_sql(table: str, changed: str) -> str:
     """Who entered and who left: one row per changed bit of the ``changed`` words."""
     return f"""
 CREATE OR REPLACE TEMPORARY TABLE {table} AS
-SELECT bucket * 64 + bit AS profile_id,
-       CASE WHEN (new_bits >> CAST(bit AS INTEGER)) & 1 = 1 THEN 'added' ELSE 'removed' END
-           AS change
-FROM {changed}, range(0, 64) AS r(bit)
-WHERE (changed_bits >> CAST(bit AS INTEGER)) & 1 = 1
+SELECT {member_id("bucket")} AS profile_id,
+       CASE WHEN {bit_is_set("new_bits")} THEN 'added' ELSE 'removed' END AS change
+FROM {changed}, {EVERY_BIT}
+WHERE {bit_is_set("changed_bits")}
 """
 
 

@@ -31,6 +31,7 @@ from segmint.catalog.sync_models import AudienceLink
 from segmint.errors import Conflict, InvalidInput, NotFound
 from segmint.sync.catalog import utc_now
 from segmint.warehouse.engine import Engine
+from segmint.warehouse.schema import EVERY_BIT, bit_is_set, member_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +92,12 @@ moved AS (
     SELECT bucket, bit_xor(changed_bits) AS bits FROM flips
     WHERE seq > ? AND seq <= ? GROUP BY 1
 )
-SELECT m.bucket * 64 + b.bit AS profile_id,
-       (coalesce(t.bits, CAST(0 AS UBIGINT)) >> CAST(b.bit AS INTEGER)) & 1 = 1 AS is_added
+SELECT {member_id("m.bucket")} AS profile_id,
+       {bit_is_set("coalesce(t.bits, CAST(0 AS UBIGINT))")} AS is_added
 FROM moved AS m
 LEFT JOIN at_target AS t ON t.bucket = m.bucket,
-     range(0, 64) AS b(bit)
-WHERE (m.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
+     {EVERY_BIT}
+WHERE {bit_is_set("m.bits")}
 ORDER BY 1
 """
 
@@ -104,9 +105,9 @@ ORDER BY 1
 _FULL_SQL = f"""
 WITH r AS ({_POSITIONS_SQL}),
 {_AT_TARGET_SQL}
-SELECT t.bucket * 64 + b.bit AS profile_id, true AS is_added
-FROM at_target AS t, range(0, 64) AS b(bit)
-WHERE (t.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
+SELECT {member_id("t.bucket")} AS profile_id, true AS is_added
+FROM at_target AS t, {EVERY_BIT}
+WHERE {bit_is_set("t.bits")}
 ORDER BY 1
 """
 

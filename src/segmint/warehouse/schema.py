@@ -226,8 +226,23 @@ CREATE TABLE sync_ledger (
 # Current membership as bitmaps (see segmint.audiences.refresh): profile ``p`` is a member
 # when bit ``p & 63`` of the word of bucket ``p >> 6`` is set. A refresh rewrites only the
 # words that changed, about members / 64 rows for the whole audience instead of one per member.
+MEMBER_BUCKET = "profile_id >> 6"
 MEMBER_BIT = "CAST(1 AS UBIGINT) << CAST(profile_id & 63 AS INTEGER)"
 MEMBER_WORD = f"bit_or({MEMBER_BIT})"
+# Expanding words back into members: join them with ``EVERY_BIT`` and keep the rows where
+# ``bit_is_set(word)``; ``member_id(bucket)`` is then the profile id.
+EVERY_BIT = "range(0, 64) AS b(bit)"
+
+
+def bit_is_set(word: str) -> str:
+    """SQL: bit ``b.bit`` of the 64-bit ``word`` is set."""
+    return f"({word} >> CAST(b.bit AS INTEGER)) & 1 = 1"
+
+
+def member_id(bucket: str) -> str:
+    """SQL: the profile id of bit ``b.bit`` of the word of ``bucket``."""
+    return f"{bucket} * 64 + b.bit"
+
 
 AUDIENCE_MEMBER_WORDS = """
 CREATE TABLE audience_member_words (
@@ -238,11 +253,11 @@ CREATE TABLE audience_member_words (
 """
 
 # The current members, one row each, expanded from the words.
-AUDIENCE_MEMBERS_VIEW = """
+AUDIENCE_MEMBERS_VIEW = f"""
 CREATE VIEW audience_members AS
-SELECT w.audience_id, w.bucket * 64 + b.bit AS profile_id
-FROM audience_member_words AS w, range(0, 64) AS b(bit)
-WHERE (w.bits >> CAST(b.bit AS INTEGER)) & 1 = 1
+SELECT w.audience_id, {member_id("w.bucket")} AS profile_id
+FROM audience_member_words AS w, {EVERY_BIT}
+WHERE {bit_is_set("w.bits")}
 """
 
 # Audiences whose history was recomputed (segmint.audiences.recompute) and not refreshed
@@ -343,7 +358,7 @@ MIGRATIONS: list[list[str]] = [
         AUDIENCE_MEMBER_WORDS,
         f"""
         INSERT INTO audience_member_words
-        SELECT audience_id, profile_id >> 6, {MEMBER_WORD}
+        SELECT audience_id, {MEMBER_BUCKET}, {MEMBER_WORD}
         FROM audience_members GROUP BY 1, 2
         """,
         "DROP TABLE audience_members",
@@ -371,7 +386,7 @@ MIGRATIONS: list[list[str]] = [
         MEMBERSHIP_CHANGES,
         f"""
         INSERT INTO membership_changes
-        SELECT refresh_id, audience_id, profile_id >> 6, bit_xor({MEMBER_BIT})
+        SELECT refresh_id, audience_id, {MEMBER_BUCKET}, bit_xor({MEMBER_BIT})
         FROM (
             SELECT entered_refresh_id AS refresh_id, audience_id, profile_id
             FROM membership_history
