@@ -199,3 +199,12 @@ def test_a_midnight_date_time_with_an_offset_keeps_its_offset(written: str, boun
         "duckdb",
     )
     assert f"CAST('{bound}' AS TIMESTAMP)" in sql
+
+
+@pytest.mark.parametrize("number", [2025, 1700000000, 2025.5])
+def test_a_number_as_a_window_end_is_refused_not_read_as_a_unix_time(number: float) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        parse_definition(
+            {"root": {"kind": "event", "event": "x", "window": {"type": "absolute", "to": number}}}
+        )
+    assert "root.window.to" in str(refused.value) and "is a number" in str(refused.value)

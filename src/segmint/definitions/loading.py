@@ -147,4 +147,6 @@ def _friendly(error: Any) -> str:
         return f"must be at least {ctx.get('ge')}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}"
+    if kind == "value_error":  # our own validators' messages, without pydantic's prefix
+        return str(ctx.get("error", error["msg"]))
     return str(error["msg"])

@@ -132,7 +132,14 @@ class AbsoluteWindow(_Model):
     @classmethod
     def _date_times_stay_date_times(cls, value: object) -> object:
         """Text with a time of day is a date-time, even at midnight: left to the union,
-        ``2024-03-01T00:00:00+02:00`` would become the date 2024-03-01 and lose its offset."""
+        ``2024-03-01T00:00:00+02:00`` would become the date 2024-03-01 and lose its offset.
+        A number is refused rather than read as a Unix time."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # left to the union, 2025 would be read as seconds since 1970
+            raise ValueError(
+                f"{value!r} is a number; write a date (2025-01-31) or a date-time "
+                "(2025-01-31T09:00:00)"
+            )
         if isinstance(value, str) and len(value.strip()) > len("2024-03-01"):
             try:
                 return _DATE_TIME.validate_python(value)
