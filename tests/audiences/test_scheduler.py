@@ -150,7 +150,7 @@ def test_two_schedulers_running_at_once_refresh_each_audience_once(
         "SELECT audience_id, count(*) FROM audience_refreshes GROUP BY 1 ORDER BY 1"
     )
     assert per_audience == [(i, 1) for i in ids]
-    assert store.count(f"segment_events WHERE event = '{ADDED_EVENT}'") == 3 * len(ids)
+    assert store.count(f"segment_event_rows WHERE event = '{ADDED_EVENT}'") == 3 * len(ids)
     assert all(store.get(i).lease_owner is None for i in ids)  # every lease released
 
 

@@ -180,9 +180,7 @@ def test_a_merge_moves_the_segment_events_of_the_merged_profile(engine: DuckDBEn
     ingest(engine, resolver, [msg(anon="visitor")])  # 1
     ingest(engine, resolver, [msg("identify", anon="app", user="u1", at=1)])  # 2
     engine.execute(
-        'INSERT INTO segment_events (refresh_seq, audience_id, profile_id, event, "timestamp", '
-        "received_at) VALUES (1, 9, 2, 'added_to_segment', ?, ?)",
-        [T0, T0],
+        "INSERT INTO segment_events (refresh_seq, profile_id, added) VALUES (1, 2, true)"
     )
     ingest(engine, resolver, [msg("alias", user="u1", previous="visitor", at=2)])
 

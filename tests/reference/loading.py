@@ -19,32 +19,36 @@ from tests.reference.strategies import PROFILE_TEXT_COLUMNS, segment_properties
 
 def store_segment_events(engine: Engine, events: Sequence[dict[str, Any]]) -> None:
     """Rows with ``profile_id``, ``event``, ``timestamp`` and the properties of
-    :func:`segment_properties` (missing: audience 1, ``audience_1``)."""
+    :func:`segment_properties` (missing: audience 1, ``audience_1``). As a refresh stores them:
+    one narrow row each, the rest in their refresh's marker (``as_of`` and ``committed_at`` are
+    the events' timestamp, so all events of one refresh id must share it)."""
     if not events:
         return
-    props = [e.get("properties") or segment_properties(1, "audience_1") for e in events]
-    markers = {p["refresh_id"]: (p["audience_id"], p["audience_name"]) for p in props}
+    props = [
+        e.get("properties") or segment_properties(1, "audience_1", e["timestamp"]) for e in events
+    ]
+    markers: dict[str, tuple[int, str, dt.datetime]] = {}
+    for event, p in zip(events, props, strict=True):
+        marker = (p["audience_id"], p["audience_name"], event["timestamp"])
+        if markers.setdefault(p["refresh_id"], marker) != marker:
+            raise ValueError(f"refresh {p['refresh_id']} has events of different instants")
     numbers: dict[str, int] = {}
-    for refresh_id, (audience_id, name) in markers.items():
+    for refresh_id, (audience_id, name, as_of) in markers.items():
         engine.execute(
             "INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, "
             'entered, "left", committed_at, audience_name, seq) '
             "SELECT ?, ?, 1, ?, 0, 0, 0, ?, ?, coalesce(max(seq), 0) + 1 "
             "FROM audience_refreshes ON CONFLICT DO NOTHING",
-            [refresh_id, audience_id, dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 1), name],
+            [refresh_id, audience_id, as_of, as_of, name],
         )
         (numbers[refresh_id],) = engine.rows(
             "SELECT seq FROM audience_refreshes WHERE refresh_id = ?", [refresh_id]
         )[0]
-    stamps = pa.array([e["timestamp"] for e in events], pa.timestamp("us"))
     table = pa.table(
         {
             "refresh_seq": pa.array([numbers[p["refresh_id"]] for p in props], pa.int64()),
-            "audience_id": pa.array([p["audience_id"] for p in props], pa.int64()),
             "profile_id": pa.array([e["profile_id"] for e in events], pa.int64()),
-            "event": pa.array([e["event"] for e in events], pa.string()),
-            "timestamp": stamps,
-            "received_at": stamps,
+            "added": pa.array([e["event"] == SEGMENT_EVENT_NAMES[0] for e in events]),
         }
     )
     engine.append("segment_events", table)

@@ -114,12 +114,13 @@ NOT_A_PROFILE = 999_999
 PLANTED_EVENT_NAMES = tuple(name for name in EVENT_NAMES if name not in SEGMENT_EVENT_NAMES)
 
 
-def segment_properties(audience_id: int, audience_name: str) -> dict[str, Any]:
-    """The properties a refresh gives its events (one refresh per audience here)."""
+def segment_properties(audience_id: int, audience_name: str, as_of: dt.datetime) -> dict[str, Any]:
+    """The properties a refresh gives its events: one refresh per audience and instant (a
+    segment event's timestamp is its refresh's ``as_of``)."""
     return {
         "audience_id": audience_id,
         "audience_name": audience_name,
-        "refresh_id": f"refresh-{audience_id}",
+        "refresh_id": f"refresh-{audience_id}-{as_of:%Y%m%dT%H%M%S.%f}",
     }
 
 
@@ -887,7 +888,7 @@ def rows(
             if name in SEGMENT_EVENT_NAMES:  # stored apart, with the properties a refresh gives
                 audience = draw(st.integers(1, 2))
                 event |= dict.fromkeys(f"utm_{p}" for p in UTM_PARAMETERS)
-                event["properties"] = segment_properties(audience, f"audience_{audience}")
+                event["properties"] = segment_properties(audience, f"audience_{audience}", stamp)
             event |= {"profile_id": profile_id, "event": name, "timestamp": stamp}
             event["type"] = "page" if name == "page" else "track"
             events.append(event)

@@ -121,7 +121,7 @@ def test_version_3_moves_segment_events_out_of_events_unchanged(tmp_path: Path) 
     assert engine.rows("SELECT max(version) FROM schema_version") == [(LATEST_VERSION,)]
     assert engine.rows("SELECT message_id FROM events") == [("m1",)]
     assert engine.rows(
-        "SELECT r.refresh_id, s.audience_id, s.profile_id FROM segment_events AS s "
+        "SELECT r.refresh_id, r.audience_id, s.profile_id FROM segment_events AS s "
         "JOIN audience_refreshes AS r ON r.seq = s.refresh_seq"
     ) == [("r1", 3, 7)]
     after = engine.rows(f"SELECT {old_columns} FROM all_events ORDER BY message_id")
@@ -234,4 +234,56 @@ def test_version_8_splits_history_into_starts_and_ends_that_read_back_the_same(
     assert engine.rows("SELECT refresh_id, seq FROM audience_refreshes ORDER BY seq") == [
         (f"r{n}", n) for n in range(1, 5)
     ]
+    engine.close()
+
+
+def test_version_10_keeps_history_and_segment_events_reading_back_the_same(
+    tmp_path: Path,
+) -> None:
+    # A version-9 warehouse: spells as rows of starts and ends, segment events with their
+    # audience, name and instants on every row. Profiles across word edges and far apart.
+    path = tmp_path / "w.duckdb"
+    con = warehouse_at_version(path, 9)
+    # Audience 3 refreshes at r1, r3 and r5, audience 4 at r2 and r4.
+    days = [f"TIMESTAMP '2025-01-0{day}'" for day in range(1, 6)]
+    con.execute(
+        "INSERT INTO audience_refreshes VALUES "
+        + ", ".join(
+            f"('r{n}', {3 if n % 2 else 4}, 1, {days[n - 1]}, 1, 1, 0, "
+            f"{days[n - 1]} + INTERVAL 5 MINUTE, 'a{n % 2}', {n})"
+            for n in range(1, 6)
+        )
+    )
+    far = 2**40 + 1
+    starts = [(3, 1, 1), (3, 63, 1), (3, 64, 1), (3, far, 1), (3, 1, 5), (4, 1, 2), (4, 65, 4)]
+    ends = [(3, 1, 3), (3, far, 3), (4, 1, 4)]
+    con.execute(
+        "INSERT INTO membership_spells SELECT a, p, r.as_of, s FROM (VALUES "
+        + ", ".join(f"({a}, {p}, {s})" for a, p, s in starts)
+        + ") AS v(a, p, s) JOIN audience_refreshes AS r ON r.seq = v.s"
+    )
+    con.execute(
+        "INSERT INTO membership_exits SELECT a, p, r.as_of, s FROM (VALUES "
+        + ", ".join(f"({a}, {p}, {s})" for a, p, s in ends)
+        + ") AS v(a, p, s) JOIN audience_refreshes AS r ON r.seq = v.s"
+    )
+    changes = [(1, 1, True), (1, 63, True), (1, 64, True), (1, far, True), (3, far, False)]
+    con.execute(
+        "INSERT INTO segment_events SELECT r.audience_id, v.p, "
+        "CASE WHEN v.added THEN 'added_to_segment' ELSE 'removed_from_segment' END, "
+        "r.as_of, r.committed_at, v.s FROM (VALUES "
+        + ", ".join(f"({s}, {p}, {added})" for s, p, added in changes)
+        + ") AS v(s, p, added) JOIN audience_refreshes AS r ON r.seq = v.s"
+    )
+    history = con.execute("SELECT * FROM membership_history ORDER BY ALL").fetchall()
+    events = con.execute("SELECT * FROM all_events ORDER BY message_id").fetchall()
+    con.close()
+
+    engine = open_warehouse(path)
+    assert len(history) == 7
+    assert engine.rows("SELECT * FROM membership_history ORDER BY ALL") == history
+    assert len(events) == 5
+    assert engine.rows("SELECT * FROM all_events ORDER BY message_id") == events
+    # one word per audience, refresh and bucket of 64 ids touched: r1 3, r3 2, r5 1, r2 1, r4 2
+    assert engine.rows("SELECT count(*) FROM history_words") == [(9,)]
     engine.close()

@@ -3,8 +3,9 @@ in each refresh, who was a member at any instant, overlap of two audiences and r
 cohort.
 
 Everything here reads the warehouse tables a refresh writes (docs/warehouse.md):
-``audience_refreshes`` (one row per committed refresh), ``membership_history`` (one row per
-membership spell) and ``audience_members`` (current members). A profile was a member at
+``audience_refreshes`` (one row per committed refresh), ``history_words`` and its view
+``membership_history`` (one row per membership spell) and ``audience_members`` (current
+members). A profile was a member at
 instant *t* when one of its spells has ``entered_at <= t`` and (``left_at`` is NULL or
 ``t < left_at``). Every answer is computed in SQL.
 """
@@ -18,11 +19,30 @@ from typing import Any
 from segmint.audiences.refresh import utc_naive
 from segmint.errors import NotFound
 from segmint.warehouse.engine import Engine
+from segmint.warehouse.schema import EVERY_BIT, bit_is_set, member_id
 
-# Spells of one audience covering the instant bound as the 2nd and 3rd parameters.
-_MEMBERS_AT = """
-SELECT DISTINCT profile_id FROM membership_history
-WHERE audience_id = ? AND entered_at <= ? AND (left_at IS NULL OR ? < left_at)
+# The members of one audience at the instant bound as the 2nd parameter: each start and each
+# end of a spell flips a profile's bit in ``history_words``, so the XOR of the words of the
+# refreshes up to the instant is the membership then (the same as the spells of
+# ``membership_history`` with ``entered_at <= t`` and ``left_at`` NULL or ``t < left_at``,
+# without pairing every start with its end).
+_MEMBERS_AT = f"""
+SELECT {member_id("w.bucket")} AS profile_id
+FROM (
+    SELECT h.bucket, bit_xor(h.entered_bits | h.left_bits) AS bits
+    FROM history_words AS h JOIN audience_refreshes AS r ON r.seq = h.seq
+    WHERE h.audience_id = ? AND r.as_of <= ?
+    GROUP BY h.bucket
+) AS w, {EVERY_BIT}
+WHERE {bit_is_set("w.bits")}
+"""
+
+# The profiles whose spells started (or ended) in one refresh of one audience.
+_CHANGED_IN = """
+SELECT {member} AS profile_id
+FROM history_words AS h JOIN audience_refreshes AS r ON r.seq = h.seq, {every_bit}
+WHERE h.audience_id = ? AND r.refresh_id = ? AND {is_set}
+ORDER BY profile_id{cap}
 """
 
 
@@ -106,17 +126,16 @@ def refresh_changes(
     """The profile ids that entered and left in refresh ``refresh_id`` (sorted; at most
     ``limit`` of each when given)."""
     cap = "" if limit is None else f" LIMIT {int(limit)}"
-    entered = warehouse.rows(
-        "SELECT profile_id FROM membership_history WHERE audience_id = ? "
-        f"AND entered_refresh_id = ? ORDER BY profile_id{cap}",
-        [audience_id, refresh_id],
-    )
-    left = warehouse.rows(
-        "SELECT profile_id FROM membership_history WHERE audience_id = ? "
-        f"AND left_refresh_id = ? ORDER BY profile_id{cap}",
-        [audience_id, refresh_id],
-    )
-    return MembershipChanges(refresh_id, [r[0] for r in entered], [r[0] for r in left])
+    found: dict[str, list[int]] = {}
+    for side in ("entered", "left"):
+        sql = _CHANGED_IN.format(
+            member=member_id("h.bucket"),
+            every_bit=EVERY_BIT,
+            is_set=bit_is_set(f"h.{side}_bits"),
+            cap=cap,
+        )
+        found[side] = [row[0] for row in warehouse.rows(sql, [audience_id, refresh_id])]
+    return MembershipChanges(refresh_id, found["entered"], found["left"])
 
 
 def members_as_of(
@@ -128,7 +147,7 @@ def members_as_of(
     cap = "" if limit is None else f" LIMIT {int(limit)}"
     rows = warehouse.rows(
         f"SELECT profile_id FROM ({_MEMBERS_AT}) ORDER BY profile_id{cap}",
-        [audience_id, at, at],
+        [audience_id, at],
     )
     return [row[0] for row in rows]
 
@@ -136,7 +155,7 @@ def members_as_of(
 def size_as_of(warehouse: Engine, audience_id: int, instant: dt.datetime) -> int:
     """How many profiles were members at ``instant``."""
     at = utc_naive(instant)
-    (count,) = warehouse.rows(f"SELECT count(*) FROM ({_MEMBERS_AT})", [audience_id, at, at])[0]
+    (count,) = warehouse.rows(f"SELECT count(*) FROM ({_MEMBERS_AT})", [audience_id, at])[0]
     return int(count)
 
 
@@ -151,7 +170,7 @@ def overlap(
     else:
         at = utc_naive(as_of)
         a_sql = b_sql = _MEMBERS_AT
-        params = [audience_a, at, at, audience_b, at, at]
+        params = [audience_a, at, audience_b, at]
     both, only_a, only_b = warehouse.rows(
         f"""
         SELECT count(*) FILTER (WHERE a.profile_id IS NOT NULL AND b.profile_id IS NOT NULL),

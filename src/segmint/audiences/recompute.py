@@ -16,35 +16,31 @@ from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition
 from segmint.definitions.validation import AudienceResolver
 from segmint.warehouse.engine import Engine
+from segmint.warehouse.schema import MEMBER_BUCKET, MEMBER_WORD
 
 _TABLE = "_segmint_recomputed"
 
-# Maximal runs of consecutive points at which a profile is a member: one spell each, starting
-# at its first point and ending at the point after its last (none when it runs to the end).
-_RUNS_SQL = f"""
-CREATE OR REPLACE TEMPORARY TABLE _segmint_spells AS
-WITH runs AS (
-    SELECT profile_id, idx, idx - row_number() OVER (PARTITION BY profile_id ORDER BY idx) AS run
-    FROM {_TABLE}
+# History's words (see segmint.warehouse.schema.HISTORY_WORDS) from the members at each point:
+# a point's spells start where a bit is set now and was not at the point before, and end
+# where it was and is not.
+_HISTORY_SQL = f"""
+INSERT INTO history_words (audience_id, seq, bucket, entered_bits, left_bits)
+WITH words AS (
+    SELECT idx, {MEMBER_BUCKET} AS bucket, {MEMBER_WORD} AS bits FROM {_TABLE} GROUP BY 1, 2
+),
+pairs AS (
+    SELECT coalesce(n.idx, o.idx + 1) AS idx, coalesce(n.bucket, o.bucket) AS bucket,
+           coalesce(n.bits, CAST(0 AS UBIGINT)) AS new_bits,
+           coalesce(o.bits, CAST(0 AS UBIGINT)) AS old_bits
+    FROM words AS n
+    FULL OUTER JOIN words AS o ON n.idx = o.idx + 1 AND n.bucket = o.bucket
 )
-SELECT profile_id, min(idx) AS first_idx, max(idx) + 1 AS after_idx
-FROM runs GROUP BY profile_id, run
-"""
-
-# A spell's start is its first point; its end is the point after its last, if any.
-_BOUNDARY_SQL = """
-INSERT INTO {table} (audience_id, profile_id, {at}, {seq})
-SELECT ?, s.profile_id, p.as_of, r.seq
-FROM _segmint_spells AS s
-JOIN _segmint_points AS p ON p.idx = s.{idx}
+SELECT CAST(? AS BIGINT), r.seq, w.bucket, w.new_bits & ~w.old_bits, w.old_bits & ~w.new_bits
+FROM pairs AS w
+JOIN _segmint_points AS p ON p.idx = w.idx
 JOIN audience_refreshes AS r ON r.refresh_id = p.refresh_id
+WHERE w.new_bits <> w.old_bits
 """
-_SPELLS_SQL = _BOUNDARY_SQL.format(
-    table="membership_spells", at="entered_at", seq="entered_seq", idx="first_idx"
-)
-_EXITS_SQL = _BOUNDARY_SQL.format(
-    table="membership_exits", at="left_at", seq="left_seq", idx="after_idx"
-)
 
 _SIZES_SQL = f"""
 UPDATE audience_refreshes r SET size = c.size, entered = c.entered, "left" = c.left_count
@@ -106,13 +102,9 @@ def recompute_history(
                 f"({to_sql(query, warehouse.dialect)}) q",
                 [idx],
             )
-        for table in ("membership_spells", "membership_exits"):
-            warehouse.execute(f"DELETE FROM {table} WHERE audience_id = ?", [audience_id])
+        warehouse.execute("DELETE FROM history_words WHERE audience_id = ?", [audience_id])
         if points:
-            warehouse.execute(_RUNS_SQL)
-            warehouse.execute(_SPELLS_SQL, [audience_id])
-            warehouse.execute(_EXITS_SQL, [audience_id])
-            warehouse.execute("DROP TABLE _segmint_spells")
+            warehouse.execute(_HISTORY_SQL, [audience_id])
             warehouse.execute(_SIZES_SQL)
             # Its open spells now differ from the current members: see refresh.write_membership.
             warehouse.execute(

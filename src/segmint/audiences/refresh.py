@@ -68,9 +68,7 @@ RETRY_CAP_STATIC = dt.timedelta(days=1)
 
 _NEW = "segmint_refresh_new"
 _CHANGED = "segmint_refresh_changed"
-_DIFF = "segmint_refresh_diff"
 _SPELLS_CHANGED = "segmint_refresh_spells_changed"
-_SPELLS_DIFF = "segmint_refresh_spells_diff"
 
 FailAfter = Callable[[str], None]
 
@@ -336,20 +334,17 @@ def write_membership(
         warehouse.execute(_NEW_SQL.format(query=members))
         step("materialize")
         warehouse.execute(_changed_sql(_CHANGED, _STORED_WORDS), [audience_id])
-        warehouse.execute(_expand_sql(_DIFF, _CHANGED))
         step("diff")
-        warehouse.execute(_EVENTS_SQL, [seq, audience_id, as_of, now])
+        warehouse.execute(_EVENTS_SQL, [seq])
         step("events")
-        spells_diff = _DIFF
+        spells_changed = _CHANGED
         if warehouse.rows(_TO_RECONCILE_SQL, [audience_id]):
             # History was recomputed: its open spells are the new definition's members, not
             # the stored ones (what destinations were told), so history takes its own diff.
             warehouse.execute(_changed_sql(_SPELLS_CHANGED, _OPEN_SPELL_WORDS), [audience_id])
-            warehouse.execute(_expand_sql(_SPELLS_DIFF, _SPELLS_CHANGED))
             warehouse.execute(_RECONCILED_SQL, [audience_id])
-            spells_diff = _SPELLS_DIFF
-        warehouse.execute(_close_spells_sql(spells_diff), [audience_id, as_of, seq])
-        warehouse.execute(_open_spells_sql(spells_diff), [audience_id, as_of, seq])
+            spells_changed = _SPELLS_CHANGED
+        warehouse.execute(_history_sql(spells_changed), [audience_id, seq])
         step("history")
         warehouse.execute(_DROP_CHANGED_WORDS_SQL, [audience_id])
         warehouse.execute(_ADD_CHANGED_WORDS_SQL, [audience_id])
@@ -374,7 +369,7 @@ def write_membership(
                 seq,
             ],
         )
-        for table in (_NEW, _CHANGED, _DIFF, _SPELLS_CHANGED, _SPELLS_DIFF):
+        for table in (_NEW, _CHANGED, _SPELLS_CHANGED):
             warehouse.execute(f"DROP TABLE IF EXISTS {table}")
         step("marker")
     return marker
@@ -426,10 +421,11 @@ def folding_duplicates(query: exp.Query) -> exp.Query:
 
 # The words of the current members as stored, and as history's open spells have them.
 _STORED_WORDS = "SELECT bucket, bits FROM audience_member_words WHERE audience_id = ?"
-_OPEN_SPELL_WORDS = f"""
-SELECT {MEMBER_BUCKET} AS bucket, {MEMBER_WORD} AS bits
-FROM membership_history WHERE audience_id = ? AND left_at IS NULL
-GROUP BY 1
+# Each start and each end flips a profile's bit, so the open spells are the XOR of them all.
+_OPEN_SPELL_WORDS = """
+SELECT bucket, bit_xor(entered_bits | left_bits) AS bits
+FROM history_words WHERE audience_id = ?
+GROUP BY 1 HAVING bit_xor(entered_bits | left_bits) <> 0
 """
 
 
@@ -448,40 +444,25 @@ WHERE n.bits IS DISTINCT FROM c.bits
 """
 
 
-def _expand_sql(table: str, changed: str) -> str:
-    """Who entered and who left: one row per changed bit of the ``changed`` words."""
-    return f"""
-CREATE OR REPLACE TEMPORARY TABLE {table} AS
-SELECT {member_id("bucket")} AS profile_id,
-       CASE WHEN {bit_is_set("new_bits")} THEN 'added' ELSE 'removed' END AS change
-FROM {changed}, {EVERY_BIT}
+# One row per change in ``segment_events`` (read as events through ``segment_event_rows``,
+# which takes the rest from the marker: audience, timestamp, message id, properties): the
+# changed bits of the changed words, each with whether it is now set.
+_EVENTS_SQL = f"""
+INSERT INTO segment_events (refresh_seq, profile_id, added)
+SELECT CAST(? AS BIGINT), {member_id("bucket")}, {bit_is_set("new_bits")}
+FROM {_CHANGED}, {EVERY_BIT}
 WHERE {bit_is_set("changed_bits")}
 """
 
 
-# One row per change in ``segment_events`` (read as events through ``segment_event_rows``):
-# message id ``{refresh_id}:{profile_id}:added|removed``, properties audience id and name and
-# refresh id.
-_EVENTS_SQL = f"""
-INSERT INTO segment_events (refresh_seq, audience_id, profile_id, event, "timestamp", received_at)
-SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), d.profile_id,
-       CASE WHEN d.change = 'added' THEN '{ADDED_EVENT}' ELSE '{REMOVED_EVENT}' END,
-       CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP)
-FROM {_DIFF} AS d
-"""
-
-
-def _close_spells_sql(diff: str) -> str:
+def _history_sql(changed: str) -> str:
+    """History's words for the refresh: per changed word, the bits of the spells that start
+    (set now) and of those that end (set before)."""
     return f"""
-INSERT INTO membership_exits (audience_id, profile_id, left_at, left_seq)
-SELECT ?, profile_id, ?, ? FROM {diff} WHERE change = 'removed'
-"""
-
-
-def _open_spells_sql(diff: str) -> str:
-    return f"""
-INSERT INTO membership_spells (audience_id, profile_id, entered_at, entered_seq)
-SELECT ?, profile_id, ?, ? FROM {diff} WHERE change = 'added'
+INSERT INTO history_words (audience_id, seq, bucket, entered_bits, left_bits)
+SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), bucket, changed_bits & new_bits,
+       changed_bits & ~new_bits
+FROM {changed}
 """
 
 
@@ -512,9 +493,9 @@ SELECT CAST(? AS VARCHAR), CAST(? AS BIGINT), bucket, changed_bits FROM {_CHANGE
 
 _COUNTS_SQL = f"""
 SELECT (SELECT coalesce(sum(bit_count(bits)), 0) FROM {_NEW}),
-       count(*) FILTER (WHERE change = 'added'),
-       count(*) FILTER (WHERE change = 'removed')
-FROM {_DIFF}
+       coalesce(sum(bit_count(changed_bits & new_bits)), 0),
+       coalesce(sum(bit_count(changed_bits & ~new_bits)), 0)
+FROM {_CHANGED}
 """
 
 _MARKER_SQL = """

@@ -323,6 +323,75 @@ SEGMENT_EVENT_ROWS_BY_SEQ = _SEGMENT_EVENT_ROWS.format(
     refresh_id="r.refresh_id", marker="r.seq = s.refresh_seq"
 )
 
+# Version 10: a refresh's rows per change carry only what is not already in its marker
+# (``audience_refreshes``: audience, ``as_of`` = the events' timestamp, ``committed_at`` = their
+# ``received_at``, name, id). A segment event is its refresh's number, the profile and whether
+# it entered; history is kept as 64-bit words like the current membership (see
+# ``audience_member_words``): per refresh, the words of the profiles whose spell started and of
+# those whose spell ended there. A refresh of a large audience then writes about members / 64
+# history rows instead of one per change, and three narrow columns per segment event.
+SEGMENT_EVENTS_NARROW = """
+CREATE TABLE segment_events_narrow (
+    refresh_seq BIGINT NOT NULL,
+    profile_id BIGINT NOT NULL,
+    added BOOLEAN NOT NULL
+)
+"""
+
+SEGMENT_EVENT_ROWS_FROM_MARKER = """
+CREATE VIEW segment_event_rows AS
+SELECT r.refresh_id || ':' || CAST(s.profile_id AS VARCHAR) || ':'
+           || CASE WHEN s.added THEN 'added' ELSE 'removed' END AS message_id,
+       s.profile_id,
+       'track' AS type,
+       CASE WHEN s.added THEN 'added_to_segment' ELSE 'removed_from_segment' END AS event,
+       r.as_of AS "timestamp",
+       r.committed_at AS received_at,
+       json_object('audience_id', r.audience_id, 'audience_name', r.audience_name,
+                   'refresh_id', r.refresh_id) AS properties,
+       'segmint' AS source
+FROM segment_events AS s
+JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
+"""
+
+HISTORY_WORDS = """
+CREATE TABLE history_words (
+    audience_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
+    entered_bits UBIGINT NOT NULL,
+    left_bits UBIGINT NOT NULL
+)
+"""
+
+# One row per spell, as the table of that name had it before version 8: the words' bits
+# expanded (a start or an end each), an end paired with the profile's latest start before it.
+MEMBERSHIP_HISTORY_FROM_WORDS = f"""
+CREATE VIEW membership_history AS
+WITH flips AS (
+    SELECT w.audience_id, w.seq, {member_id("w.bucket")} AS profile_id,
+           {bit_is_set("w.entered_bits")} AS entered
+    FROM history_words AS w, {EVERY_BIT}
+    WHERE {bit_is_set("w.entered_bits | w.left_bits")}
+),
+starts AS (SELECT audience_id, profile_id, seq FROM flips WHERE entered),
+ends AS (SELECT audience_id, profile_id, seq FROM flips WHERE NOT entered)
+SELECT s.audience_id, s.profile_id, e.as_of AS entered_at, l.as_of AS left_at,
+       e.refresh_id AS entered_refresh_id, l.refresh_id AS left_refresh_id
+FROM starts AS s
+ASOF LEFT JOIN ends AS x
+  ON x.audience_id = s.audience_id AND x.profile_id = s.profile_id AND s.seq < x.seq
+LEFT JOIN audience_refreshes AS e ON e.seq = s.seq
+LEFT JOIN audience_refreshes AS l ON l.seq = x.seq
+"""
+
+# The words of a spell boundary table (version 8's ``membership_spells`` or
+# ``membership_exits``) per audience, refresh and bucket.
+_BOUNDARY_WORDS = f"""
+SELECT audience_id, {{seq}} AS seq, {MEMBER_BUCKET} AS bucket, {MEMBER_WORD} AS bits
+FROM {{table}} GROUP BY 1, 2, 3
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: the foundation: events, profiles, identities, merges.
     [EVENTS, PROFILES, IDENTITIES, PROFILE_MERGES],
@@ -438,6 +507,34 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE segment_events DROP COLUMN refresh_id",
         SEGMENT_EVENT_ROWS_BY_SEQ,
         ALL_EVENTS,
+    ],
+    # 10: segment events narrowed to what their marker does not hold; history as words.
+    [
+        SEGMENT_EVENTS_NARROW,
+        """
+        INSERT INTO segment_events_narrow
+        SELECT refresh_seq, profile_id, event = 'added_to_segment' FROM segment_events
+        """,
+        "DROP VIEW all_events",
+        "DROP VIEW segment_event_rows",
+        "DROP TABLE segment_events",
+        "ALTER TABLE segment_events_narrow RENAME TO segment_events",
+        SEGMENT_EVENT_ROWS_FROM_MARKER,
+        ALL_EVENTS,
+        HISTORY_WORDS,
+        f"""
+        INSERT INTO history_words
+        SELECT coalesce(s.audience_id, x.audience_id), coalesce(s.seq, x.seq),
+               coalesce(s.bucket, x.bucket), coalesce(s.bits, CAST(0 AS UBIGINT)),
+               coalesce(x.bits, CAST(0 AS UBIGINT))
+        FROM ({_BOUNDARY_WORDS.format(seq="entered_seq", table="membership_spells")}) AS s
+        FULL OUTER JOIN ({_BOUNDARY_WORDS.format(seq="left_seq", table="membership_exits")}) AS x
+          ON x.audience_id = s.audience_id AND x.seq = s.seq AND x.bucket = s.bucket
+        """,
+        "DROP VIEW membership_history",
+        "DROP TABLE membership_spells",
+        "DROP TABLE membership_exits",
+        MEMBERSHIP_HISTORY_FROM_WORDS,
     ],
 ]
 

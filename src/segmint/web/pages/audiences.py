@@ -280,8 +280,9 @@ async def audience_page(request: Request, audience_id: AudienceId) -> Response:
 # A member entered when its latest ``added_to_segment`` event of the audience was emitted.
 MEMBER_SQL = """
 WITH entered AS (
-    SELECT profile_id, max("timestamp") AS entered_at FROM segment_events
-    WHERE audience_id = ? AND event = 'added_to_segment' GROUP BY profile_id
+    SELECT s.profile_id, max(r.as_of) AS entered_at
+    FROM segment_events AS s JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
+    WHERE r.audience_id = ? AND s.added GROUP BY s.profile_id
 )
 SELECT m.profile_id, e.entered_at, p.email, p.user_id, p.country, p.city, p.traits
 FROM audience_members m
