@@ -31,15 +31,18 @@ import datetime as dt
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segmint.audiences.history import refresh_changes, size_as_of
 from segmint.audiences.refresh import refresh_audience
 from segmint.catalog import Catalog, open_catalog
 from segmint.catalog.models import Audience, AudienceVersion
 from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition
 from segmint.warehouse import DuckDBEngine, open_warehouse
+from segmint.warehouse.schema import SEGMENT_EVENT_NAMES
 
 AS_OF = dt.datetime(2025, 6, 1, 6, 0)
 NEXT = AS_OF + dt.timedelta(days=1)
@@ -213,7 +216,7 @@ def report(
         "materialize": "checks + compile + evaluate into words",
         "diff": "diff (64-bit membership words)",
         "events": "append added/removed events",
-        "history": "append history spell starts / ends",
+        "history": "append history (words)",
         "membership": "rewrite the changed words",
         "marker": "marker",
         "committed": "commit",
@@ -230,6 +233,57 @@ def report(
         f"(whole call: {(whole - evaluation) / evaluation:.0%}; "
         f"with the deferred checkpoint: {(overhead + deferred) / evaluation:.0%})"
     )
+
+
+def best_of(repeat: int, read: Callable[[], object]) -> tuple[float, object]:
+    """The best time of ``repeat`` calls of ``read``, and what it returned."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = read()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def report_readers(warehouse: DuckDBEngine, audience_id: int) -> None:
+    """What reading the history and the segment events costs after the refreshes (the price
+    of storing them compactly): best of 3 each."""
+    (last_refresh,) = warehouse.rows(
+        "SELECT refresh_id FROM audience_refreshes ORDER BY seq DESC LIMIT 1"
+    )[0]
+    reads: list[tuple[str, Callable[[], object]]] = [
+        (
+            "membership_history view: every spell",
+            lambda: warehouse.rows(
+                "SELECT count(*) FROM membership_history WHERE audience_id = ?", [audience_id]
+            )[0][0],
+        ),
+        ("members as of refresh 2 (size_as_of)", lambda: size_as_of(warehouse, audience_id, NEXT)),
+        (
+            "who entered in refresh 2 (refresh_changes)",
+            lambda: len(refresh_changes(warehouse, audience_id, last_refresh).entered),
+        ),
+    ]
+    for event in SEGMENT_EVENT_NAMES:
+        root = {
+            "kind": "event",
+            "event": event,
+            "window": {"type": "relative", "last": 7, "unit": "days"},
+        }
+        definition = Definition.model_validate({"version": 1, "root": root})
+        # an hour after refresh 2, so its events (stamped with its as_of) are in the window
+        later = NEXT + dt.timedelta(hours=1)
+        sql = to_sql(compile_definition(definition, as_of=later, timezone=TZ))
+        reads.append(
+            (
+                f"audience: {event} in the last 7 days",
+                lambda sql=sql: warehouse.rows(f"SELECT count(*) FROM ({sql})")[0][0],
+            )
+        )
+    print("\nreading what the refreshes wrote (best of 3)")
+    for label, read in reads:
+        seconds, result = best_of(3, read)
+        print(f"  {label:<46} {seconds * 1000:9.1f} ms  ({result:,})")
 
 
 def main() -> None:
@@ -270,6 +324,7 @@ def main() -> None:
         report(f"refresh 2 ({args.churn:.0%} churn)", second_eval, wh2, whole2, steps2, counts2)
         again = statistics.median([evaluate(warehouse, NEXT, repeat=1)[0] for _ in range(3)])
         print(f"\n(evaluation re-measured after refresh 2: {again * 1000:.1f} ms median)")
+        report_readers(warehouse, audience_id)
         catalog.dispose()
         warehouse.close()
 
