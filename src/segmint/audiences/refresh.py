@@ -6,8 +6,9 @@ A refresh has two sides. The *warehouse* side runs in one transaction: the new m
 folded into 64-bit words and diffed against the stored words of the current membership
 (``audience_member_words``), one ``added_to_segment`` / ``removed_from_segment`` event is
 appended per entering / leaving profile (to ``segment_events``, which conditions read as
-events), a history row is appended per spell started or ended, the changed words are
-rewritten and their flipped bits logged (``membership_changes``, which syncs read), and the
+events; the marker holds what all of them share), history appends the changed words' started
+and ended spells as bits (``history_words``), the changed words are rewritten and their
+flipped bits logged (``membership_changes``, which syncs read), and the
 ``audience_refreshes`` marker is written with the refresh's number. Either all of it commits
 or none of it does, so a refresh that fails or is killed halfway leaves the previous state
 and no events.
