@@ -315,12 +315,13 @@ def test_leavers_are_removed_with_the_identifiers_that_were_sent_for_them(
     assert (entry.status, entry.removed) == ("succeeded", 1)
     assert sha(email_of(9)) not in remote_emails(fake)
     assert remote_emails(fake) == expected_emails(runtime, audience_id)
-    # Delivered: the ledger no longer holds the leaver; unlinking drops the link's rows.
+    # Delivered: the ledger no longer holds the leaver; unlinking keeps the link's rows (the
+    # remote audience keeps its members; a later link into it takes them over).
     ledger = "SELECT count(*) FROM sync_ledger WHERE link_id = ?"
     assert runtime.warehouse.rows(ledger + " AND profile_id = 9", [link.id]) == [(0,)]
     assert runtime.warehouse.rows(ledger, [link.id]) == [(299,)]
     unlink(ctx, link.id)
-    assert runtime.warehouse.rows(ledger, [link.id]) == [(0,)]
+    assert runtime.warehouse.rows(ledger, [link.id]) == [(299,)]
 
 
 def test_members_merged_away_are_removed_with_what_was_sent_for_them(
@@ -374,6 +375,33 @@ def test_a_new_audience_with_a_deleted_ones_name_gets_its_own_remote_audience(
 
     delete_link(ctx, new_link.id)  # removes only the new audience's remote audience
     assert [audience.name for audience in fake.audiences.values()] == ["gold_members"]
+
+
+def test_linking_again_to_the_kept_remote_audience_removes_who_left_meanwhile(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    audience_id, link = synced_audience(runtime, ctx, fake, meta_url, 300)
+    before = remote_emails(fake)
+    assert before == expected_emails(runtime, audience_id)
+    unlink(ctx, link.id)  # the remote audience stays, members and all (R22 Unlink)
+
+    set_tier(runtime, range(1, 51), "silver")  # 50 leave while nothing syncs
+    refresh(runtime, audience_id, hours=1)
+    assert members(runtime, audience_id) == set(range(51, 301))
+    assert remote_emails(fake) == before
+
+    again = sync_catalog.link_audience(runtime.catalog, audience_id, link.destination_id)
+    outcome = sync_link(ctx, again.id)
+    assert outcome.status == "succeeded", outcome.error_message
+    assert len(fake.audiences) == 1  # the kept remote audience, synced into again
+    assert remote_emails(fake) == expected_emails(runtime, audience_id)
+    assert outcome.removed == len(before - remote_emails(fake)) > 0
+    assert sync_link(ctx, again.id).removed == 0  # nothing left to remove
+
+    ledger = "SELECT count(*) FROM sync_ledger WHERE link_id IN (?, ?)"
+    assert runtime.warehouse.rows(ledger, [link.id, again.id]) == [(len(remote_emails(fake)),)]
+    delete_link(ctx, again.id)  # the remote audience is gone: so is what was sent to it
+    assert runtime.warehouse.rows(ledger, [link.id, again.id]) == [(0,)]
 
 
 def test_after_an_edit_that_recomputes_history_the_platform_follows_the_new_definition(

@@ -6,6 +6,10 @@ new one would leave it there) or their profile was merged into another one. Rows
 when a platform accepts an add and dropped once the removal's step is delivered (the cursor
 moved), so a delivery replayed after a crash still removes the sent values. Members sent
 before the ledger existed have no row; they are removed with their current identifiers.
+
+Unlinking keeps a link's rows (its remote audience stays on the platform, members and all);
+a later link of the same audience into that remote audience adopts them, so its first sync
+also removes the members who left in between. Deleting the link drops them.
 """
 
 from __future__ import annotations
@@ -74,4 +78,22 @@ def forget(warehouse: Engine, link_id: int, profile_ids: Sequence[int] | None = 
         warehouse.execute(
             f"DELETE FROM sync_ledger WHERE link_id = ? AND profile_id IN {_IDS}",
             [link_id, [int(pid) for pid in profile_ids]],
+        )
+
+
+def sent_profile_ids(warehouse: Engine, link_id: int) -> list[int]:
+    """The profiles ``link_id`` holds rows for (sent and not since removed), ascending."""
+    rows = warehouse.rows(
+        "SELECT DISTINCT profile_id FROM sync_ledger WHERE link_id = ? ORDER BY 1", [link_id]
+    )
+    return [int(row[0]) for row in rows]
+
+
+def adopt(warehouse: Engine, from_link_ids: Sequence[int], to_link_id: int) -> None:
+    """Make the rows of ``from_link_ids`` rows of ``to_link_id``: the platform's copy they
+    record is now the copy ``to_link_id`` syncs into."""
+    if from_link_ids:
+        warehouse.execute(
+            f"UPDATE sync_ledger SET link_id = ? WHERE link_id IN {_IDS}",
+            [to_link_id, [int(link_id) for link_id in from_link_ids]],
         )

@@ -47,7 +47,7 @@ from segmint.sync.catalog import (
     utc_now,
 )
 from segmint.sync.errors import AuthExpired, BadRequest, DestinationError
-from segmint.sync.ledger import forget, record_sent, sent_members
+from segmint.sync.ledger import adopt, forget, record_sent, sent_members, sent_profile_ids
 from segmint.sync.members import (
     MembershipEvents,
     count_identified,
@@ -382,6 +382,10 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
                     else adapter.ensure_audience(name)
                 )
                 sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
+                if link.mode == "list":
+                    _adopt_kept_ledger(ctx, link, remote_id)
+            if link.mode == "list" and delta.is_full:
+                delta = _with_stale_members(ctx, link, delta)
             if link.mode == "event":
                 step_added, step_removed = _send_events(ctx, adapter, link, name, delta, reasons)
             else:
@@ -405,6 +409,33 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
         skipped_reasons=dict(reasons),
         refresh_id=target,
     )
+
+
+def _adopt_kept_ledger(ctx: SyncContext, link: LinkInfo, remote_id: str) -> None:
+    """When this link syncs into a remote audience that an unlinked link of the same audience
+    left on the platform (R22 Unlink keeps it, members and all), take over what that link
+    sent, so the members who left since are removed too."""
+    kept = [
+        other.id
+        for other in sync_catalog.list_links(
+            ctx.catalog, audience_id=link.audience_id, include_ended=True
+        )
+        if other.id != link.id
+        and other.status == "unlinked"
+        and other.destination_id == link.destination_id
+        and other.remote_audience_id == remote_id
+    ]
+    if kept:
+        log.info("link %s: adopting what links %s sent to %s", link.id, kept, remote_id)
+        adopt(ctx.warehouse, kept, link.id)
+
+
+def _with_stale_members(ctx: SyncContext, link: LinkInfo, delta: OutboxDelta) -> OutboxDelta:
+    """A full sync sends every member; whoever the link's ledger says the platform holds
+    besides them (sent by an earlier link into the same remote audience) is removed."""
+    members = set(delta.added)
+    stale = [pid for pid in sent_profile_ids(ctx.warehouse, link.id) if pid not in members]
+    return dataclasses.replace(delta, removed=stale) if stale else delta
 
 
 def _step(ctx: SyncContext, link: LinkInfo) -> OutboxDelta:
@@ -588,10 +619,10 @@ def sync_after_refresh(ctx: SyncContext) -> Callable[[int], None]:
 
 
 def unlink(ctx: SyncContext, link_id: int, *, now: datetime | None = None) -> LinkInfo:
-    """R22 Unlink: stop syncing; the remote audience stays on the platform as it is."""
-    info = sync_catalog.unlink_audience(ctx.catalog, link_id, now=now)
-    forget(ctx.warehouse, link_id)
-    return info
+    """R22 Unlink: stop syncing; the remote audience stays on the platform as it is. What
+    the link sent is kept (segmint.sync.ledger), so linking the audience to that remote
+    audience again also removes the members who left meanwhile."""
+    return sync_catalog.unlink_audience(ctx.catalog, link_id, now=now)
 
 
 def delete_link(ctx: SyncContext, link_id: int, *, now: datetime | None = None) -> LinkInfo:
