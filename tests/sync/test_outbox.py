@@ -51,10 +51,17 @@ def words(profiles: set[int]) -> dict[int, int]:
 
 
 def commit_refresh(
-    warehouse: Engine, refresh_id: str, hour: int, members: set[int], audience: int = AUDIENCE
+    warehouse: Engine,
+    refresh_id: str,
+    hour: int,
+    members: set[int],
+    audience: int = AUDIENCE,
+    *,
+    committed_at: datetime | None = None,
 ) -> None:
     """Write what a committed refresh leaves in the warehouse for the outbox: the membership
-    replaced, the change log, the marker (the outbox reads nothing else)."""
+    replaced, the change log, the marker with the next number (the outbox reads nothing
+    else)."""
     as_of = T0 + timedelta(hours=hour)
     current = {
         row[0]
@@ -75,7 +82,8 @@ def commit_refresh(
             )
         warehouse.execute(
             "INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, "
-            'entered, "left", committed_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?)',
+            'entered, "left", committed_at, seq) '
+            "SELECT ?, ?, 1, ?, ?, ?, ?, ?, coalesce(max(seq), 0) + 1 FROM audience_refreshes",
             [
                 refresh_id,
                 audience,
@@ -83,7 +91,7 @@ def commit_refresh(
                 len(members),
                 len(members - current),
                 len(current - members),
-                as_of,
+                committed_at or as_of,
             ],
         )
 
@@ -126,6 +134,20 @@ def test_refreshes_are_ordered_by_as_of_not_by_id(warehouse: Engine) -> None:
     commit_refresh(warehouse, "aaa", 2, {2})
     delta = pending_changes(warehouse, AUDIENCE, "zzz")
     assert (delta.to_refresh_id, delta.added, delta.removed) == ("aaa", [2], [1])
+
+
+def test_refreshes_at_the_same_instant_are_ordered_as_they_were_committed(
+    warehouse: Engine,
+) -> None:
+    # Two refreshes as of the same instant; the later one was stamped with an earlier clock
+    # (clocks are explicit): the outbox follows the order the flips were applied in.
+    commit_refresh(warehouse, "first", 1, {1, 2}, committed_at=T0 + timedelta(hours=5))
+    commit_refresh(warehouse, "second", 1, {2, 3}, committed_at=T0 + timedelta(hours=4))
+    full = pending_changes(warehouse, AUDIENCE, None)
+    assert (full.to_refresh_id, full.added) == ("second", [2, 3])
+    delta = pending_changes(warehouse, AUDIENCE, "first")
+    assert (delta.to_refresh_id, delta.added, delta.removed) == ("second", [3], [1])
+    assert pending_changes(warehouse, AUDIENCE, None, until="first").added == [1, 2]
 
 
 def test_an_unknown_cursor_is_refused(warehouse: Engine) -> None:

@@ -58,10 +58,10 @@ class OutboxDelta:
         return not self.added and not self.removed
 
 
-# Refreshes of one audience in commit order; ``seq`` is the outbox position (1, 2, ...).
+# Refreshes of one audience in commit order (``audience_refreshes.seq``, the order their flips
+# were applied to the current words); ``seq`` here is the outbox position (1, 2, ...).
 _POSITIONS_SQL = """
-SELECT refresh_id, as_of,
-       row_number() OVER (ORDER BY as_of, committed_at, refresh_id) AS seq
+SELECT refresh_id, as_of, row_number() OVER (ORDER BY seq) AS seq
 FROM audience_refreshes WHERE audience_id = ?
 """
 
