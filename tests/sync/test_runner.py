@@ -5,6 +5,7 @@ a fake Meta Graph server over real HTTP, and the platform's final list equals th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -402,6 +403,45 @@ def test_linking_again_to_the_kept_remote_audience_removes_who_left_meanwhile(
     assert runtime.warehouse.rows(ledger, [link.id, again.id]) == [(len(remote_emails(fake)),)]
     delete_link(ctx, again.id)  # the remote audience is gone: so is what was sent to it
     assert runtime.warehouse.rows(ledger, [link.id, again.id]) == [(0,)]
+
+
+def test_event_sync_of_a_new_audience_with_a_deleted_ones_name_keeps_its_own_folder(
+    runtime: Runtime, ctx: SyncContext, tmp_path: Path
+) -> None:
+    from segmint.audiences import service
+    from segmint.destinations.file_export import read_rows
+
+    directory = tmp_path / "exports"
+
+    def folders() -> set[str]:
+        return {path.name for path in directory.iterdir()}
+
+    def rows(folder: str) -> list[dict[str, str | None]]:
+        return [row for path in sorted((directory / folder).iterdir()) for row in read_rows(path)]
+
+    seed_profiles(runtime, 60)
+    old_id = activate(runtime)
+    exports = sync_catalog.create_destination(
+        runtime.catalog, runtime.secrets, "Exports", "file", {}, {"directory": str(directory)}
+    )
+    old_link = sync_catalog.link_audience(runtime.catalog, old_id, exports.id, mode="event")
+    assert sync_link(ctx, old_link.id).status == "succeeded"
+    assert folders() == {"gold_members"}
+    old_rows = rows("gold_members")
+    service.delete(runtime.catalog, old_id, by="test", now=T0)  # its link stays
+
+    new_id = activate(runtime, hours=1)  # the same name, free again
+    new_link = sync_catalog.link_audience(runtime.catalog, new_id, exports.id, mode="event")
+    assert sync_link(ctx, new_link.id).status == "succeeded"
+    own = f"gold_members (#{new_id})"
+    assert folders() == {"gold_members", own}
+    assert rows("gold_members") == old_rows  # untouched
+    sent = rows(own)
+    assert {(row["audience_id"], row["audience_name"]) for row in sent} == {(str(new_id), own)}
+    assert {int(str(row["profile_id"])) for row in sent} == members(runtime, new_id)
+
+    delete_link(ctx, new_link.id)  # removes only the new audience's folder
+    assert folders() == {"gold_members"}
 
 
 def test_after_an_edit_that_recomputes_history_the_platform_follows_the_new_definition(

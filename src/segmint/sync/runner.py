@@ -238,6 +238,16 @@ def _own_remote_audience(ctx: SyncContext, adapter: Destination, link: LinkInfo,
     return remote_id
 
 
+def _event_audience_name(ctx: SyncContext, adapter: Destination, link: LinkInfo, name: str) -> str:
+    """The audience name an Event Sync link's events carry: the audience's name, or
+    ``NAME (#ID)`` while another audience's link (a deleted audience of the same name) holds
+    that name on the destination. Receivers key audiences by this name (the file export makes
+    it the folder), so two audiences never share one there either."""
+    if _held_by_another_audience(ctx, link, adapter.ensure_audience(name)):
+        return f"{name} (#{link.audience_id})"
+    return name
+
+
 def _held_by_another_audience(ctx: SyncContext, link: LinkInfo, remote_id: str) -> bool:
     """True when a link of another audience to the same destination (active, or unlinked
     with its remote audience kept) syncs into ``remote_id``."""
@@ -374,12 +384,13 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
                     adapter.check_credentials()
                 break
             mark_in_flight(ctx.catalog, link.id, target)
+            label = _event_audience_name(ctx, adapter, link, name) if link.mode == "event" else name
             remote_id = link.remote_audience_id
             if remote_id is None:  # both modes: so Delete (R22) can remove it later
                 remote_id = (
                     _own_remote_audience(ctx, adapter, link, name)
                     if link.mode == "list"
-                    else adapter.ensure_audience(name)
+                    else adapter.ensure_audience(label)
                 )
                 sync_catalog.update_link(ctx.catalog, link.id, remote_audience_id=remote_id)
                 if link.mode == "list":
@@ -387,7 +398,7 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
             if link.mode == "list" and delta.is_full:
                 delta = _with_stale_members(ctx, link, delta)
             if link.mode == "event":
-                step_added, step_removed = _send_events(ctx, adapter, link, name, delta, reasons)
+                step_added, step_removed = _send_events(ctx, adapter, link, label, delta, reasons)
             else:
                 step_added, step_removed = _send_members(
                     ctx, adapter, link, remote_id, delta, reasons, now
