@@ -155,7 +155,8 @@ def evaluate(warehouse: DuckDBEngine, as_of: dt.datetime, repeat: int = 3) -> tu
         start = time.perf_counter()
         warehouse.execute(f"CREATE OR REPLACE TEMPORARY TABLE bench_eval AS {sql}")
         times.append(time.perf_counter() - start)
-    (count,) = warehouse.rows("SELECT count(*) FROM bench_eval")[0]
+    # the temporary table lives in the writing connection (reads use their own cursors)
+    (count,) = warehouse.connection.execute("SELECT count(*) FROM bench_eval").fetchall()[0]
     warehouse.execute("DROP TABLE bench_eval")
     return min(times), int(count)
 

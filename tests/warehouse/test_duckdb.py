@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -49,6 +51,44 @@ def test_transaction_rolls_back_everything_on_error() -> None:
     with engine.transaction():
         assert engine.append("t", pa.table({"x": [5]})) == 1
     assert engine.arrow("SELECT x FROM t").column("x").to_pylist() == [5]
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memory", "file"])
+def test_reads_never_wait_for_a_writer_and_see_only_committed_rows(
+    tmp_path: Path, in_memory: bool
+) -> None:
+    engine = open_warehouse(None if in_memory else tmp_path / "w.duckdb")
+    engine.execute("CREATE TABLE t (x INTEGER)")
+    inside, release = threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def write() -> None:
+        with engine.transaction():
+            engine.execute("INSERT INTO t VALUES (1)")
+            engine.execute("CREATE TEMPORARY TABLE scratch AS SELECT 2 AS y")
+            seen["own"] = engine.rows("SELECT count(*) FROM t UNION ALL SELECT y FROM scratch")
+            inside.set()
+            release.wait(30)
+
+    def read() -> None:
+        seen["count"] = engine.rows("SELECT count(*) FROM t")
+        seen["arrow"] = engine.arrow("SELECT count(*) AS n FROM t").column("n").to_pylist()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert inside.wait(30)
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "a read waited for the open write transaction"
+    finally:
+        release.set()
+        writer.join(30)
+    assert seen["count"] == [(0,)] and seen["arrow"] == [0]  # the committed state only
+    assert sorted(seen["own"]) == [(1,), (2,)]  # the writer reads its own rows and temporary tables
+    assert engine.rows("SELECT count(*) FROM t") == [(1,)]
+    engine.close()
 
 
 def test_a_locked_warehouse_gives_a_clear_error(tmp_path: Path) -> None:

@@ -146,12 +146,8 @@ class Collector:
         return fresh
 
     def _rows_with(self, sql: str, ids: pa.Table) -> list[tuple[Any, ...]]:
-        con = self.engine.connection  # type: ignore[attr-defined]
-        con.register("_ids", ids)
-        try:
-            return self.engine.rows(sql)
-        finally:
-            con.unregister("_ids")
+        rows: list[tuple[Any, ...]] = self.engine.rows_with(sql, "_ids", ids)  # type: ignore[attr-defined]
+        return rows
 
     def prepare(self, messages: list[Message]) -> None:
         """Enrich the messages that are not enriched yet. Enrichment depends on nothing but the

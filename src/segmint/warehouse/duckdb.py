@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -21,8 +22,15 @@ log = logging.getLogger(__name__)
 
 
 class DuckDBEngine:
-    """One DuckDB connection guarded by a re-entrant lock, so one process can share it between
-    the HTTP server's threads. One process owns a warehouse file for writing at a time."""
+    """One DuckDB database shared by the threads of one process (one process owns a warehouse
+    file for writing at a time).
+
+    Writes (``execute``, ``append``, transactions) go through one connection behind a
+    re-entrant lock, one writer at a time. Reads (``rows``, ``arrow``) from a thread that is
+    not inside its own transaction use that thread's own cursor instead: they read the last
+    committed state and never wait for a writer, so a long refresh or import does not hold up
+    the pages and APIs that only read. Inside a transaction, reads use the writing connection
+    (they see the transaction's own writes and temporary tables)."""
 
     dialect = "duckdb"
 
@@ -30,22 +38,60 @@ class DuckDBEngine:
         self._con = connection
         self._lock = threading.RLock()
         self._depth = 0
+        self._writer: int | None = None  # the thread inside a transaction, if any
+        self._local = threading.local()
+        # Readers' cursors are made from a connection of their own, so making one never
+        # waits for the writer's lock.
+        self._factory = connection.cursor()
+        self._factory_lock = threading.Lock()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         self.path = path
 
     def _sql(self, sql: SQL) -> str:
         return sql.sql(dialect=self.dialect) if isinstance(sql, exp.Expression) else sql
+
+    def _reader(self) -> duckdb.DuckDBPyConnection | None:
+        """This thread's own cursor for a read, or None when the read must go through the
+        writing connection (this thread is inside a transaction)."""
+        if self._writer == threading.get_ident():
+            return None
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._factory_lock:
+                cursor = self._factory.cursor()
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        return cursor
 
     def execute(self, sql: SQL, params: Params = None) -> None:
         with self._lock:
             self._con.execute(self._sql(sql), params)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
+        reader = self._reader()
+        if reader is not None:
+            return reader.execute(self._sql(sql), params).fetchall()
         with self._lock:
             return self._con.execute(self._sql(sql), params).fetchall()
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
+        reader = self._reader()
+        if reader is not None:
+            return reader.sql(self._sql(sql), params=params).to_arrow_table()
         with self._lock:
             return self._con.sql(self._sql(sql), params=params).to_arrow_table()
+
+    def rows_with(self, sql: SQL, name: str, data: pa.Table) -> list[tuple[Any, ...]]:
+        """:meth:`rows` of a query that reads the Arrow table ``data`` under ``name`` (DuckDB
+        only: it is registered on the connection the read uses, for this query)."""
+        reader = self._reader()
+        with contextlib.nullcontext() if reader is not None else self._lock:
+            con = reader if reader is not None else self._con
+            con.register(name, data)
+            try:
+                return con.execute(self._sql(sql)).fetchall()
+            finally:
+                con.unregister(name)
 
     def append(self, table: str, data: pa.Table) -> int:
         if data.num_rows == 0:
@@ -73,6 +119,7 @@ class DuckDBEngine:
                 return
             self._con.execute("BEGIN TRANSACTION")
             self._depth = 1
+            self._writer = threading.get_ident()
             try:
                 yield
             except BaseException:
@@ -82,6 +129,7 @@ class DuckDBEngine:
                 self._con.execute("COMMIT")
             finally:
                 self._depth = 0
+                self._writer = None
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -89,7 +137,11 @@ class DuckDBEngine:
         return self._con
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._factory_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+            self._factory.close()
             self._con.close()
 
 
