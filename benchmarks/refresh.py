@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segmint.audiences.history import refresh_changes, size_as_of
+from segmint.audiences.history import cohort_retention, refresh_changes, size_as_of
 from segmint.audiences.refresh import refresh_audience
 from segmint.catalog import Catalog, open_catalog
 from segmint.catalog.models import Audience, AudienceVersion
@@ -260,6 +260,10 @@ def report_readers(warehouse: DuckDBEngine, audience_id: int) -> None:
             )[0][0],
         ),
         ("members as of refresh 2 (size_as_of)", lambda: size_as_of(warehouse, audience_id, NEXT)),
+        (
+            "retention of refresh 1's cohort (cohort_retention)",
+            lambda: cohort_retention(warehouse, audience_id)[-1].retained,
+        ),
         (
             "who entered in refresh 2 (refresh_changes)",
             lambda: len(refresh_changes(warehouse, audience_id, last_refresh).entered),

@@ -112,6 +112,20 @@ def test_lifecycle_over_http(live_server: LiveServer) -> None:
         assert (refreshed.json()["size"], refreshed.json()["left"]) == (4, 2)
         points = api.get("/api/v1/audiences/viewers_30d/history").json()["refreshes"]
         assert [(p["size"], p["entered"], p["left"]) for p in points] == [(6, 6, 0), (4, 0, 2)]
+        retention = api.get("/api/v1/audiences/viewers_30d/retention").json()
+        assert retention["cohort"]["size"] == 6  # the first refresh's entrants, by default
+        assert [(p["retained"], p["rate"]) for p in retention["points"]] == [(6, 1.0), (4, 0.6667)]
+        second = points[1]["refresh_id"]
+        later = api.get("/api/v1/audiences/viewers_30d/retention", params={"refresh_id": second})
+        assert later.json()["cohort"] == {
+            "refresh_id": second,
+            "as_of": points[1]["as_of"],
+            "size": 0,
+        }
+        unknown = api.get("/api/v1/audiences/viewers_30d/retention", params={"refresh_id": "x"})
+        assert (
+            unknown.status_code == 404 and "no committed refresh 'x'" in unknown.json()["message"]
+        )
 
         usage = api.get("/api/v1/audiences/usage").json()
         assert usage["total"] == 10

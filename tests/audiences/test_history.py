@@ -147,8 +147,30 @@ def test_cohort_retention_counts_entrants_still_members_later(store: Store) -> N
     assert retention[2].rate == 0.5
 
 
+def test_retention_of_every_cohort_matches_fresh_evaluations_over_weeks(store: Store) -> None:
+    """B2, checked independently of the history: each refresh's cohort is read from its
+    added_to_segment events and each later membership from a fresh evaluation."""
+    shoppers(store, seed=11)
+    buyers = store.audience("buyers_7d", purchased_within(7))
+    instants = [day(n, 6 + (n % 5)) for n in range(20)]
+    results = [refresh(store, buyers, at) for at in instants]
+    fresh = [store.evaluate(buyers, at) for at in instants]
+    assert any(r.left for r in results) and any(r.entered for r in results[1:])
+    for k, result in enumerate(results):
+        cohort = {p for e, p in store.segment_events(buyers, result.refresh_id) if e == ADDED_EVENT}
+        points = cohort_retention(store.warehouse, buyers, result.refresh_id)
+        assert [p.refresh_id for p in points] == [r.refresh_id for r in results[k:]]
+        assert [(p.cohort_size, p.retained) for p in points] == [
+            (len(cohort), len(cohort & members)) for members in fresh[k:]
+        ]
+    first = cohort_retention(store.warehouse, buyers, results[0].refresh_id)
+    assert cohort_retention(store.warehouse, buyers) == first  # the default cohort
+
+
 def test_cohort_retention_of_an_unknown_refresh_is_not_found(store: Store) -> None:
     store.profile(1)
     buyers = store.audience("buyers", purchased_within(7))
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no committed refresh 'no-such-refresh'"):
         cohort_retention(store.warehouse, buyers, "no-such-refresh")
+    with pytest.raises(NotFound, match="not been refreshed yet"):
+        cohort_retention(store.warehouse, buyers)

@@ -47,6 +47,10 @@ def test_audiences_as_code_lifecycle(shop: Settings) -> None:
     assert "Refreshed:" in refreshed
     history = run("audiences", "history", "us_browsers_no_order_30d")
     assert history.count("+") >= 2
+    retention = run("audiences", "retention", "us_browsers_no_order_30d")
+    assert "cohort of" in retention and "100.0%" in retention
+    unknown = run("audiences", "retention", "us_browsers_no_order_30d", "--refresh", "nope", code=2)
+    assert "no committed refresh 'nope'" in unknown
     assert "0 audience(s) were due" in run("refresh", "--due")
     usage = run("usage")
     assert "us_browsers_no_order_30d" in usage and "Forecast" in usage

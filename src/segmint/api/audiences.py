@@ -379,6 +379,44 @@ async def size_history(ref: str, request: Request, _: str = Caller) -> dict[str,
     return await run_in_threadpool(build)
 
 
+@router.get("/audiences/{ref}/retention", summary="How many of a cohort stayed (B2)")
+async def retention(
+    ref: str,
+    request: Request,
+    refresh_id: str | None = Query(
+        None, description="The refresh whose entrants are the cohort (default: the first)."
+    ),
+    _: str = Caller,
+) -> dict[str, Any]:
+    """The cohort that entered in one refresh, and for it and every later refresh how many
+    of them were members then."""
+    rt = _runtime(request)
+
+    def build() -> dict[str, Any]:
+        audience = operations.resolve_ref(rt.catalog, ref)
+        points = history.cohort_retention(rt.warehouse, audience.id, refresh_id)
+        start = points[0]
+        return {
+            "audience": audience.label,
+            "cohort": {
+                "refresh_id": start.refresh_id,
+                "as_of": start.as_of,
+                "size": start.cohort_size,
+            },
+            "points": [
+                {
+                    "refresh_id": p.refresh_id,
+                    "as_of": p.as_of,
+                    "retained": p.retained,
+                    "rate": round(p.rate, 4),
+                }
+                for p in points
+            ],
+        }
+
+    return await run_in_threadpool(build)
+
+
 @router.get("/audiences/{ref}/members", summary="Members now, or as of an instant")
 async def members(
     ref: str,

@@ -183,39 +183,65 @@ def overlap(
     return Overlap(int(both), int(only_a), int(only_b))
 
 
-def cohort_retention(warehouse: Engine, audience_id: int, refresh_id: str) -> list[RetentionPoint]:
-    """Retention of the cohort that entered in refresh ``refresh_id`` (B2): for that refresh
-    and every later one, how many of the cohort were members as of it (members at that
-    instant, whether or not they left and came back in between)."""
-    start = warehouse.rows(
-        "SELECT as_of FROM audience_refreshes WHERE audience_id = ? AND refresh_id = ?",
-        [audience_id, refresh_id],
-    )
+# Retention of the cohort that entered in the refresh numbered by the 1st parameter: for it and
+# every later refresh, how many of the cohort were members as of that refresh's ``as_of``
+# (the words of the refreshes up to that instant XORed, as in _MEMBERS_AT, only for the
+# cohort's buckets), ANDed with the cohort's words.
+_RETENTION_SQL = """
+WITH start AS (
+    SELECT seq, as_of, audience_id FROM audience_refreshes WHERE seq = ?
+),
+cohort AS (
+    SELECT h.bucket, h.entered_bits AS bits
+    FROM history_words AS h JOIN start AS s ON h.seq = s.seq AND h.audience_id = s.audience_id
+    WHERE h.entered_bits <> 0
+),
+later AS (
+    SELECT r.refresh_id, r.as_of, r.seq
+    FROM audience_refreshes AS r JOIN start AS s ON r.audience_id = s.audience_id
+    WHERE r.as_of >= s.as_of
+),
+flips AS (
+    SELECT h.bucket, r.as_of, h.entered_bits | h.left_bits AS bits
+    FROM history_words AS h
+    JOIN audience_refreshes AS r ON r.seq = h.seq
+    JOIN start AS s ON h.audience_id = s.audience_id
+    WHERE h.bucket IN (SELECT bucket FROM cohort)
+),
+members_then AS (
+    SELECT l.seq, f.bucket, bit_xor(f.bits) AS bits
+    FROM later AS l JOIN flips AS f ON f.as_of <= l.as_of
+    GROUP BY l.seq, f.bucket
+)
+SELECT l.refresh_id, l.as_of,
+       (SELECT coalesce(sum(bit_count(bits)), 0) FROM cohort),
+       coalesce(sum(bit_count(m.bits & c.bits)), 0)
+FROM later AS l
+LEFT JOIN members_then AS m ON m.seq = l.seq
+LEFT JOIN cohort AS c ON c.bucket = m.bucket
+GROUP BY l.refresh_id, l.as_of, l.seq
+ORDER BY l.as_of, l.seq
+"""
+
+
+def cohort_retention(
+    warehouse: Engine, audience_id: int, refresh_id: str | None = None
+) -> list[RetentionPoint]:
+    """Retention of the cohort that entered in refresh ``refresh_id`` (B2; default: the
+    audience's first refresh): for that refresh and every later one, how many of the cohort
+    were members as of it (members at that instant, whether or not they left and came back in
+    between)."""
+    sql = "SELECT seq FROM audience_refreshes WHERE audience_id = ?"
+    params: list[Any] = [audience_id]
+    if refresh_id is not None:
+        sql += " AND refresh_id = ?"
+        params.append(refresh_id)
+    start = warehouse.rows(sql + " ORDER BY as_of, seq LIMIT 1", params)
     if not start:
+        if refresh_id is None:
+            raise NotFound(
+                f"audience {audience_id} has not been refreshed yet: it has no cohort so far"
+            )
         raise NotFound(f"audience {audience_id} has no committed refresh {refresh_id!r}")
-    rows = warehouse.rows(
-        """
-        WITH cohort AS (
-            SELECT DISTINCT profile_id FROM membership_history
-            WHERE audience_id = ? AND entered_refresh_id = ?
-        ),
-        later AS (
-            SELECT refresh_id, as_of FROM audience_refreshes
-            WHERE audience_id = ? AND as_of >= ?
-        ),
-        spells AS (
-            SELECT h.profile_id, h.entered_at, h.left_at FROM membership_history AS h
-            JOIN cohort AS c ON c.profile_id = h.profile_id
-            WHERE h.audience_id = ?
-        )
-        SELECT l.refresh_id, l.as_of, (SELECT count(*) FROM cohort),
-               count(DISTINCT s.profile_id)
-        FROM later AS l
-        LEFT JOIN spells AS s
-          ON s.entered_at <= l.as_of AND (s.left_at IS NULL OR l.as_of < s.left_at)
-        GROUP BY l.refresh_id, l.as_of
-        ORDER BY l.as_of
-        """,
-        [audience_id, refresh_id, audience_id, start[0][0], audience_id],
-    )
+    rows = warehouse.rows(_RETENTION_SQL, [start[0][0]])
     return [RetentionPoint(r[0], r[1], int(r[2]), int(r[3])) for r in rows]

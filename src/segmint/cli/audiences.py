@@ -1,5 +1,5 @@
 """``segmint audiences list|show|create|preview|activate|archive|delete|restore|history|
-versions``, ``segmint refresh NAME | --due`` and ``segmint usage``.
+retention|versions``, ``segmint refresh NAME | --due`` and ``segmint usage``.
 
 Commands that compute members (activate, refresh, history, preview) open the warehouse;
 while `segmint serve` owns it, use the REST API instead (the error says so).
@@ -243,6 +243,38 @@ def history_command(audience: Annotated[str, typer.Argument(help="Id or name.")]
             _when(p.as_of), f"{p.size:,}", f"+{p.entered:,}", f"−{p.left:,}", str(p.version)
         )
     console.print(table if points else f"{info.label} has not been refreshed yet.")
+
+
+@app.command("retention")
+@friendly_errors
+def retention_command(
+    audience: Annotated[str, typer.Argument(help="Id or name.")],
+    refresh: Annotated[
+        str | None,
+        typer.Option(
+            "--refresh", help="The refresh whose entrants are the cohort (default: the first)."
+        ),
+    ] = None,
+) -> None:
+    """How many of a cohort (the profiles that entered in one refresh) were still members at
+    each later refresh (B2)."""
+    settings = load_settings()
+    runtime = Runtime.open(settings, read_only=True)
+    try:
+        info = operations.resolve_ref(runtime.catalog, audience)
+        points = history.cohort_retention(runtime.warehouse, info.id, refresh)
+    finally:
+        runtime.close()
+    start = points[0]
+    console.print(
+        f"{info.label}: cohort of {start.cohort_size:,} that entered in refresh "
+        f"{start.refresh_id} ({_when(start.as_of)})",
+        highlight=False,
+    )
+    table = Table("as of", "refresh", "retained", "rate")
+    for p in points:
+        table.add_row(_when(p.as_of), p.refresh_id, f"{p.retained:,}", f"{p.rate:.1%}")
+    console.print(table)
 
 
 @friendly_errors
