@@ -147,6 +147,22 @@ def test_audience_page_history_matches_the_service(
     page.locator('[data-chart="moves-chart-data"][data-ready="true"] canvas').wait_for()
     page.get_by_role("table", name="Members").wait_for()
     screenshot(page, "audience")
+    # Retention (B2): the first cohort's table loads; choosing another cohort replaces it.
+    page.get_by_text("Retention of a cohort").click()
+    retention = page.get_by_role("table", name="Retention")
+    retention.wait_for()
+    first = history.cohort_retention(rt.warehouse, audience.id)
+    assert retention.locator("tbody tr").count() == len(first)
+    later = [p for p in points if p.entered][-2]
+    expected = history.cohort_retention(rt.warehouse, audience.id, later.refresh_id)
+    page.get_by_label("Cohort").select_option(later.refresh_id)
+    page.get_by_text(f"{expected[0].cohort_size:,} entered as of").wait_for()
+    page.wait_for_function(
+        "n => document.querySelectorAll('#retention-table tbody tr').length === n",
+        arg=len(expected),
+    )
+    shares = retention.locator("tbody tr td:last-child").all_inner_texts()
+    assert shares == [f"{p.rate * 100:.1f}%" for p in expected]
     page.get_by_text("Refreshes as a table").click()
     table = page.get_by_role("table", name="Refreshes")
     rows = table.locator("tbody tr").all_inner_texts()

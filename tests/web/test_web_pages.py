@@ -145,6 +145,34 @@ def test_audience_page_shows_definition_versions_history_and_members(
     assert 1 <= shown < total or total == 1
 
 
+def test_audience_page_shows_the_retention_of_a_cohort(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    from segmint.audiences import history
+
+    audience = _active(web_server)[0]
+    page = http.get(f"/audiences/{audience.id}")
+    options = re.findall(r'<option value="([^"]+)">', page.text.split('id="cohort"')[1])
+    assert options, "the page offers the refreshes where members entered as cohorts"
+    hx = {"HX-Request": "true"}
+    for refresh_id in (None, options[-1]):
+        params = {"refresh_id": refresh_id} if refresh_id else {}
+        fragment = http.get(f"/audiences/{audience.id}/retention", params=params, headers=hx)
+        assert fragment.status_code == 200
+        points = history.cohort_retention(web_server.runtime.warehouse, audience.id, refresh_id)
+        cells = re.findall(
+            r'<td class="num">([\d,]+)</td><td class="num">([\d.]+)%</td>', fragment.text
+        )
+        assert [(int(n.replace(",", "")), float(r)) for n, r in cells] == [
+            (p.retained, round(p.rate * 100, 1)) for p in points
+        ]
+        assert f"{points[0].cohort_size:,} entered as of" in fragment.text
+    unknown = http.get(f"/audiences/{audience.id}/retention?refresh_id=nope", headers=hx)
+    assert unknown.status_code == 404 and "no committed refresh" in unknown.text
+    plain = http.get(f"/audiences/{audience.id}/retention", follow_redirects=False)
+    assert plain.status_code == 303
+
+
 def test_events_page_lists_events_and_properties(http: httpx.Client, web_server: WebServer) -> None:
     page = http.get("/events")
     assert page.status_code == 200

@@ -268,6 +268,7 @@ async def audience_page(request: Request, audience_id: AudienceId) -> Response:
             "lines": definition_lines(audience.definition.root),
             "versions": _versions(rt, audience),
             "points": list(reversed(points)),
+            "cohorts": [p for p in points if p.entered],
             "size_chart": size_chart,
             "moves_chart": moves_chart,
             "links": sync_catalog.list_links(rt.catalog, audience_id=audience.id),
@@ -369,3 +370,25 @@ async def members(
 
     data = await run_in_threadpool(build)
     return render(request, "audiences/_members.html", data)
+
+
+@router.get("/audiences/{audience_id}/retention")
+async def retention(
+    request: Request,
+    audience_id: AudienceId,
+    refresh_id: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """The retention table of one cohort (an htmx fragment, or the audience page when opened
+    directly): the entrants of refresh ``refresh_id`` (default: the first) and how many of
+    them were members at each refresh since (B2)."""
+    rt = runtime_of(request)
+    if request.headers.get("hx-request") != "true":
+        return RedirectResponse(f"/audiences/{audience_id}#retention", status_code=303)
+
+    def build() -> dict[str, Any]:
+        audience = operations.resolve_ref(rt.catalog, audience_id)
+        points = history.cohort_retention(rt.warehouse, audience.id, refresh_id or None)
+        return {"audience": audience, "start": points[0], "points": points}
+
+    data = await run_in_threadpool(build)
+    return render(request, "audiences/_retention.html", data)
