@@ -91,6 +91,21 @@ def test_reads_never_wait_for_a_writer_and_see_only_committed_rows(
     engine.close()
 
 
+def test_cursors_of_ended_threads_are_closed_and_the_file_is_released(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    engine = open_warehouse(path)
+    engine.execute("CREATE TABLE t (x INTEGER)")
+    for _ in range(20):  # short-lived threads, each reading through a cursor of its own
+        thread = threading.Thread(target=engine.rows, args=("SELECT count(*) FROM t",))
+        thread.start()
+        thread.join()
+    # Each new reader closed the cursors of the threads that had ended before it.
+    assert len(engine._cursors) <= 2
+    assert engine.rows("SELECT count(*) FROM t") == [(0,)]
+    engine.close()
+    duckdb.connect(str(path)).close()  # every connection closed: the file is free again
+
+
 def test_a_locked_warehouse_gives_a_clear_error(tmp_path: Path) -> None:
     import subprocess
     import sys

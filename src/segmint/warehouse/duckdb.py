@@ -44,7 +44,7 @@ class DuckDBEngine:
         # waits for the writer's lock.
         self._factory = connection.cursor()
         self._factory_lock = threading.Lock()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}  # by thread id
         self.path = path
 
     def _sql(self, sql: SQL) -> str:
@@ -57,11 +57,20 @@ class DuckDBEngine:
             return None
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
+            threading.current_thread()  # so a thread not started by `threading` is listed too
             with self._factory_lock:
+                self._close_cursors_of_ended_threads()
                 cursor = self._factory.cursor()
-                self._cursors.append(cursor)
+                self._cursors[threading.get_ident()] = cursor
             self._local.cursor = cursor
         return cursor
+
+    def _close_cursors_of_ended_threads(self) -> None:
+        """Close the cursors of threads that have ended (and any earlier cursor under this
+        thread's id, which a new thread may reuse)."""
+        alive = {thread.ident for thread in threading.enumerate()} - {threading.get_ident()}
+        for ident in [i for i in self._cursors if i not in alive]:
+            self._cursors.pop(ident).close()
 
     def execute(self, sql: SQL, params: Params = None) -> None:
         with self._lock:
@@ -138,7 +147,7 @@ class DuckDBEngine:
 
     def close(self) -> None:
         with self._lock, self._factory_lock:
-            for cursor in self._cursors:
+            for cursor in self._cursors.values():
                 cursor.close()
             self._cursors.clear()
             self._factory.close()
