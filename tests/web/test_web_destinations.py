@@ -333,6 +333,50 @@ def test_link_instant_sync_logs_unlink_with_a_file_export(
     assert "Ended links (1)" in unlinked.text
 
 
+def test_a_long_instant_sync_answers_that_it_is_running_and_finishes_in_the_background(
+    http: httpx.Client, web_server: WebServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from segmint.sync import runner
+    from segmint.web.pages import sync_panel
+
+    rt = web_server.runtime
+    name = unique_name("Export")
+    created = _connect(http, "file", name=name, cfg__directory=str(tmp_path), cfg__format="csv")
+    assert created.status_code == 303, created.text
+    info = sync_catalog.get_destination(rt.catalog, name)
+    audience = email_audience(web_server)
+    link = sync_catalog.link_audience(rt.catalog, audience.id, info.id, mode="list")
+
+    release = threading.Event()
+    real_sync = runner.sync_link
+
+    def slow_sync(*args: object, **kwargs: object) -> sync_catalog.SyncLogEntry:
+        assert release.wait(30)  # a platform that takes its time
+        return real_sync(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "sync_link", slow_sync)
+    monkeypatch.setattr(sync_panel, "INSTANT_SYNC_WAIT_SECONDS", 0.2)
+    answer = http.post(f"/sync/links/{link.id}/instant", headers=HTMX)
+    assert answer.status_code == 200
+    assert f"Instant Sync to {name} is still running" in answer.text
+    assert not sync_catalog.list_sync_logs(rt.catalog, audience.id)
+
+    release.set()  # the sync goes on without the request
+    deadline = time.monotonic() + 30
+    while not sync_catalog.list_sync_logs(rt.catalog, audience.id):
+        assert time.monotonic() < deadline, "the background sync never finished"
+        time.sleep(0.05)
+    (entry,) = sync_catalog.list_sync_logs(rt.catalog, audience.id)
+    while entry.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        (entry,) = sync_catalog.list_sync_logs(rt.catalog, audience.id)
+    assert entry.status == "succeeded" and entry.added == audience.size
+    assert list(tmp_path.rglob("*.csv")), "the export wrote no file"
+
+
 def test_tiktok_instant_sync_too_soon_shows_the_time_left(
     http: httpx.Client, web_server: WebServer
 ) -> None:

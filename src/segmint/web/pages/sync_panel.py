@@ -9,6 +9,8 @@ link. Opened without htmx, the routes send the browser back to the audience page
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -28,6 +30,8 @@ from segmint.sync.catalog import DestinationInfo, InstantSyncTooSoon, LinkInfo, 
 from segmint.web.auth import current_user, verify_csrf
 from segmint.web.deps import runtime_of
 from segmint.web.templating import render
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(current_user), Depends(verify_csrf)])
 
@@ -321,13 +325,20 @@ def describe_entry(entry: SyncLogEntry) -> Announcement:
     return Announcement(f"Sync to {name} failed: {entry.error_message}.{remedy}", "error")
 
 
+# How long the Instant Sync button waits for the sync before answering that it is still
+# running: a large first sync can take minutes (rate limits, big lists), a page should not.
+# The sync goes on; its outcome appears in the Logs tab like any other.
+INSTANT_SYNC_WAIT_SECONDS = 20.0
+
+
 @router.post("/sync/links/{link_id}/instant")
 async def instant_sync(request: Request, link_id: LinkId) -> Response:
-    """Instant Sync (R20): runs now, or is refused with the time left."""
+    """Instant Sync (R20): runs now, or is refused with the time left. The answer is its
+    outcome, or that it is still running when it takes longer than a short wait."""
     rt = runtime_of(request)
     link = await run_in_threadpool(_link_or_404, rt, link_id)
 
-    def run() -> Announcement:
+    def sync() -> Announcement:
         try:
             entry = runner.sync_link(_ctx(rt), link_id, trigger="instant")
         except InstantSyncTooSoon as exc:
@@ -340,6 +351,29 @@ async def instant_sync(request: Request, link_id: LinkId) -> Response:
                 f"Instant Sync to {link.destination_name} failed: {message}", "error"
             )
         return describe_entry(entry)
+
+    def run() -> Announcement:
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["answer"] = sync()
+            except Exception as exc:  # reported by the request if it is still waiting
+                log.exception("Instant Sync of link %s failed", link_id)
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"segmint-instant-sync-{link_id}", daemon=True)
+        worker.start()
+        worker.join(INSTANT_SYNC_WAIT_SECONDS)
+        if worker.is_alive():
+            return Announcement(
+                f"Instant Sync to {link.destination_name} is still running; its outcome will "
+                "appear in the Logs tab (reload the page to see it)."
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        answer: Announcement = outcome["answer"]
+        return answer
 
     announce = await run_in_threadpool(run)
     if not _is_htmx(request):
