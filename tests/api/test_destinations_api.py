@@ -168,3 +168,53 @@ def test_a_refused_login_saves_nothing_and_wrong_settings_are_named(
             "the settings of destination Odd Meta do not fit Meta Ads"
         )
         assert entry["error_class"] == "InvalidInput"
+
+
+def test_an_instant_sync_still_running_after_wait_answers_202_and_finishes(
+    live_server: LiveServer, fake: FakeMeta, meta_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from segmint.sync import runner
+
+    seed_profiles(live_server.runtime, 120)
+    activate(live_server.runtime, "gold_members", hours=-24)
+    release = threading.Event()
+    real_sync = runner.sync_link
+
+    def slow_sync(*args: Any, **kwargs: Any) -> Any:
+        assert release.wait(30)  # a platform that takes its time
+        return real_sync(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "sync_link", slow_sync)
+    with live_server.admin() as api:
+        created = api.post(
+            "/api/v1/destinations",
+            json={
+                "name": "Shop Meta",
+                "platform": "meta",
+                "credentials": {"access_token": fake.token},
+                "config": {"ad_account_id": fake.ad_account_id, "base_url": meta_url},
+            },
+        )
+        assert created.status_code == 201, created.text
+        link = api.post(
+            "/api/v1/audiences/gold_members/links", json={"destination": "Shop Meta"}
+        ).json()
+        running = api.post(f"/api/v1/links/{link['id']}/sync", params={"wait": 0.2})
+        assert running.status_code == 202
+        assert running.json()["status"] == "running"
+        assert running.json()["logs"] in running.json()["message"]
+        release.set()  # it goes on without the request
+        deadline = time.monotonic() + 30
+        while True:
+            logs = api.get(running.json()["logs"]).json()["logs"]
+            if logs and logs[0]["status"] != "running":
+                break
+            assert time.monotonic() < deadline, "the background sync never finished"
+            time.sleep(0.05)
+        assert (logs[0]["status"], logs[0]["added"]) == ("succeeded", 120)
+        (audience,) = fake.audiences.values()
+        assert len(audience.values("EMAIL")) == 120
+        bad = api.post(f"/api/v1/links/{link['id']}/sync", params={"wait": -1})
+        assert bad.status_code == 400

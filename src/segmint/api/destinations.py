@@ -249,10 +249,25 @@ async def delete_link(link_id: int, request: Request, _: str = Caller) -> JSONRe
 
 
 @router.post("/links/{link_id}/sync", summary="Instant Sync (R20 intervals apply)")
-async def instant_sync(link_id: int, request: Request, _: str = Caller) -> JSONResponse:
-    """Sends the changes pending since the last sync now; the answer is the log entry."""
+async def instant_sync(
+    link_id: int,
+    request: Request,
+    wait: float = Query(
+        600, ge=0, le=3600, description="Seconds to wait for the outcome (0: do not wait)."
+    ),
+    _: str = Caller,
+) -> JSONResponse:
+    """Sends the changes pending since the last sync now; the answer is its log entry, or,
+    when it is still running after ``wait`` seconds, 202 (it goes on: follow it in
+    ``GET /audiences/{ref}/logs``)."""
     ctx = _ctx(request)
-    entry = await run_in_threadpool(lambda: runner.sync_link(ctx, link_id, trigger="instant"))
+    entry = await run_in_threadpool(lambda: runner.sync_link_within(ctx, link_id, wait=wait))
+    if entry is None:
+        audience_id = sync_catalog.get_link(ctx.catalog, link_id).audience_id
+        logs = f"/api/v1/audiences/{audience_id}/logs"
+        message = f"the sync of link {link_id} is still running; follow it in {logs}"
+        body = {"status": "running", "link_id": link_id, "logs": logs, "message": message}
+        return _json(body, 202)
     return _json(log_json(entry))
 
 

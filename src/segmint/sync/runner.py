@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -335,6 +336,36 @@ def sync_link(
         log.exception("sync of link %s failed unexpectedly", link_id)
         outcome = failure_outcome(exc, link.destination_name)
     return sync_catalog.finish_sync_log(ctx.catalog, log_id, outcome, now=utc_now())
+
+
+def sync_link_within(
+    ctx: SyncContext, link_id: int, *, wait: float, trigger: str = "instant"
+) -> SyncLogEntry | None:
+    """:func:`sync_link` on a thread of its own, waiting at most ``wait`` seconds for it:
+    its log entry (or its exception) when it finished by then, else None — the sync goes on
+    in the background and its outcome is in the link's log like any other (a large first
+    sync can take minutes; a request should not)."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["entry"] = sync_link(ctx, link_id, trigger=trigger)
+        except BaseException as exc:  # handed to the caller if it is still waiting
+            outcome["error"] = exc
+            if isinstance(exc, SegmintError):
+                log.info("sync of link %s refused: %s", link_id, exc)
+            else:
+                log.exception("sync of link %s failed unexpectedly", link_id)
+
+    worker = threading.Thread(target=work, name=f"segmint-sync-link-{link_id}", daemon=True)
+    worker.start()
+    worker.join(wait)
+    if worker.is_alive():
+        return None
+    if "error" in outcome:
+        raise outcome["error"]
+    entry: SyncLogEntry = outcome["entry"]
+    return entry
 
 
 def _refused(

@@ -9,8 +9,6 @@ link. Opened without htmx, the routes send the browser back to the audience page
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -30,8 +28,6 @@ from segmint.sync.catalog import DestinationInfo, InstantSyncTooSoon, LinkInfo, 
 from segmint.web.auth import current_user, verify_csrf
 from segmint.web.deps import runtime_of
 from segmint.web.templating import render
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(current_user), Depends(verify_csrf)])
 
@@ -338,9 +334,9 @@ async def instant_sync(request: Request, link_id: LinkId) -> Response:
     rt = runtime_of(request)
     link = await run_in_threadpool(_link_or_404, rt, link_id)
 
-    def sync() -> Announcement:
+    def run() -> Announcement:
         try:
-            entry = runner.sync_link(_ctx(rt), link_id, trigger="instant")
+            entry = runner.sync_link_within(_ctx(rt), link_id, wait=INSTANT_SYNC_WAIT_SECONDS)
         except InstantSyncTooSoon as exc:
             return Announcement(
                 f"Instant Sync to {link.destination_name} refused: {exc.message}.", "warn"
@@ -350,30 +346,12 @@ async def instant_sync(request: Request, link_id: LinkId) -> Response:
             return Announcement(
                 f"Instant Sync to {link.destination_name} failed: {message}", "error"
             )
-        return describe_entry(entry)
-
-    def run() -> Announcement:
-        outcome: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                outcome["answer"] = sync()
-            except Exception as exc:  # reported by the request if it is still waiting
-                log.exception("Instant Sync of link %s failed", link_id)
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=work, name=f"segmint-instant-sync-{link_id}", daemon=True)
-        worker.start()
-        worker.join(INSTANT_SYNC_WAIT_SECONDS)
-        if worker.is_alive():
+        if entry is None:
             return Announcement(
                 f"Instant Sync to {link.destination_name} is still running; its outcome will "
                 "appear in the Logs tab (reload the page to see it)."
             )
-        if "error" in outcome:
-            raise outcome["error"]
-        answer: Announcement = outcome["answer"]
-        return answer
+        return describe_entry(entry)
 
     announce = await run_in_threadpool(run)
     if not _is_htmx(request):
