@@ -35,14 +35,7 @@ def test_connect_link_sync_and_read_logs(
     activate(live_server.runtime, "gold_members", hours=-24 * 180)
     with live_server.admin() as api:
         created = api.post(
-            "/api/v1/destinations",
-            params={"check": "true"},
-            json={
-                "name": "Shop Meta",
-                "platform": "meta",
-                "credentials": {"access_token": fake.token},
-                "config": {"ad_account_id": fake.ad_account_id, "base_url": meta_url},
-            },
+            "/api/v1/destinations", params={"check": "true"}, json=meta_destination(fake, meta_url)
         )
         assert created.status_code == 201, created.text
         assert fake.token not in created.text  # credentials never come back
@@ -97,6 +90,16 @@ def test_connect_link_sync_and_read_logs(
         assert fake.audiences == {}
 
 
+def meta_destination(fake: FakeMeta, url: str, token: str | None = None) -> dict[str, Any]:
+    """The body that connects the fake Meta server as "Shop Meta"."""
+    return {
+        "name": "Shop Meta",
+        "platform": "meta",
+        "credentials": {"access_token": token or fake.token},
+        "config": {"ad_account_id": fake.ad_account_id, "base_url": url},
+    }
+
+
 def wait_for_logs(api: httpx.Client, audience: str, count: int) -> list[dict[str, Any]]:
     """The audience's sync logs once there are ``count`` finished ones (syncs after a
     refresh run in the background)."""
@@ -137,12 +140,7 @@ def test_a_refused_login_saves_nothing_and_wrong_settings_are_named(
         refused = api.post(
             "/api/v1/destinations",
             params={"check": "true"},
-            json={
-                "name": "Shop Meta",
-                "platform": "meta",
-                "credentials": {"access_token": "wrong"},
-                "config": {"ad_account_id": fake.ad_account_id, "base_url": meta_url},
-            },
+            json=meta_destination(fake, meta_url, token="wrong"),
         )
         assert refused.status_code == 502
         assert "Configuration Settings" in refused.json()["message"]
@@ -188,15 +186,7 @@ def test_an_instant_sync_still_running_after_wait_answers_202_and_finishes(
 
     monkeypatch.setattr(runner, "sync_link", slow_sync)
     with live_server.admin() as api:
-        created = api.post(
-            "/api/v1/destinations",
-            json={
-                "name": "Shop Meta",
-                "platform": "meta",
-                "credentials": {"access_token": fake.token},
-                "config": {"ad_account_id": fake.ad_account_id, "base_url": meta_url},
-            },
-        )
+        created = api.post("/api/v1/destinations", json=meta_destination(fake, meta_url))
         assert created.status_code == 201, created.text
         link = api.post(
             "/api/v1/audiences/gold_members/links", json={"destination": "Shop Meta"}
@@ -205,15 +195,10 @@ def test_an_instant_sync_still_running_after_wait_answers_202_and_finishes(
         assert running.status_code == 202
         assert running.json()["status"] == "running"
         assert running.json()["logs"] in running.json()["message"]
+        assert running.json()["logs"] == f"/api/v1/audiences/{link['audience_id']}/logs"
         release.set()  # it goes on without the request
-        deadline = time.monotonic() + 30
-        while True:
-            logs = api.get(running.json()["logs"]).json()["logs"]
-            if logs and logs[0]["status"] != "running":
-                break
-            assert time.monotonic() < deadline, "the background sync never finished"
-            time.sleep(0.05)
-        assert (logs[0]["status"], logs[0]["added"]) == ("succeeded", 120)
+        (entry,) = wait_for_logs(api, "gold_members", 1)
+        assert (entry["status"], entry["added"]) == ("succeeded", 120)
         (audience,) = fake.audiences.values()
         assert len(audience.values("EMAIL")) == 120
         bad = api.post(f"/api/v1/links/{link['id']}/sync", params={"wait": -1})
