@@ -58,11 +58,10 @@ class OutboxDelta:
         return not self.added and not self.removed
 
 
-# Refreshes of one audience in commit order (``audience_refreshes.seq``, the order their flips
-# were applied to the current words); ``seq`` here is the outbox position (1, 2, ...).
+# Refreshes of one audience; a refresh's number (``audience_refreshes.seq``, commit order: the
+# order their flips were applied to the current words) is its outbox position.
 _POSITIONS_SQL = """
-SELECT refresh_id, as_of, row_number() OVER (ORDER BY seq) AS seq
-FROM audience_refreshes WHERE audience_id = ?
+SELECT refresh_id, as_of, seq FROM audience_refreshes WHERE audience_id = ?
 """
 
 # The words of the membership after position ``t``: the current words with the flips of the

@@ -399,6 +399,7 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
             pending = _below_minimum(ctx, link, adapter)
             if pending is not None:
                 return pending
+        label: str | None = None  # the name events carry (Event Sync), found once
         for _ in range(MAX_STEPS):
             link = sync_catalog.get_link(ctx.catalog, link.id)
             delta = _step(ctx, link)
@@ -415,7 +416,10 @@ def _deliver(ctx: SyncContext, link: LinkInfo, now: datetime, *, check_login: bo
                     adapter.check_credentials()
                 break
             mark_in_flight(ctx.catalog, link.id, target)
-            label = _event_audience_name(ctx, adapter, link, name) if link.mode == "event" else name
+            if label is None:
+                label = (
+                    _event_audience_name(ctx, adapter, link, name) if link.mode == "event" else name
+                )
             remote_id = link.remote_audience_id
             if remote_id is None:  # both modes: so Delete (R22) can remove it later
                 remote_id = (

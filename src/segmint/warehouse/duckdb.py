@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -76,26 +75,29 @@ class DuckDBEngine:
         with self._lock:
             self._con.execute(self._sql(sql), params)
 
-    def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
+    @contextmanager
+    def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection a read goes through: this thread's cursor, or (inside this thread's
+        transaction) the writing connection, under its lock."""
         reader = self._reader()
         if reader is not None:
-            return reader.execute(self._sql(sql), params).fetchall()
+            yield reader
+            return
         with self._lock:
-            return self._con.execute(self._sql(sql), params).fetchall()
+            yield self._con
+
+    def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
+        with self._reading() as con:
+            return con.execute(self._sql(sql), params).fetchall()
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
-        reader = self._reader()
-        if reader is not None:
-            return reader.sql(self._sql(sql), params=params).to_arrow_table()
-        with self._lock:
-            return self._con.sql(self._sql(sql), params=params).to_arrow_table()
+        with self._reading() as con:
+            return con.sql(self._sql(sql), params=params).to_arrow_table()
 
     def rows_with(self, sql: SQL, name: str, data: pa.Table) -> list[tuple[Any, ...]]:
         """:meth:`rows` of a query that reads the Arrow table ``data`` under ``name`` (DuckDB
         only: it is registered on the connection the read uses, for this query)."""
-        reader = self._reader()
-        with contextlib.nullcontext() if reader is not None else self._lock:
-            con = reader if reader is not None else self._con
+        with self._reading() as con:
             con.register(name, data)
             try:
                 return con.execute(self._sql(sql)).fetchall()
