@@ -122,6 +122,12 @@ def test_lifecycle_over_http(live_server: LiveServer) -> None:
             "as_of": points[1]["as_of"],
             "size": 0,
         }
+        empty = api.get("/api/v1/audiences/viewers_30d/retention", params={"refresh_id": ""})
+        assert empty.json()["cohort"] == retention["cohort"]  # empty means the default
+        long_id = api.get(
+            "/api/v1/audiences/viewers_30d/retention", params={"refresh_id": "x" * 101}
+        )
+        assert long_id.status_code == 400 and long_id.json()["field"] == "query.refresh_id"
         unknown = api.get("/api/v1/audiences/viewers_30d/retention", params={"refresh_id": "x"})
         assert (
             unknown.status_code == 404 and "no committed refresh 'x'" in unknown.json()["message"]

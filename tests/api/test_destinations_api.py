@@ -201,5 +201,6 @@ def test_an_instant_sync_still_running_after_wait_answers_202_and_finishes(
         assert (entry["status"], entry["added"]) == ("succeeded", 120)
         (audience,) = fake.audiences.values()
         assert len(audience.values("EMAIL")) == 120
-        bad = api.post(f"/api/v1/links/{link['id']}/sync", params={"wait": -1})
-        assert bad.status_code == 400
+        for wait in ("-1", "nan", "soon", "99999"):
+            bad = api.post(f"/api/v1/links/{link['id']}/sync", params={"wait": wait})
+            assert bad.status_code == 400 and bad.json()["field"] == "query.wait"

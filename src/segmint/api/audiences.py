@@ -384,7 +384,9 @@ async def retention(
     ref: str,
     request: Request,
     refresh_id: str | None = Query(
-        None, description="The refresh whose entrants are the cohort (default: the first)."
+        None,
+        max_length=100,
+        description="The refresh whose entrants are the cohort (default: the first).",
     ),
     _: str = Caller,
 ) -> dict[str, Any]:
@@ -394,7 +396,7 @@ async def retention(
 
     def build() -> dict[str, Any]:
         audience = operations.resolve_ref(rt.catalog, ref)
-        points = history.cohort_retention(rt.warehouse, audience.id, refresh_id)
+        points = history.cohort_retention(rt.warehouse, audience.id, refresh_id or None)
         start = points[0]
         return {
             "audience": audience.label,

@@ -253,7 +253,11 @@ async def instant_sync(
     link_id: int,
     request: Request,
     wait: float = Query(
-        600, ge=0, le=3600, description="Seconds to wait for the outcome (0: do not wait)."
+        600,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds to wait for the outcome (0: do not wait).",
     ),
     _: str = Caller,
 ) -> JSONResponse:

@@ -262,7 +262,7 @@ def retention_command(
     runtime = Runtime.open(settings, read_only=True)
     try:
         info = operations.resolve_ref(runtime.catalog, audience)
-        points = history.cohort_retention(runtime.warehouse, info.id, refresh)
+        points = history.cohort_retention(runtime.warehouse, info.id, refresh or None)
     finally:
         runtime.close()
     start = points[0]
