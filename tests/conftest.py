@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from segmint.api.app import create_app
 from segmint.catalog.keys import create_key
@@ -82,9 +83,22 @@ class LiveServer:
     write_key: str
     admin_key: str
     runtime: Runtime
+    app: FastAPI
+
+    def stored(self) -> None:
+        """Wait until every acknowledged event is committed (the API answers once events
+        are journaled; they reach the warehouse just after)."""
+        assert self.app.state.writer.wait_until_stored(timeout=60), "events not stored in 60 s"
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        """A client whose collection calls return once their events are in the warehouse,
+        so a test can read them right after."""
+
+        def settle(response: httpx.Response) -> None:
+            if response.request.url.path.startswith("/v1/"):
+                self.stored()
+
+        return httpx.Client(base_url=self.url, timeout=30, event_hooks={"response": [settle]})
 
     def admin(self) -> httpx.Client:
         return httpx.Client(
@@ -98,9 +112,8 @@ def live_server(runtime: Runtime) -> Iterator[LiveServer]:
     _, write_key = create_key(runtime.catalog, "test source", "write")
     _, admin_key = create_key(runtime.catalog, "test admin", "admin")
     port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
-    )
+    app = create_app(runtime=runtime)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -109,6 +122,6 @@ def live_server(runtime: Runtime) -> Iterator[LiveServer]:
         if time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", write_key, admin_key, runtime)
+    yield LiveServer(f"http://127.0.0.1:{port}", write_key, admin_key, runtime, app)
     server.should_exit = True
     thread.join(timeout=15)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -40,6 +41,18 @@ class Settings(BaseSettings):
     dedupe_window_hours: int = Field(
         7 * 24, ge=1, description="How long a messageId is remembered for de-duplication."
     )
+    ingest_ack: Literal["journal", "commit"] = Field(
+        "journal",
+        description="When the collection API answers 200: once a request is synced to the "
+        "journal beside the warehouse file (stored in the background; fastest), or once it "
+        "is committed to the warehouse (reads right after the answer see it).",
+    )
+    ingest_max_pending: int = Field(
+        100_000,
+        ge=1,
+        description="Most acknowledged messages waiting in memory to be stored; requests "
+        "beyond wait for room.",
+    )
     scheduler: bool = Field(True, description="Run the refresh scheduler inside `segmint serve`.")
     scheduler_every_seconds: float = Field(
         30.0, gt=0, description="How often the in-process scheduler looks for due refreshes."
@@ -66,6 +79,11 @@ class Settings(BaseSettings):
     @property
     def warehouse_file(self) -> Path:
         return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def journal_dir(self) -> Path:
+        """The collection journal of the warehouse, beside its file."""
+        return self.warehouse_file.with_name(self.warehouse_file.name + ".journal")
 
     @property
     def catalog_database_url(self) -> str:

@@ -66,6 +66,7 @@ def test_official_client_events_are_stored_enriched_and_resolved(
     client.track(anonymous_id="stranger", event="product_viewed", context=phone)
     client.flush()
     assert not errors
+    live_server.stored()
 
     rows = live_server.runtime.warehouse.rows(
         "SELECT event, anonymous_id, profile_id, browser, device_type, utm_source, utm_campaign, "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from segmint import __version__
@@ -15,7 +16,9 @@ from segmint.api.errors import install_error_handlers
 from segmint.audiences.scheduler import Scheduler
 from segmint.catalog.keys import KeyChecker
 from segmint.collect import http as collect_http
-from segmint.collect.writer import GroupCommitWriter
+from segmint.collect.http import messages_from_record
+from segmint.collect.journal import Journal
+from segmint.collect.writer import GroupCommitWriter, recover_journal
 from segmint.runtime import Runtime
 from segmint.settings import Settings
 from segmint.sync.runner import SyncContext
@@ -23,6 +26,23 @@ from segmint.sync.worker import SyncWorker
 from segmint.web.app import mount_web
 
 log = logging.getLogger(__name__)
+
+
+def open_writer(rt: Runtime, settings: Settings) -> GroupCommitWriter:
+    """The collection API's writer; in journal mode, first store what the journal kept from
+    a previous run that stopped before storing it."""
+    if settings.ingest_ack == "commit":
+        return GroupCommitWriter(rt.collector, max_pending=settings.ingest_max_pending)
+    directory = settings.journal_dir
+    if directory.exists():
+        recover_journal(
+            directory,
+            rt.collector,
+            lambda meta, body: messages_from_record(meta, body, settings),
+        )
+    return GroupCommitWriter(
+        rt.collector, journal=Journal(directory), max_pending=settings.ingest_max_pending
+    )
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -38,7 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.settings = settings
         app.state.write_keys = KeyChecker(rt.catalog, "write")
         app.state.api_keys = KeyChecker(rt.catalog, "admin")
-        app.state.writer = GroupCommitWriter(rt.collector)
+        app.state.writer = open_writer(rt, settings)
         worker = SyncWorker(SyncContext.of(rt))
         worker.start()
         app.state.sync_worker = worker
@@ -85,7 +105,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     mount_web(app, runtime, settings=settings)
 
     @app.get("/health", tags=["health"], summary="Liveness check")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    async def health(request: Request) -> dict[str, Any]:
+        writer = getattr(request.app.state, "writer", None)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "ingest": {
+                "ack": settings.ingest_ack,
+                "pending": writer.pending if writer is not None else 0,
+            },
+        }
 
     return app

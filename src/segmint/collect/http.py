@@ -8,7 +8,8 @@ Rules (see docs/collection.md):
 - a single message that breaks the spec → 400 naming the field;
 - in a batch, valid messages are stored even when neighbours are invalid; the answer is 200
   and lists the rejected ones (index, field, reason); 400 only when none was valid;
-- 200 means stored durably (committed to the warehouse);
+- 200 means stored durably: synced to the collection journal (by default) or committed to
+  the warehouse (``SEGMINT_INGEST_ACK=commit``); see collect/journal.py;
 - ``context.ip`` is filled from the connection for browser calls (the short paths) and for
   messages with ``context.direct: true``, as Segment does; server-side calls keep theirs.
 """
@@ -19,6 +20,7 @@ import base64
 import binascii
 import time
 import zlib
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,6 +32,7 @@ from segmint.collect.messages import Message
 from segmint.collect.pipeline import utcnow
 from segmint.collect.validate import parse_timestamp, validate_message
 from segmint.errors import InvalidInput, InvalidMessage, PayloadTooLarge, SegmintError
+from segmint.settings import Settings
 
 router = APIRouter(tags=["collection"])
 
@@ -53,9 +56,9 @@ def _basic_user(header: str | None) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
-async def read_json_body(request: Request, limit: int) -> Any:
+async def read_json_body(request: Request, limit: int) -> tuple[bytes, Any]:
     """Read at most ``limit`` bytes (after gunzip) and parse them as JSON, whatever the
-    Content-Type (analytics.js sends JSON as text/plain)."""
+    Content-Type (analytics.js sends JSON as text/plain). Returns the bytes and the value."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
@@ -82,7 +85,7 @@ async def read_json_body(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise InvalidInput("the request body is empty; send a JSON object")
     try:
-        return orjson.loads(raw)
+        return raw, orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
 
@@ -99,26 +102,11 @@ def _source(request: Request, body: Any) -> str:
 BROWSER_PATHS = frozenset({f"/v1/{short}" for short in ("t", "i", "p", "s", "g", "a", "b")})
 
 
-def _store(request: Request, messages: list[Message]) -> None:
-    """Fill ``context.ip`` where the spec says the server does (browser calls, or
-    ``context.direct``), then hand the messages to the writer and wait until stored."""
-    client_ip = request.client.host if request.client else None
-    from_browser = request.url.path in BROWSER_PATHS
-    if client_ip:
-        for message in messages:
-            context = message.context
-            if "ip" not in context and (from_browser or context.get("direct") is True):
-                message.context = {**context, "ip": client_ip}
-    request.app.state.writer.submit(messages)
-
-
-@router.post("/v1/batch", summary="Send many messages at once")
-@router.post("/v1/b", include_in_schema=False)
-@router.post("/v1/import", include_in_schema=False)
-async def batch(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_batch_bytes)
-    source = _source(request, body)
+def accept_batch(
+    body: Any, *, received_at: datetime, source: str, settings: Settings
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    """Validate a ``/v1/batch`` body: the valid messages, and the rejected ones (index,
+    field, reason). Raises for a body that is not a batch at all."""
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         raise InvalidInput('a batch is a JSON object {"batch": [message, ...]}', path="batch")
     items = body["batch"]
@@ -136,7 +124,6 @@ async def batch(request: Request) -> JSONResponse:
     if integrations is not None and not isinstance(integrations, dict):
         raise InvalidInput("integrations must be a JSON object", path="integrations")
     sent_at = parse_timestamp(body.get("sentAt"), "sentAt")
-    received_at = utcnow()
     accepted: list[Message] = []
     rejected: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -155,8 +142,90 @@ async def batch(request: Request) -> JSONResponse:
             )
         except SegmintError as exc:
             rejected.append({"index": index, **exc.to_dict()})
+    return accepted, rejected
+
+
+def accept_single(
+    body: Any, kind: str, *, received_at: datetime, source: str, settings: Settings
+) -> Message:
+    """Validate the body of a single-message route (``kind`` is what the route implies)."""
+    if not isinstance(body, dict):
+        raise InvalidMessage("the body must be a JSON object (one message)")
+    return validate_message(body, received_at=received_at, implied_type=kind, source=source)
+
+
+def fill_ip(messages: list[Message], client_ip: str | None, from_browser: bool) -> None:
+    """Fill ``context.ip`` from the connection where the spec says the server does: browser
+    calls, or messages with ``context.direct: true``."""
+    if not client_ip:
+        return
+    for message in messages:
+        context = message.context
+        if "ip" not in context and (from_browser or context.get("direct") is True):
+            message.context = {**context, "ip": client_ip}
+
+
+def _store(
+    request: Request,
+    route: str,
+    raw: bytes,
+    source: str,
+    received_at: datetime,
+    messages: list[Message],
+) -> None:
+    """Hand accepted messages to the writer with what it takes to accept them again from
+    the journal; returns once they are durable (journaled or committed, per settings)."""
+    client_ip = request.client.host if request.client else None
+    from_browser = request.url.path in BROWSER_PATHS
+    fill_ip(messages, client_ip, from_browser)
+    meta = {
+        "route": route,
+        "received_at": received_at.isoformat(),
+        "source": source,
+        "ip": client_ip,
+        "browser": from_browser,
+        "ids": [message.message_id for message in messages],
+    }
+    request.app.state.writer.submit(messages, meta, raw)
+
+
+def messages_from_record(meta: dict[str, Any], raw: bytes, settings: Settings) -> list[Message]:
+    """Accept a journaled request again, exactly as it was: same receive time, source and
+    client address, and the same message ids (those the server generated included)."""
+    body = orjson.loads(raw)
+    received_at = datetime.fromisoformat(meta["received_at"])
+    source, route = meta["source"], meta["route"]
+    if route == "batch":
+        messages, _ = accept_batch(body, received_at=received_at, source=source, settings=settings)
+    else:
+        messages = [
+            accept_single(body, route, received_at=received_at, source=source, settings=settings)
+        ]
+    ids = meta["ids"]
+    if len(ids) != len(messages):
+        raise InvalidInput(
+            f"the journaled request accepted {len(ids)} messages but {len(messages)} pass "
+            "validation now (were the size limits changed?)"
+        )
+    for message, message_id in zip(messages, ids, strict=True):
+        message.message_id = message_id
+    fill_ip(messages, meta["ip"], meta["browser"])
+    return messages
+
+
+@router.post("/v1/batch", summary="Send many messages at once")
+@router.post("/v1/b", include_in_schema=False)
+@router.post("/v1/import", include_in_schema=False)
+async def batch(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    raw, body = await read_json_body(request, settings.max_batch_bytes)
+    source = _source(request, body)
+    received_at = utcnow()
+    accepted, rejected = accept_batch(
+        body, received_at=received_at, source=source, settings=settings
+    )
     if accepted:
-        await run_in_threadpool(_store, request, accepted)
+        await run_in_threadpool(_store, request, "batch", raw, source, received_at, accepted)
     if not rejected:
         return JSONResponse({"success": True})
     status = 200 if accepted else 400
@@ -165,7 +234,7 @@ async def batch(request: Request) -> JSONResponse:
             "success": bool(accepted),
             "accepted": len(accepted),
             "rejected": rejected,
-            "message": f"{len(rejected)} of {len(items)} messages were rejected; "
+            "message": f"{len(rejected)} of {len(body['batch'])} messages were rejected; "
             "the others were stored",
         },
         status_code=status,
@@ -175,12 +244,13 @@ async def batch(request: Request) -> JSONResponse:
 def _single_route(kind: str) -> Any:
     async def handler(request: Request) -> JSONResponse:
         settings = request.app.state.settings
-        body = await read_json_body(request, settings.max_message_bytes)
+        raw, body = await read_json_body(request, settings.max_message_bytes)
         source = _source(request, body)
-        if not isinstance(body, dict):
-            raise InvalidMessage("the body must be a JSON object (one message)")
-        message = validate_message(body, received_at=utcnow(), implied_type=kind, source=source)
-        await run_in_threadpool(_store, request, [message])
+        received_at = utcnow()
+        message = accept_single(
+            body, kind, received_at=received_at, source=source, settings=settings
+        )
+        await run_in_threadpool(_store, request, kind, raw, source, received_at, [message])
         return JSONResponse({"success": True})
 
     handler.__name__ = kind

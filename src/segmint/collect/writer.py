@@ -1,14 +1,31 @@
 """Group commit for the HTTP API: concurrent requests hand their messages to one writer
-thread, which stores everything queued so far in one warehouse transaction and then answers
-each request. A request is answered only after its messages are committed (durable)."""
+thread, which stores everything queued so far in one warehouse transaction.
+
+When a request is answered depends on the acknowledgement mode (``SEGMINT_INGEST_ACK``):
+- ``journal`` (default): once its body is synced to the collection journal; the writer
+  commits in the background in groups of up to ``max_messages``, so a group no longer has to
+  wait for clients to send the next requests. What is journaled but not yet committed is
+  stored at the next start if the process dies (:func:`recover_journal`).
+- ``commit``: once its messages are committed to the warehouse (visible to every read that
+  starts after the answer).
+
+In journal mode at most ``max_pending`` messages wait in memory; a request beyond that waits
+for room before it is journaled (back-pressure instead of unbounded memory).
+"""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from segmint.collect.journal import Journal, Record, read_segment, segments
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult
 
@@ -17,33 +34,102 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
+@dataclass(slots=True)
+class _Request:
+    messages: list[Message]
+    future: Future[IngestResult] | None  # commit mode: the answer waits on it
+    record: Record | None  # journal mode: where the request is kept until committed
+
+
 class GroupCommitWriter:
     """Serializes writes from many threads, committing queued requests together."""
 
-    def __init__(self, collector: Collector, max_messages: int = 50_000) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        *,
+        journal: Journal | None = None,
+        max_messages: int = 50_000,
+        max_pending: int = 100_000,
+    ) -> None:
         self.collector = collector
+        self.journal = journal
         self.max_messages = max_messages
+        self.max_pending = max_pending
         self._queue: queue.Queue[object] = queue.Queue()
+        self._room = threading.Condition()
+        self._pending = 0  # messages submitted and not yet committed (or set aside)
+        self._abandon = False
         self._thread = threading.Thread(target=self._run, name="segmint-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, messages: list[Message]) -> IngestResult:
-        """Store ``messages``; block until they are committed; raise what storing raised."""
-        future: Future[IngestResult] = Future()
-        self._queue.put((messages, future))
-        return future.result()
+    @property
+    def pending(self) -> int:
+        """Messages accepted but not yet committed to the warehouse."""
+        return self._pending
 
-    def close(self) -> None:
+    def submit(self, messages: list[Message], meta: dict[str, Any], body: bytes) -> None:
+        """Make ``messages`` durable; return when they are (journaled or committed, by the
+        mode). ``meta`` and ``body`` are what the journal keeps to accept them again."""
+        with self._room:
+            while self._pending and self._pending + len(messages) > self.max_pending:
+                self._room.wait()
+            self._pending += len(messages)
+        if self.journal is None:
+            future: Future[IngestResult] = Future()
+            self._queue.put(_Request(messages, future, None))
+            future.result()
+            return
+
+        def enqueue(segment: Path) -> None:
+            self._queue.put(_Request(messages, None, Record(segment, meta, body)))
+
+        try:
+            self.journal.append(meta, body, then=enqueue)
+        except BaseException:
+            self._done(len(messages))
+            raise
+
+    def wait_until_stored(self, timeout: float = 60.0) -> bool:
+        """Block until nothing accepted is waiting to be committed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._room:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
+        return True
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Store what is queued (up to ``timeout`` seconds), then stop. In journal mode what
+        could not be stored by then stays in the journal for the next start."""
         self._queue.put(_STOP)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            self._abandon = True
+            log.warning(
+                "stopping with %d messages not yet stored; they are kept in the journal and "
+                "stored at the next start",
+                self._pending,
+            )
+            self._thread.join(timeout=60)
+        if self.journal is not None:
+            self.journal.close()
+
+    def _done(self, count: int) -> None:
+        with self._room:
+            self._pending -= count
+            self._room.notify_all()
 
     def _run(self) -> None:
-        while True:
+        while not self._abandon:
             item = self._queue.get()
             if item is _STOP:
                 return
+            assert isinstance(item, _Request)
             pending = [item]
-            count = len(item[0])  # type: ignore[index]
+            count = len(item.messages)
             while count < self.max_messages:
                 try:
                     more = self._queue.get_nowait()
@@ -52,18 +138,86 @@ class GroupCommitWriter:
                 if more is _STOP:
                     self._queue.put(_STOP)
                     break
+                assert isinstance(more, _Request)
                 pending.append(more)
-                count += len(more[0])  # type: ignore[index]
-            self._write(pending)  # type: ignore[arg-type]
+                count += len(more.messages)
+            self._write(pending)
 
-    def _write(self, pending: list[tuple[list[Message], Future[IngestResult]]]) -> None:
-        messages = [m for batch, _ in pending for m in batch]
+    def _write(self, pending: list[_Request]) -> None:
+        messages = [m for request in pending for m in request.messages]
         try:
             result = self.collector.ingest(messages)
-        except Exception as exc:  # every waiting request learns of the failure
+        except Exception as exc:
+            if len(pending) > 1:
+                # Find the request the warehouse refuses; store the others.
+                log.warning(
+                    "storing %d messages failed (%s); retrying request by request",
+                    len(messages),
+                    exc,
+                )
+                for request in pending:
+                    self._write([request])
+                return
             log.exception("storing %d messages failed", len(messages))
-            for _, future in pending:
-                future.set_exception(exc)
+            for request in pending:
+                self._failed(request, exc)
             return
-        for batch, future in pending:
-            future.set_result(IngestResult(stored=len(batch), duplicates=0, merges=result.merges))
+        if self.journal is not None:
+            self.journal.committed([r.record.segment for r in pending if r.record is not None])
+        for request in pending:
+            if request.future is not None:
+                request.future.set_result(
+                    IngestResult(stored=len(request.messages), merges=result.merges)
+                )
+        self._done(len(messages))
+
+    def _failed(self, request: _Request, exc: Exception) -> None:
+        if request.future is not None:  # commit mode: the request answers with the error
+            request.future.set_exception(exc)
+        elif request.record is not None and self.journal is not None:
+            kept = self.journal.set_aside(request.record, f"{type(exc).__name__}: {exc}")
+            log.error(
+                "%d acknowledged messages could not be stored (%s); they are kept in %s and "
+                "tried again at the next start",
+                len(request.messages),
+                exc,
+                kept,
+            )
+        self._done(len(request.messages))
+
+
+def recover_journal(
+    directory: Path,
+    collector: Collector,
+    accept: Callable[[dict[str, Any], bytes], list[Message]],
+    group: int = 50_000,
+) -> int:
+    """Store what the journal in ``directory`` still holds (after a crash or a failure) and
+    delete what was stored. ``accept`` rebuilds a record's messages. Messages committed
+    before are skipped by their ids. Returns the messages stored now."""
+    stored = 0
+    for segment in segments(directory):
+        try:
+            messages = [
+                m for record in read_segment(segment) for m in accept(record.meta, record.body)
+            ]
+            for start in range(0, len(messages), group):
+                chunk = messages[start : start + group]
+                stored += collector.ingest(chunk, check_table=True).stored
+        except Exception as exc:
+            if segment.parent.name != "failed":
+                failed = directory / "failed"
+                failed.mkdir(exist_ok=True)
+                segment.rename(failed / segment.name)
+            log.error(
+                "could not store the journaled requests in %s: %s; they are kept in "
+                "%s and tried again at the next start",
+                segment.name,
+                exc,
+                directory / "failed",
+            )
+            continue
+        segment.unlink()
+    if stored:
+        log.warning("stored %d journaled messages left from the previous run", stored)
+    return stored
