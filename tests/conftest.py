@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,13 +107,11 @@ class LiveServer:
         )
 
 
-@pytest.fixture
-def live_server(runtime: Runtime) -> Iterator[LiveServer]:
-    """The real app served by uvicorn on 127.0.0.1 in a background thread."""
-    _, write_key = create_key(runtime.catalog, "test source", "write")
-    _, admin_key = create_key(runtime.catalog, "test admin", "admin")
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free local port in a background thread; yields its
+    base URL and stops it on exit."""
     port = free_port()
-    app = create_app(runtime=runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -122,6 +121,18 @@ def live_server(runtime: Runtime) -> Iterator[LiveServer]:
         if time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", write_key, admin_key, runtime, app)
-    server.should_exit = True
-    thread.join(timeout=15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[LiveServer]:
+    """The real app served by uvicorn on 127.0.0.1 in a background thread."""
+    _, write_key = create_key(runtime.catalog, "test source", "write")
+    _, admin_key = create_key(runtime.catalog, "test admin", "admin")
+    app = create_app(runtime=runtime)
+    with serving(app) as url:
+        yield LiveServer(url, write_key, admin_key, runtime, app)

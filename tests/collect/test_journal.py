@@ -1,0 +1,349 @@
+"""The collection journal: records read back whole (a torn tail is ignored), segments go once
+committed, acknowledged events survive a crash of the writer (in-process) and a SIGKILL of a
+real server, a request the warehouse refuses is kept aside without holding up the others,
+back-pressure, and the commit acknowledgement mode."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from segmint.api.app import create_app, open_writer
+from segmint.catalog.keys import create_key
+from segmint.collect.http import accept_batch, accept_single, fill_ip, journal_meta
+from segmint.collect.http import messages_from_record as rebuild
+from segmint.collect.journal import Journal, read_segment, segments
+from segmint.collect.messages import Message
+from segmint.collect.pipeline import Collector, IngestResult, utcnow
+from segmint.collect.writer import GroupCommitWriter, recover_journal
+from segmint.generate.shop import generate_events
+from segmint.runtime import Runtime
+from segmint.settings import Settings
+from tests.conftest import free_port, serving
+
+RECEIVED = datetime(2026, 3, 1, 12, 0, 0)
+
+
+class Gate:
+    """Stands between the writer and the real collector: holds ingests until opened, can
+    refuse messages, or play dead (a writer that never commits again)."""
+
+    def __init__(self, collector: Collector, opened: bool = False) -> None:
+        self.collector = collector
+        self.opened = threading.Event()
+        if opened:
+            self.opened.set()
+        self.dead = False
+        self.refuse: str | None = None  # an event name the "warehouse" refuses
+
+    def ingest(self, messages: list[Message], check_table: bool = False) -> IngestResult:
+        assert self.opened.wait(30), "the gate was never opened"
+        if self.dead:
+            return IngestResult()
+        if self.refuse and any(m.event == self.refuse for m in messages):
+            raise ValueError(f"refusing {self.refuse}")
+        return self.collector.ingest(messages, check_table=check_table)
+
+
+def request(
+    settings: Settings,
+    items: list[dict[str, Any]],
+    *,
+    browser: bool = False,
+    ip: str | None = "203.0.113.9",
+) -> tuple[list[Message], dict[str, Any], bytes]:
+    """Accept a /v1/batch body as the API does: (messages, journal meta, body)."""
+    raw = orjson.dumps({"batch": items})
+    messages, rejected = accept_batch(
+        orjson.loads(raw), received_at=RECEIVED, source="web", settings=settings
+    )
+    assert not rejected
+    fill_ip(messages, ip, browser)
+    return messages, journal_meta("batch", RECEIVED, "web", ip, browser, messages), raw
+
+
+def track(event: str, user: str, message_id: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "track", "event": event, "userId": user}
+    if message_id:
+        item["messageId"] = message_id
+    return item
+
+
+def stored_ids(runtime: Runtime) -> list[str]:
+    return [row[0] for row in runtime.warehouse.rows("SELECT message_id FROM events ORDER BY 1")]
+
+
+def test_records_read_back_and_a_torn_or_corrupt_tail_is_ignored(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    first = journal.append({"n": 1}, b'{"a": 1}', then=lambda _: None)
+    journal.append({"n": 2}, b'{"b": 2}' * 100, then=lambda _: None)
+    records = list(read_segment(first))
+    assert [(r.meta, r.body) for r in records] == [
+        ({"n": 1}, b'{"a": 1}'),
+        ({"n": 2}, b'{"b": 2}' * 100),
+    ]
+    data = first.read_bytes()
+    first.write_bytes(data[:-10])  # a crash in the middle of the second write
+    assert [r.meta for r in read_segment(first)] == [{"n": 1}]
+    corrupt = bytearray(data)
+    corrupt[-5] ^= 0xFF  # a flipped byte in the second body
+    first.write_bytes(bytes(corrupt))
+    assert [r.meta for r in read_segment(first)] == [{"n": 1}]
+
+
+def test_segments_go_once_their_records_are_committed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, segment_bytes=100)  # every record starts a new segment
+    one, two, three = (journal.append({"n": n}, b"x" * 80, then=lambda _: None) for n in range(3))
+    assert len({one, two, three}) == 3 and segments(tmp_path) == [one, two, three]
+    journal.committed([one])
+    assert not one.exists() and two.exists()
+    journal.committed([three])  # the active segment is emptied, not deleted
+    assert three.exists() and three.stat().st_size == 0
+    journal.committed([two])
+    assert segments(tmp_path) == [three]
+    journal.close()
+    assert segments(tmp_path) == []
+
+
+def test_acknowledged_events_survive_a_writer_that_dies_before_committing(
+    settings: Settings, runtime: Runtime
+) -> None:
+    gate = Gate(runtime.collector)
+    writer = GroupCommitWriter(gate, journal=Journal(settings.journal_dir))  # type: ignore[arg-type]
+    browser, meta, raw = request(
+        settings, [track("viewed", "u1", "m-1"), track("viewed", "u1")], browser=True
+    )
+    writer.submit(browser, meta, raw)
+    single = accept_single(
+        {"traits": {"email": "u1@example.com"}, "userId": "u1", "messageId": "m-2"},
+        "identify",
+        received_at=RECEIVED,
+        source="web",
+        settings=settings,
+    )
+    writer.submit(
+        [single],
+        journal_meta("identify", RECEIVED, "web", None, False, [single]),
+        orjson.dumps({"traits": {"email": "u1@example.com"}, "userId": "u1", "messageId": "m-2"}),
+    )
+    # Answered (durable) but nothing in the warehouse yet.
+    assert writer.pending == 3 and stored_ids(runtime) == []
+    gate.dead = True  # the process "dies": this writer never commits
+
+    restarted = open_writer(runtime, settings)  # the next start stores the journal
+    try:
+        generated = browser[1].message_id
+        assert stored_ids(runtime) == sorted(["m-1", "m-2", generated])
+        rows = runtime.warehouse.rows(
+            "SELECT message_id, received_at, source, ip, profile_id FROM events ORDER BY 1"
+        )
+        assert {row[1] for row in rows} == {RECEIVED} and {row[2] for row in rows} == {"web"}
+        # The browser request's messages got the connection's address, the server-side
+        # identify did not; all three resolved to one profile.
+        assert {row[0]: row[3] for row in rows} == {
+            "m-1": "203.0.113.9",
+            generated: "203.0.113.9",
+            "m-2": None,
+        }
+        assert len({row[4] for row in rows}) == 1
+        assert segments(settings.journal_dir) == []
+    finally:
+        gate.opened.set()
+        writer.close()
+        restarted.close()
+
+
+def test_recovery_skips_what_was_committed_before_the_crash(
+    settings: Settings, runtime: Runtime
+) -> None:
+    writer = open_writer(runtime, settings)
+    messages, meta, raw = request(settings, [track("viewed", "u1", "m-1")])
+    writer.submit(messages, meta, raw)
+    assert writer.wait_until_stored()
+    writer.close()
+    # A crash after the commit but before the journal let go of the request.
+    Journal(settings.journal_dir).append(meta, raw, then=lambda _: None)
+    assert len(segments(settings.journal_dir)) == 1
+
+    def accept(meta: dict[str, Any], body: bytes) -> list[Message]:
+        return rebuild(meta, body, settings)
+
+    assert recover_journal(settings.journal_dir, runtime.collector, accept) == 0
+    assert stored_ids(runtime) == ["m-1"] and segments(settings.journal_dir) == []
+
+
+def test_a_request_the_warehouse_refuses_is_kept_aside_and_stored_at_the_next_start(
+    settings: Settings, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = Gate(runtime.collector)
+    gate.refuse = "poison"
+    writer = GroupCommitWriter(gate, journal=Journal(settings.journal_dir))  # type: ignore[arg-type]
+    for item in (
+        track("viewed", "a", "m-a"),  # the writer takes this one alone and waits at the gate
+        track("poison", "b", "m-b"),  # these three are then stored as one group, which fails
+        track("viewed", "c", "m-c"),
+        track("viewed", "d", "m-d"),
+    ):
+        writer.submit(*request(settings, [item]))
+    gate.opened.set()
+    assert writer.wait_until_stored()
+    # The refused request does not take its neighbours down with it.
+    assert stored_ids(runtime) == ["m-a", "m-c", "m-d"]
+    failed = sorted((settings.journal_dir / "failed").glob("*.journal"))
+    assert len(failed) == 1
+    (kept,) = read_segment(failed[0])
+    assert kept.meta["ids"] == ["m-b"] and "refusing poison" in kept.meta["error"]
+    assert "could not be stored" in caplog.text and str(failed[0]) in caplog.text
+    writer.close()
+
+    restarted = open_writer(runtime, settings)  # the cause is gone: stored now
+    restarted.close()
+    assert stored_ids(runtime) == ["m-a", "m-b", "m-c", "m-d"]
+    assert segments(settings.journal_dir) == []
+
+
+def test_requests_wait_for_room_beyond_the_pending_limit(
+    settings: Settings, runtime: Runtime
+) -> None:
+    gate = Gate(runtime.collector)
+    writer = GroupCommitWriter(
+        gate,  # type: ignore[arg-type]
+        journal=Journal(settings.journal_dir),
+        max_pending=3,
+    )
+    writer.submit(*request(settings, [track("viewed", "a", f"m-{n}") for n in range(2)]))
+    second = request(settings, [track("viewed", "b", f"n-{n}") for n in range(2)])
+    answered = threading.Event()
+
+    def submit() -> None:
+        writer.submit(*second)
+        answered.set()
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    assert not answered.wait(0.5)  # 2 waiting + 2 more would exceed 3
+    assert writer.pending == 2
+    (segment,) = segments(settings.journal_dir)
+    assert len(list(read_segment(segment))) == 1  # not journaled (not answered) yet
+    gate.opened.set()
+    assert answered.wait(10)
+    thread.join()
+    assert writer.wait_until_stored()
+    assert len(stored_ids(runtime)) == 4
+    writer.close()
+
+
+def test_commit_mode_answers_after_the_commit(settings: Settings, runtime: Runtime) -> None:
+    _, key = create_key(runtime.catalog, "test source", "write")
+    committing = settings.model_copy(update={"ingest_ack": "commit"})
+    with serving(create_app(committing, runtime=runtime)) as url:
+        response = httpx.post(
+            url + "/v1/batch",
+            json={"batch": [track("viewed", "u", f"m-{n}") for n in range(3)]},
+            auth=(key, ""),
+        )
+        assert response.status_code == 200
+        # No waiting: the answer came after the commit.
+        assert stored_ids(runtime) == ["m-0", "m-1", "m-2"]
+        health = httpx.get(url + "/health").json()
+    assert health["ingest"] == {"ack": "commit", "pending": 0}
+    assert not settings.journal_dir.exists()
+
+
+@pytest.mark.slow
+def test_events_acknowledged_by_a_killed_server_are_stored_at_its_next_start(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "SEGMINT_DATA_DIR": str(tmp_path / "data"),
+        "SEGMINT_PORT": str(free_port()),
+        "SEGMINT_SCHEDULER": "false",
+    }
+    segmint = [sys.executable, "-m", "segmint.cli.main"]
+    created = subprocess.run(
+        [*segmint, "keys", "create", "crash"], env=env, capture_output=True, text=True, check=True
+    )
+    key = next(word for word in created.stdout.split() if word.startswith("sgw_"))
+    events = list(generate_events(users=1_500, days=30, seed=5, end=datetime(2026, 3, 1)))
+    bodies = [orjson.dumps({"batch": events[i : i + 250]}) for i in range(0, len(events), 250)]
+    server = subprocess.Popen([*segmint, "serve"], env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{env['SEGMINT_PORT']}"
+    acknowledged: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+        lock = threading.Lock()
+        queue = list(range(len(bodies)))
+
+        def send() -> None:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        index = queue.pop(0)
+                    answer = client.post("/v1/batch", content=bodies[index], headers=auth)
+                    if answer.status_code == 200:
+                        with lock:
+                            acknowledged.extend(e["messageId"] for e in events[index * 250 :][:250])
+
+        senders = [threading.Thread(target=send) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        pending = httpx.get(url + "/health").json()["ingest"]["pending"]
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+    assert len(acknowledged) == len(events)
+    assert pending > 0, "the writer kept up: the kill tested nothing (send more events)"
+
+    settings = Settings(data_dir=tmp_path / "data", scheduler=False)
+    runtime = Runtime.open(settings)
+    try:
+        before = runtime.warehouse.rows("SELECT count(*) FROM events")[0][0]
+        assert before < len(acknowledged)  # some acknowledged events were not committed
+        open_writer(runtime, settings).close()
+        rows = runtime.warehouse.rows("SELECT message_id, count(*) FROM events GROUP BY message_id")
+        assert sorted(row[0] for row in rows) == sorted(acknowledged)
+        assert {row[1] for row in rows} == {1}  # each stored once
+    finally:
+        runtime.close()
+
+
+def test_received_at_survives_the_journal(settings: Settings) -> None:
+    """A journaled request is accepted again with the time it was first received (clock-skew
+    correction depends on it), not the time of the replay."""
+    sent = {
+        "batch": [{**track("viewed", "u", "m-1"), "timestamp": "2026-03-01T11:00:00Z"}],
+        "sentAt": "2026-03-01T11:30:00Z",
+    }
+    raw = orjson.dumps(sent)
+    messages, _ = accept_batch(sent, received_at=RECEIVED, source="web", settings=settings)
+    meta = journal_meta("batch", RECEIVED, "web", None, False, messages)
+    again = rebuild(meta, raw, settings)
+    assert utcnow() > RECEIVED
+    # The device clock was 30 minutes behind: corrected to 11:30 by the first receipt.
+    assert again[0].timestamp == messages[0].timestamp == datetime(2026, 3, 1, 11, 30)
+    assert again[0].received_at == RECEIVED
