@@ -196,7 +196,18 @@ def recover_journal(
     delete what was stored. ``accept`` rebuilds a record's messages. Messages committed
     before are skipped by their ids. Returns the messages stored now."""
     stored = 0
+    left = []
     for segment in segments(directory):
+        if segment.stat().st_size:
+            left.append(segment)
+        else:  # the emptied active segment of a run that stopped with nothing waiting
+            segment.unlink()
+    if left:
+        log.warning(
+            "storing the requests the journal kept from the previous run (%d segment files)",
+            len(left),
+        )
+    for segment in left:
         try:
             messages = [
                 m for record in read_segment(segment) for m in accept(record.meta, record.body)
