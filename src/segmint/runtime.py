@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from segmint.catalog import Catalog, open_catalog
+from segmint.collect.journal import segments
 from segmint.collect.pipeline import Collector
 from segmint.settings import Settings
 from segmint.sync.secrets import SecretBox
@@ -33,7 +34,31 @@ class Runtime:
         except Exception:
             warehouse.close()
             raise
-        return cls(settings=settings, warehouse=warehouse, catalog=catalog)
+        runtime = cls(settings=settings, warehouse=warehouse, catalog=catalog)
+        if not read_only:
+            try:
+                runtime.store_journal()
+            except Exception:
+                runtime.close()
+                raise
+        return runtime
+
+    def store_journal(self) -> int:
+        """Store what the collection journal still holds: requests a server acknowledged but
+        had not stored when it stopped (a crash, a kill). Every process that opens the
+        warehouse for writing does this first, so commands after a crash see those events.
+        Returns the messages stored."""
+        directory = self.settings.journal_dir
+        if not directory.is_dir() or not any(p.stat().st_size for p in segments(directory)):
+            return 0
+        from segmint.collect.http import messages_from_record  # the API's own acceptance
+        from segmint.collect.writer import recover_journal
+
+        return recover_journal(
+            directory,
+            self.collector,
+            lambda meta, body: messages_from_record(meta, body, self.settings),
+        )
 
     @property
     def collector(self) -> Collector:

@@ -16,9 +16,8 @@ from segmint.api.errors import install_error_handlers
 from segmint.audiences.scheduler import Scheduler
 from segmint.catalog.keys import KeyChecker
 from segmint.collect import http as collect_http
-from segmint.collect.http import messages_from_record
 from segmint.collect.journal import Journal
-from segmint.collect.writer import GroupCommitWriter, recover_journal
+from segmint.collect.writer import GroupCommitWriter
 from segmint.runtime import Runtime
 from segmint.settings import Settings
 from segmint.sync.runner import SyncContext
@@ -29,19 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def open_writer(rt: Runtime, settings: Settings) -> GroupCommitWriter:
-    """The collection API's writer; in journal mode, first store what the journal kept from
-    a previous run that stopped before storing it."""
+    """The collection API's writer; in journal mode, what the journal kept from a previous
+    run is stored first."""
     if settings.ingest_ack == "commit":
         return GroupCommitWriter(rt.collector, max_pending=settings.ingest_max_pending)
-    directory = settings.journal_dir
-    if directory.exists():
-        recover_journal(
-            directory,
-            rt.collector,
-            lambda meta, body: messages_from_record(meta, body, settings),
-        )
+    rt.store_journal()
     return GroupCommitWriter(
-        rt.collector, journal=Journal(directory), max_pending=settings.ingest_max_pending
+        rt.collector, journal=Journal(settings.journal_dir), max_pending=settings.ingest_max_pending
     )
 
 
