@@ -214,6 +214,26 @@ def test_a_request_the_warehouse_refuses_is_kept_aside_and_stored_at_the_next_st
     assert segments(settings.journal_dir) == []
 
 
+def test_a_refused_request_that_cannot_be_set_aside_stays_in_its_segment(
+    settings: Settings, runtime: Runtime
+) -> None:
+    gate = Gate(runtime.collector, opened=True)
+    gate.refuse = "poison"
+    writer = GroupCommitWriter(gate, journal=Journal(settings.journal_dir))  # type: ignore[arg-type]
+    (settings.journal_dir / "failed").write_text("in the way")  # set_aside cannot mkdir
+    writer.submit(*request(settings, [track("poison", "b", "m-b")]))
+    assert writer.wait_until_stored()
+    writer.submit(*request(settings, [track("viewed", "c", "m-c")]))  # the writer lives on
+    assert writer.wait_until_stored()
+    assert stored_ids(runtime) == ["m-c"]
+    writer.close()
+    (segment,) = segments(settings.journal_dir)  # kept where it was
+    assert [r.meta["ids"] for r in read_segment(segment)] == [["m-b"], ["m-c"]]
+    (settings.journal_dir / "failed").unlink()
+    assert runtime.store_journal() == 1  # the next start: m-c is skipped, m-b stored
+    assert stored_ids(runtime) == ["m-b", "m-c"] and segments(settings.journal_dir) == []
+
+
 def test_requests_wait_for_room_beyond_the_pending_limit(
     settings: Settings, runtime: Runtime
 ) -> None:

@@ -39,6 +39,7 @@ class _Request:
     messages: list[Message]
     future: Future[IngestResult] | None  # commit mode: the answer waits on it
     record: Record | None  # journal mode: where the request is kept until committed
+    settled: bool = False  # counted out of the pending messages
 
 
 class GroupCommitWriter:
@@ -122,6 +123,15 @@ class GroupCommitWriter:
             self._pending -= count
             self._room.notify_all()
 
+    def _settle(self, requests: list[_Request]) -> None:
+        """Count requests out of the pending messages (once each, whatever happened)."""
+        count = 0
+        for request in requests:
+            if not request.settled:
+                request.settled = True
+                count += len(request.messages)
+        self._done(count)
+
     def _run(self) -> None:
         while not self._abandon:
             item = self._queue.get()
@@ -141,7 +151,14 @@ class GroupCommitWriter:
                 assert isinstance(more, _Request)
                 pending.append(more)
                 count += len(more.messages)
-            self._write(pending)
+            try:
+                self._write(pending)
+            except Exception:  # never let the writer die: later requests need it
+                log.exception("the collection writer failed on %d requests", len(pending))
+                for request in pending:
+                    if request.future is not None and not request.future.done():
+                        request.future.set_exception(RuntimeError("the writer failed"))
+                self._settle(pending)
 
     def _write(self, pending: list[_Request]) -> None:
         messages = [m for request in pending for m in request.messages]
@@ -169,13 +186,24 @@ class GroupCommitWriter:
                 request.future.set_result(
                     IngestResult(stored=len(request.messages), merges=result.merges)
                 )
-        self._done(len(messages))
+        self._settle(pending)
 
     def _failed(self, request: _Request, exc: Exception) -> None:
         if request.future is not None:  # commit mode: the request answers with the error
             request.future.set_exception(exc)
         elif request.record is not None and self.journal is not None:
-            kept = self.journal.set_aside(request.record, f"{type(exc).__name__}: {exc}")
+            try:
+                kept = self.journal.set_aside(request.record, f"{type(exc).__name__}: {exc}")
+            except OSError:
+                log.exception(
+                    "%d acknowledged messages could not be stored (%s) nor set aside; they "
+                    "stay in %s and are stored at the next start",
+                    len(request.messages),
+                    exc,
+                    request.record.segment,
+                )
+                self._settle([request])
+                return
             log.error(
                 "%d acknowledged messages could not be stored (%s); they are kept in %s and "
                 "tried again at the next start",
@@ -183,7 +211,7 @@ class GroupCommitWriter:
                 exc,
                 kept,
             )
-        self._done(len(request.messages))
+        self._settle([request])
 
 
 def recover_journal(
