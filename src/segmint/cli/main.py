@@ -60,9 +60,11 @@ def serve(
 
     from segmint.api.app import create_app
     from segmint.cli.common import load_settings
+    from segmint.memory import tune_gc_for_server
 
     settings = load_settings()
     logging.getLogger("segmint").setLevel(logging.INFO)
+    tune_gc_for_server()
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
