@@ -61,9 +61,10 @@ class Message:
     ``event`` is the track event name; for the other types it is the type itself
     (``page``, ``screen``, ``identify``, ``group``, ``alias``) so every row has one.
     ``timestamp`` is already corrected for client clock skew. What enrichment derived is in
-    ``enrichment`` (per-message API, ``Enricher.enrich``) or, on the collector's batch path,
-    in ``enriched`` as a tuple in ``ENRICHMENT_FIELDS`` order (``Enricher.enrich_rows``);
-    read it with :func:`enrichment_values`, which takes ``enriched`` when set.
+    ``enrichment`` (per-message API, ``Enricher.enrich``; None until then) or, on the
+    collector's batch path, in ``enriched`` as a tuple in ``ENRICHMENT_FIELDS`` order
+    (``Enricher.enrich_rows``); read it with :func:`enrichment_values`, which takes
+    ``enriched`` when set.
     """
 
     message_id: str
@@ -83,7 +84,7 @@ class Message:
     context: dict[str, Any] = field(default_factory=dict)
     integrations: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
-    enrichment: Enrichment = field(default_factory=Enrichment)
+    enrichment: Enrichment | None = None
     profile_id: int | None = None
     enriched: tuple[str | None, ...] | None = None
 
@@ -93,7 +94,12 @@ def enrichment_values(message: Message) -> tuple[str | None, ...]:
     if message.enriched is not None:
         return message.enriched
     enrichment = message.enrichment
+    if enrichment is None:
+        return _NOT_ENRICHED
     return tuple([getattr(enrichment, name) for name in ENRICHMENT_FIELDS])
+
+
+_NOT_ENRICHED: tuple[str | None, ...] = (None,) * len(ENRICHMENT_FIELDS)
 
 
 @dataclass(slots=True)

@@ -275,8 +275,16 @@ def _plain_timestamp(value: Any) -> datetime | bool | None:
         return None
     if value.__class__ is not str:
         return False
+    value = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        if value[-1:] == "Z" and "T" in value:
+            # The usual shape (SDKs send UTC with a Z): parse it as the naive UTC time it
+            # is, without building and then dropping a time zone.
+            parsed = datetime.fromisoformat(value[:-1])
+            if parsed.tzinfo is not None:  # two zones ("+01:00Z"): the full rules decide
+                return False
+            return parsed if parsed >= _EARLIEST else False
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return False
     tzinfo = parsed.tzinfo
