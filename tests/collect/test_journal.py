@@ -371,3 +371,23 @@ def test_received_at_survives_the_journal(settings: Settings) -> None:
     # The device clock was 30 minutes behind: corrected to 11:30 by the first receipt.
     assert again[0].timestamp == messages[0].timestamp == datetime(2026, 3, 1, 11, 30)
     assert again[0].received_at == RECEIVED
+
+
+def test_lowered_size_limits_do_not_lose_a_journaled_request(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """Limits are checked when a request is answered; a restart with stricter ones still
+    stores what was acknowledged under the old ones."""
+    big = {**track("viewed", "u", "m-big"), "properties": {"note": "x" * 3_000}}
+    _, meta, raw = request(settings, [big, track("viewed", "u", "m-small")])
+    Journal(settings.journal_dir).append(meta, raw, then=lambda _: None)
+    stricter = settings.model_copy(update={"max_message_bytes": 1024, "max_batch_messages": 1})
+    again = rebuild(meta, raw, stricter)
+    assert [m.message_id for m in again] == ["m-big", "m-small"]
+    assert (
+        recover_journal(
+            settings.journal_dir, runtime.collector, lambda m, b: rebuild(m, b, stricter)
+        )
+        == 2
+    )
+    assert stored_ids(runtime) == ["m-big", "m-small"]

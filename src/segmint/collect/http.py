@@ -103,16 +103,22 @@ BROWSER_PATHS = frozenset({f"/v1/{short}" for short in ("t", "i", "p", "s", "g",
 
 
 def accept_batch(
-    body: Any, *, received_at: datetime, source: str, settings: Settings
+    body: Any,
+    *,
+    received_at: datetime,
+    source: str,
+    settings: Settings,
+    size_limits: bool = True,
 ) -> tuple[list[Message], list[dict[str, Any]]]:
     """Validate a ``/v1/batch`` body: the valid messages, and the rejected ones (index,
-    field, reason). Raises for a body that is not a batch at all."""
+    field, reason). Raises for a body that is not a batch at all. ``size_limits=False``
+    skips the message count and size limits (a journaled request passed them already)."""
     if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
         raise InvalidInput('a batch is a JSON object {"batch": [message, ...]}', path="batch")
     items = body["batch"]
     if not items:
         raise InvalidInput("batch is empty; send at least one message", path="batch")
-    if len(items) > settings.max_batch_messages:
+    if size_limits and len(items) > settings.max_batch_messages:
         raise PayloadTooLarge(
             f"the batch has {len(items):,} messages; at most {settings.max_batch_messages:,} "
             "are allowed per request — split it",
@@ -135,7 +141,7 @@ def accept_batch(
                     batch_sent_at=sent_at,
                     batch_context=context,
                     batch_integrations=integrations,
-                    max_bytes=settings.max_message_bytes,
+                    max_bytes=settings.max_message_bytes if size_limits else None,
                     path=f"batch[{index}].",
                     source=source,
                 )
@@ -204,12 +210,16 @@ def journal_meta(
 
 def messages_from_record(meta: dict[str, Any], raw: bytes, settings: Settings) -> list[Message]:
     """Accept a journaled request again, exactly as it was: same receive time, source and
-    client address, and the same message ids (those the server generated included)."""
+    client address, and the same message ids (those the server generated included). Size
+    limits are not checked again: the request passed those in force when it was answered,
+    and lowering them since must not lose it."""
     body = orjson.loads(raw)
     received_at = datetime.fromisoformat(meta["received_at"])
     source, route = meta["source"], meta["route"]
     if route == "batch":
-        messages, _ = accept_batch(body, received_at=received_at, source=source, settings=settings)
+        messages, _ = accept_batch(
+            body, received_at=received_at, source=source, settings=settings, size_limits=False
+        )
     else:
         messages = [
             accept_single(body, route, received_at=received_at, source=source, settings=settings)
@@ -218,7 +228,7 @@ def messages_from_record(meta: dict[str, Any], raw: bytes, settings: Settings) -
     if len(ids) != len(messages):
         raise InvalidInput(
             f"the journaled request accepted {len(ids)} messages but {len(messages)} pass "
-            "validation now (were the size limits changed?)"
+            "validation now"
         )
     for message, message_id in zip(messages, ids, strict=True):
         message.message_id = message_id
