@@ -206,6 +206,10 @@ def test_a_request_the_warehouse_refuses_is_kept_aside_and_stored_at_the_next_st
     (kept,) = read_segment(failed[0])
     assert kept.meta["ids"] == ["m-b"] and "refusing poison" in kept.meta["error"]
     assert "could not be stored" in caplog.text and str(failed[0]) in caplog.text
+    status = writer.status(settings.journal_dir)  # what /health and the Events page show
+    assert status.pending == 0 and status.set_aside_messages == 1
+    assert status.set_aside[0].path == failed[0]
+    assert "refusing poison" in (status.set_aside[0].error or "")
     writer.close()
 
     restarted = open_writer(runtime, settings)  # the cause is gone: stored now
@@ -278,7 +282,7 @@ def test_commit_mode_answers_after_the_commit(settings: Settings, runtime: Runti
         # No waiting: the answer came after the commit.
         assert stored_ids(runtime) == ["m-0", "m-1", "m-2"]
         health = httpx.get(url + "/health").json()
-    assert health["ingest"] == {"ack": "commit", "pending": 0}
+    assert health["ingest"] == {"ack": "commit", "pending": 0, "set_aside": 0}
     assert not settings.journal_dir.exists()
 
 

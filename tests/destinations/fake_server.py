@@ -4,15 +4,14 @@ thread, and cutting connections mid-response at random."""
 from __future__ import annotations
 
 import random
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.conftest import serving
 
 
 class Flaky(Protocol):
@@ -59,20 +58,5 @@ class DroppingApp:
 def serve_app(app: ASGIApp, prefix: str) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL
     ending in ``prefix``."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}{prefix}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(app, log_level="critical") as url:
+        yield url + prefix

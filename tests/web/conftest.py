@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from segmint.api.app import create_app
 from segmint.audiences import operations, service
@@ -34,7 +31,7 @@ from segmint.generate.shop import generate_events
 from segmint.runtime import Runtime
 from segmint.settings import Settings
 from segmint.web.auth import create_user
-from tests.conftest import free_port
+from tests.conftest import serving
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
@@ -125,31 +122,12 @@ def web_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     runtime.close()
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the web test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
 @pytest.fixture(scope="session")
 def web_server(web_runtime: Runtime) -> Iterator[WebServer]:
     """The real app (API + web UI) served by uvicorn on 127.0.0.1 in a background thread."""
     _, write_key = create_key(web_runtime.catalog, "web tests source", "write")
     _, admin_key = create_key(web_runtime.catalog, "web tests admin", "admin")
-    with serve(create_app(runtime=web_runtime)) as url:
+    with serving(create_app(runtime=web_runtime)) as url:
         yield WebServer(url, web_runtime, admin_key, write_key)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
 from segmint.audiences import operations, service
 from segmint.audiences.usage import forecast_monthly
+from segmint.collect.journal import Journal, Record
 from segmint.sync import catalog as sync_catalog
 from tests.web.conftest import WebServer, unique_name
 
@@ -257,3 +259,25 @@ def test_bad_input_gets_a_clear_4xx_page(
         assert answer.json()["message"]
     else:
         assert 'role="alert"' in answer.text
+
+
+def test_events_page_and_health_tell_of_events_set_aside(
+    http: httpx.Client, web_server: WebServer, tmp_path: Path
+) -> None:
+    """Acknowledged events the warehouse refused are never silent (PRODUCT B9)."""
+    meta = {"route": "batch", "ids": ["kept-1", "kept-2"]}
+    scratch = Journal(tmp_path / "journal")
+    segment = scratch.append(meta, b'{"batch": []}', then=lambda _: None)
+    kept = scratch.set_aside(Record(segment, meta, b'{"batch": []}'), "IOException: disk full")
+    target = web_server.runtime.settings.journal_dir / "failed" / kept.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    kept.rename(target)
+    try:
+        page = http.get("/events")
+        assert "2 acknowledged events could not be stored" in page.text
+        assert "IOException: disk full" in page.text and str(target) in page.text
+        with web_server.client() as client:
+            assert client.get("/health").json()["ingest"]["set_aside"] == 2
+    finally:
+        target.unlink()
+    assert "could not be stored" not in http.get("/events").text

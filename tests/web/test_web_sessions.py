@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from segmint.api.app import create_app
 from segmint.runtime import Runtime
 from segmint.web.auth import SESSION_COOKIE, create_user
-from tests.web.conftest import serve
+from tests.conftest import serving as serve
 
 
 def _signed_in_cookie(runtime: Runtime) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from segmint import __version__
 from segmint.api import audiences, destinations, explorer, preview
@@ -99,14 +100,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/health", tags=["health"], summary="Liveness check")
     async def health(request: Request) -> dict[str, Any]:
-        writer = getattr(request.app.state, "writer", None)
-        return {
-            "status": "ok",
-            "version": __version__,
-            "ingest": {
-                "ack": settings.ingest_ack,
-                "pending": writer.pending if writer is not None else 0,
-            },
-        }
+        writer: GroupCommitWriter | None = getattr(request.app.state, "writer", None)
+        ingest: dict[str, Any] = {"ack": settings.ingest_ack, "pending": 0, "set_aside": 0}
+        if writer is not None:
+            status = await run_in_threadpool(writer.status, settings.journal_dir)
+            ingest.update(pending=status.pending, set_aside=status.set_aside_messages)
+        return {"status": "ok", "version": __version__, "ingest": ingest}
 
     return app

@@ -81,6 +81,37 @@ def segments(directory: Path) -> list[Path]:
     return found + sorted((directory / FAILED).glob(f"*{SUFFIX}"))
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A segment file in ``failed/``: acknowledged requests the warehouse refused, kept to be
+    tried again at the next start."""
+
+    path: Path
+    requests: int
+    messages: int
+    error: str | None  # the last refusal's cause
+
+
+def set_aside(directory: Path) -> list[SetAside]:
+    """What the journal in ``directory`` keeps aside after failures (usually nothing)."""
+    found = []
+    for path in sorted((directory / FAILED).glob(f"*{SUFFIX}")):
+        try:
+            records = list(read_segment(path))
+        except OSError:  # deleted meanwhile (stored by a restart)
+            continue
+        errors = [r.meta.get("error") for r in records if r.meta.get("error")]
+        found.append(
+            SetAside(
+                path,
+                requests=len(records),
+                messages=sum(len(r.meta.get("ids", ())) for r in records),
+                error=errors[-1] if errors else None,
+            )
+        )
+    return found
+
+
 class Journal:
     """Appends records with an fsync each and deletes segment files once all their records
     are committed to the warehouse. Thread-safe."""

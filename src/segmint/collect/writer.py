@@ -25,13 +25,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segmint.collect.journal import Journal, Record, read_segment, segments
+from segmint.collect.journal import Journal, Record, SetAside, read_segment, segments, set_aside
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStatus:
+    """What ``/health`` and the Events page report about collection."""
+
+    ack: str
+    pending: int  # acknowledged messages not yet in the warehouse
+    set_aside: list[SetAside]  # refused by the warehouse, tried again at the next start
+
+    @property
+    def set_aside_messages(self) -> int:
+        return sum(entry.messages for entry in self.set_aside)
 
 
 @dataclass(slots=True)
@@ -68,6 +81,14 @@ class GroupCommitWriter:
     def pending(self) -> int:
         """Messages accepted but not yet committed to the warehouse."""
         return self._pending
+
+    def status(self, journal_dir: Path) -> IngestStatus:
+        """How collection is doing: what waits to be stored, what was set aside."""
+        return IngestStatus(
+            ack="commit" if self.journal is None else "journal",
+            pending=self._pending,
+            set_aside=set_aside(journal_dir) if journal_dir.is_dir() else [],
+        )
 
     def submit(self, messages: list[Message], meta: dict[str, Any], body: bytes) -> None:
         """Make ``messages`` durable; return when they are (journaled or committed, by the

@@ -59,7 +59,15 @@ async def events_page(
             # An unknown name raises NotFound, which becomes a clear 404 page.
             properties = explorer.event_properties(rt.warehouse, event)
             selected = event
-        return {"tracked": tracked, "selected": selected, "properties": properties}
+        writer = getattr(request.app.state, "writer", None)
+        journal_dir = request.app.state.settings.journal_dir
+        ingest = writer.status(journal_dir) if writer is not None else None
+        return {
+            "tracked": tracked,
+            "selected": selected,
+            "properties": properties,
+            "ingest": ingest,
+        }
 
     data = await run_in_threadpool(build)
     return render(request, "events/page.html", data)
