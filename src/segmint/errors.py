@@ -62,6 +62,13 @@ class WarehouseBusy(SegmintError):
     code = "warehouse_busy"
 
 
+class StorageUnavailable(SegmintError):
+    """Events could not be made durable (e.g. the disk is full); the client should retry."""
+
+    status_code = 503
+    code = "storage_unavailable"
+
+
 class ConfigurationError(SegmintError):
     status_code = 500
     code = "configuration_error"

@@ -22,16 +22,18 @@ import pytest
 
 from segmint.api.app import create_app, open_writer
 from segmint.catalog.keys import create_key
+from segmint.collect import journal as journal_module
 from segmint.collect.http import accept_batch, accept_single, fill_ip, journal_meta
 from segmint.collect.http import messages_from_record as rebuild
 from segmint.collect.journal import Journal, read_segment, segments
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult, utcnow
 from segmint.collect.writer import GroupCommitWriter, recover_journal
+from segmint.errors import StorageUnavailable
 from segmint.generate.shop import generate_events
 from segmint.runtime import Runtime
 from segmint.settings import Settings
-from tests.conftest import free_port, serving
+from tests.conftest import LiveServer, free_port, serving
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, 0)
 
@@ -395,3 +397,47 @@ def test_lowered_size_limits_do_not_lose_a_journaled_request(
         == 2
     )
     assert stored_ids(runtime) == ["m-big", "m-small"]
+
+
+def test_a_failed_journal_write_is_refused_and_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way (disk full) answers an error the client retries, and
+    leaves no torn record that would hide the records written after it."""
+    journal = Journal(tmp_path)
+    journal.append({"n": 1}, b"first", then=lambda _: None)
+
+    def half_then_full(fd: int, data: bytes) -> None:
+        os.write(fd, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_write_all", half_then_full)
+    with pytest.raises(StorageUnavailable, match=r"No space left on device.*retry later"):
+        journal.append({"n": 2}, b"second", then=lambda _: None)
+    monkeypatch.undo()
+    journal.append({"n": 3}, b"third", then=lambda _: None)
+    found = [(r.meta, r.body) for s in segments(tmp_path) for r in read_segment(s)]
+    assert found == [({"n": 1}, b"first"), ({"n": 3}, b"third")]
+
+
+def test_the_api_answers_503_when_it_cannot_journal(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_write_all", full)
+    with live_server.client() as client:
+        answer = client.post(
+            "/v1/track", json=track("viewed", "u", "m-1"), auth=(live_server.write_key, "")
+        )
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "storage_unavailable"
+    assert "retry later" in answer.json()["message"]
+    monkeypatch.undo()
+    assert stored_ids(live_server.runtime) == []
+    with live_server.client() as client:  # the next request, with room again, is stored
+        answer = client.post(
+            "/v1/track", json=track("viewed", "u", "m-1"), auth=(live_server.write_key, "")
+        )
+    assert answer.status_code == 200 and stored_ids(live_server.runtime) == ["m-1"]

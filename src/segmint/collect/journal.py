@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from segmint.errors import StorageUnavailable
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"SGJ1"
@@ -129,6 +131,7 @@ class Journal:
     def _new_segment(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd, self._active = -1, None
         path = self.directory / f"{time.time_ns():020d}{SUFFIX}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._active, self._size = path, 0
@@ -140,15 +143,36 @@ class Journal:
         the journal's lock (so whatever it queues is in journal order). Returns the segment."""
         record = _encode(meta, body)
         with self._lock:
-            if self._active is None or self._size + len(record) > self.segment_bytes:
-                self._new_segment()
-            assert self._active is not None
-            _write_all(self._fd, record)
-            os.fdatasync(self._fd)
+            try:
+                if self._active is None or self._size + len(record) > self.segment_bytes:
+                    self._new_segment()
+                assert self._active is not None
+                _write_all(self._fd, record)
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self._abandon_segment()
+                raise StorageUnavailable(
+                    f"the request could not be written to the collection journal ({exc}); "
+                    "nothing of it was stored — retry later"
+                ) from exc
             self._size += len(record)
             self._open[self._active] += 1
             then(self._active)
             return self._active
+
+    def _abandon_segment(self) -> None:
+        """After a failed write: cut off what part of the record reached the file (a torn
+        record in the middle would hide every record after it) and start the next request in
+        a new segment. The old one stays until its records are committed."""
+        if self._fd < 0:
+            return
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            log.exception("could not cut a failed write off the journal %s", self._active)
+        os.close(self._fd)
+        self._fd = -1
+        self._active = None
 
     def committed(self, segments_of_records: list[Path]) -> None:
         """The records (given by their segments, one entry per record) are in the warehouse:
