@@ -441,3 +441,47 @@ def test_the_api_answers_503_when_it_cannot_journal(
             "/v1/track", json=track("viewed", "u", "m-1"), auth=(live_server.write_key, "")
         )
     assert answer.status_code == 200 and stored_ids(live_server.runtime) == ["m-1"]
+
+
+def test_collection_requests_waiting_for_room_leave_threads_for_the_rest_of_the_app(
+    live_server: LiveServer, settings: Settings
+) -> None:
+    """Requests waiting on back-pressure hold worker threads of their own pool: with more of
+    them waiting than the default pool has threads (40), the REST API still answers."""
+    app = live_server.app
+    running = app.state.writer
+    gate = Gate(live_server.runtime.collector)
+    app.state.writer = GroupCommitWriter(
+        gate,  # type: ignore[arg-type]
+        journal=Journal(settings.journal_dir),
+        max_pending=1,
+    )
+    answers: list[int] = []
+
+    def send(n: int) -> None:
+        with httpx.Client(base_url=live_server.url, timeout=60) as client:
+            body = track("viewed", f"u{n}", f"flood-{n}")
+            answers.append(
+                client.post("/v1/track", json=body, auth=(live_server.write_key, "")).status_code
+            )
+
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(50)]
+    try:
+        for sender in senders:
+            sender.start()
+        deadline = time.monotonic() + 10
+        while app.state.writer.pending < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the others are now waiting for room
+        assert answers == [200]  # the first was journaled; the rest wait for room
+        with live_server.admin() as admin:
+            assert admin.get("/api/v1/audiences", timeout=5).status_code == 200
+    finally:
+        gate.opened.set()
+        for sender in senders:
+            sender.join(timeout=60)
+        assert app.state.writer.wait_until_stored()
+        app.state.writer.close()
+        app.state.writer = running
+    assert answers == [200] * 50
+    assert len(stored_ids(live_server.runtime)) == 50

@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.write_keys = KeyChecker(rt.catalog, "write")
         app.state.api_keys = KeyChecker(rt.catalog, "admin")
         app.state.writer = open_writer(rt, settings)
+        app.state.collect_limiter = collect_http.collect_limiter()
         worker = SyncWorker(SyncContext.of(rt))
         worker.start()
         app.state.sync_worker = worker

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import time
 import zlib
 from datetime import datetime
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import utcnow
@@ -171,6 +172,23 @@ def fill_ip(messages: list[Message], client_ip: str | None, from_browser: bool) 
             message.context = {**context, "ip": client_ip}
 
 
+# Collection requests hand their messages to the writer from worker threads, where they may
+# wait for room (back-pressure) or for the commit. They get their own threads, at most this
+# many at once, so a flood of events never takes the threads the web pages and APIs need.
+STORE_THREADS = 16
+
+
+def collect_limiter() -> anyio.CapacityLimiter:
+    """The limiter of the collection API's worker threads (one per app, made at start-up)."""
+    return anyio.CapacityLimiter(STORE_THREADS)
+
+
+async def _store_in_thread(request: Request, *args: Any) -> None:
+    await anyio.to_thread.run_sync(
+        functools.partial(_store, request, *args), limiter=request.app.state.collect_limiter
+    )
+
+
 def _store(
     request: Request,
     route: str,
@@ -248,7 +266,7 @@ async def batch(request: Request) -> JSONResponse:
         body, received_at=received_at, source=source, settings=settings
     )
     if accepted:
-        await run_in_threadpool(_store, request, "batch", raw, source, received_at, accepted)
+        await _store_in_thread(request, "batch", raw, source, received_at, accepted)
     if not rejected:
         return JSONResponse({"success": True})
     status = 200 if accepted else 400
@@ -273,7 +291,7 @@ def _single_route(kind: str) -> Any:
         message = accept_single(
             body, kind, received_at=received_at, source=source, settings=settings
         )
-        await run_in_threadpool(_store, request, kind, raw, source, received_at, [message])
+        await _store_in_thread(request, kind, raw, source, received_at, [message])
         return JSONResponse({"success": True})
 
     handler.__name__ = kind
