@@ -485,3 +485,34 @@ def test_collection_requests_waiting_for_room_leave_threads_for_the_rest_of_the_
         app.state.writer = running
     assert answers == [200] * 50
     assert len(stored_ids(live_server.runtime)) == 50
+
+
+def test_commit_mode_requests_still_queued_at_shutdown_get_an_error(
+    runtime: Runtime, settings: Settings
+) -> None:
+    gate = Gate(runtime.collector)
+    writer = GroupCommitWriter(gate)  # type: ignore[arg-type]  # commit mode
+    outcomes: dict[str, str] = {}
+
+    def send(message_id: str) -> None:
+        messages, meta, raw = request(settings, [track("viewed", "u", message_id)])
+        try:
+            writer.submit(messages, meta, raw)
+            outcomes[message_id] = "stored"
+        except StorageUnavailable as exc:
+            outcomes[message_id] = exc.message
+
+    first = threading.Thread(target=send, args=("m-1",))
+    first.start()
+    while writer.pending < 1:  # the writer holds m-1 at the gate
+        time.sleep(0.01)
+    second = threading.Thread(target=send, args=("m-2",))
+    second.start()
+    while writer.pending < 2:
+        time.sleep(0.01)
+    writer.close(timeout=0.2, grace=0.2)  # m-2 is still queued behind the stuck group
+    second.join(timeout=5)
+    assert "stopped before storing" in outcomes["m-2"]
+    gate.opened.set()  # the group in progress still completes
+    first.join(timeout=10)
+    assert outcomes["m-1"] == "stored" and stored_ids(runtime) == ["m-1"]

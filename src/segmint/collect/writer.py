@@ -28,6 +28,7 @@ from typing import Any
 from segmint.collect.journal import Journal, Record, SetAside, read_segment, segments, set_aside
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult
+from segmint.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +124,30 @@ class GroupCommitWriter:
                 self._room.wait(left)
         return True
 
-    def close(self, timeout: float = 120.0) -> None:
-        """Store what is queued (up to ``timeout`` seconds), then stop. In journal mode what
-        could not be stored by then stays in the journal for the next start."""
+    def close(self, timeout: float = 120.0, grace: float = 60.0) -> None:
+        """Store what is queued (up to ``timeout`` seconds), then stop after the group being
+        stored (waiting up to ``grace`` more). In journal mode what was not stored stays in
+        the journal for the next start; in commit mode its requests get an error."""
         self._queue.put(_STOP)
         self._thread.join(timeout=timeout)
         if self._thread.is_alive():
             self._abandon = True
-            log.warning(
-                "stopping with %d messages not yet stored; they are kept in the journal and "
-                "stored at the next start",
-                self._pending,
+            where = (
+                "they are kept in the journal and stored at the next start"
+                if self.journal is not None
+                else "their requests are answered with an error"
             )
-            self._thread.join(timeout=60)
+            log.warning("stopping with %d messages not yet stored; %s", self._pending, where)
+            self._thread.join(timeout=grace)
+            while True:  # commit mode: whoever still waits learns it was not stored
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Request) and item.future is not None:
+                    item.future.set_exception(
+                        StorageUnavailable("the server stopped before storing the events; retry")
+                    )
         if self.journal is not None:
             self.journal.close()
 
