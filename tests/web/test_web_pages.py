@@ -14,6 +14,7 @@ from segmint.audiences import operations, service
 from segmint.audiences.usage import forecast_monthly
 from segmint.collect.journal import Journal, Record
 from segmint.sync import catalog as sync_catalog
+from segmint.web.app import CONTENT_SECURITY_POLICY
 from tests.web.conftest import WebServer, unique_name
 
 
@@ -281,3 +282,22 @@ def test_events_page_and_health_tell_of_events_set_aside(
     finally:
         target.unlink()
     assert "could not be stored" not in http.get("/events").text
+
+
+def test_pages_carry_the_security_headers_and_apis_do_not(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    for path in ("/audiences", "/events", "/no-such-page"):  # pages, and an HTML error page
+        answer = http.get(path)
+        assert answer.status_code in (200, 404)
+        assert answer.headers["content-type"].startswith("text/html")
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "same-origin"
+        assert answer.headers["x-frame-options"] == "DENY"
+    with web_server.api() as api:
+        answer = api.get("/api/v1/audiences")
+    assert answer.status_code == 200 and "content-security-policy" not in answer.headers
+    with web_server.client() as client:
+        answer = client.post("/v1/track", json={}, auth=(web_server.write_key, ""))
+    assert answer.status_code == 400 and "x-frame-options" not in answer.headers
