@@ -479,6 +479,12 @@ def test_events_table_matches_the_row_by_row_table(geo: GeoLocator) -> None:
         message.enrichment = enricher.enrich(message)
     assert events_table(messages).equals(reference_events_table(messages))
     assert events_table([]).num_rows == 0
+    # A library caller's dict may have keys that are not strings (JSON has only strings).
+    messages[0].properties = {1: "one", "two": {2.5: True}}
+    messages[1].traits = {None: "x"}
+    table = events_table(messages)
+    assert table.equals(reference_events_table(messages))
+    assert table.column("properties")[0].as_py() == '{"1":"one","two":{"2.5":true}}'
 
 
 def test_binary_reader_numbers_and_splits_lines_like_a_text_reader(tmp_path: Path) -> None:
