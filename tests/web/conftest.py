@@ -57,6 +57,7 @@ class WebServer:
     runtime: Runtime
     admin_key: str
     write_key: str
+    app: Any = None  # the FastAPI app (its state: the collection writer)
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """A plain HTTP client (not signed in), never following redirects by itself."""
@@ -127,8 +128,9 @@ def web_server(web_runtime: Runtime) -> Iterator[WebServer]:
     """The real app (API + web UI) served by uvicorn on 127.0.0.1 in a background thread."""
     _, write_key = create_key(web_runtime.catalog, "web tests source", "write")
     _, admin_key = create_key(web_runtime.catalog, "web tests admin", "admin")
-    with serving(create_app(runtime=web_runtime)) as url:
-        yield WebServer(url, web_runtime, admin_key, write_key)
+    app = create_app(runtime=web_runtime)
+    with serving(app) as url:
+        yield WebServer(url, web_runtime, admin_key, write_key, app)
 
 
 @pytest.fixture(scope="session")

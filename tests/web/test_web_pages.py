@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +15,8 @@ import pytest
 from segmint.audiences import operations, service
 from segmint.audiences.usage import forecast_monthly
 from segmint.collect.journal import Journal, Record
+from segmint.collect.pipeline import IngestResult
+from segmint.collect.writer import GroupCommitWriter
 from segmint.sync import catalog as sync_catalog
 from segmint.web.app import CONTENT_SECURITY_POLICY
 from tests.web.conftest import WebServer, unique_name
@@ -301,3 +305,41 @@ def test_pages_carry_the_security_headers_and_apis_do_not(
     with web_server.client() as client:
         answer = client.post("/v1/track", json={}, auth=(web_server.write_key, ""))
     assert answer.status_code == 400 and "x-frame-options" not in answer.headers
+
+
+def test_events_page_says_when_received_events_are_still_being_stored(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    app = web_server.app
+    running = app.state.writer
+    release = threading.Event()
+
+    class Held:  # holds what it is given until released, then drops it (the web tests'
+        # warehouse is shared: this test adds nothing to it)
+        def ingest(self, messages: list[Any], check_table: bool = False) -> IngestResult:
+            release.wait(30)
+            return IngestResult()
+
+    settings = web_server.runtime.settings
+    app.state.writer = GroupCommitWriter(
+        Held(),  # type: ignore[arg-type]
+        journal=Journal(settings.journal_dir),
+    )
+    try:
+        with web_server.client() as client:
+            batch = [
+                {"type": "track", "event": "held_event", "userId": "held", "messageId": f"h-{n}"}
+                for n in range(3)
+            ]
+            answer = client.post(
+                "/v1/batch", json={"batch": batch}, auth=(web_server.write_key, "")
+            )
+        assert answer.status_code == 200
+        page = http.get("/events")
+        assert "3 events received are still being stored" in page.text
+    finally:
+        release.set()
+        assert app.state.writer.wait_until_stored()
+        app.state.writer.close()
+        app.state.writer = running
+    assert "still being stored" not in http.get("/events").text
