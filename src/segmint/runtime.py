@@ -6,6 +6,7 @@ can use it too (PRODUCT B8: the whole engine without a server).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from segmint.catalog import Catalog, open_catalog
@@ -14,6 +15,8 @@ from segmint.collect.pipeline import Collector
 from segmint.settings import Settings
 from segmint.sync.secrets import SecretBox
 from segmint.warehouse import DuckDBEngine, open_warehouse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,13 +38,25 @@ class Runtime:
             warehouse.close()
             raise
         runtime = cls(settings=settings, warehouse=warehouse, catalog=catalog)
-        if not read_only:
-            try:
-                runtime.store_journal()
-            except Exception:
-                runtime.close()
-                raise
+        if read_only:
+            if runtime._journal_left():
+                log.warning(
+                    "the collection journal (%s) holds acknowledged events not stored yet "
+                    "(the server stopped before storing them); they are left out here and "
+                    "stored when `segmint serve` or a command that writes opens the warehouse",
+                    settings.journal_dir,
+                )
+            return runtime
+        try:
+            runtime.store_journal()
+        except Exception:
+            runtime.close()
+            raise
         return runtime
+
+    def _journal_left(self) -> bool:
+        directory = self.settings.journal_dir
+        return directory.is_dir() and any(p.stat().st_size for p in segments(directory))
 
     def store_journal(self) -> int:
         """Store what the collection journal still holds: requests a server acknowledged but
@@ -49,7 +64,7 @@ class Runtime:
         warehouse for writing does this first, so commands after a crash see those events.
         Returns the messages stored."""
         directory = self.settings.journal_dir
-        if not directory.is_dir() or not any(p.stat().st_size for p in segments(directory)):
+        if not self._journal_left():
             return 0
         from segmint.collect.http import messages_from_record  # the API's own acceptance
         from segmint.collect.writer import recover_journal

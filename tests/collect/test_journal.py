@@ -290,7 +290,7 @@ def test_commit_mode_answers_after_the_commit(settings: Settings, runtime: Runti
 
 @pytest.mark.slow
 def test_events_acknowledged_by_a_killed_server_are_stored_at_its_next_start(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     env = {
         **os.environ,
@@ -349,6 +349,7 @@ def test_events_acknowledged_by_a_killed_server_are_stored_at_its_next_start(
     looking = Runtime.open(settings, read_only=True)  # a reader leaves the journal alone
     before = looking.warehouse.rows("SELECT count(*) FROM events")[0][0]
     looking.close()
+    assert "holds acknowledged events not stored yet" in caplog.text  # and says so
     assert before < len(acknowledged)  # some acknowledged events were not committed
     # Any process opening the warehouse for writing (here: as a CLI command would) stores
     # what the journal kept before it does anything else.
