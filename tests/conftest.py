@@ -129,11 +129,19 @@ def serving(app: Any, log_level: str = "warning") -> Iterator[str]:
         thread.join(timeout=15)
 
 
+@contextmanager
+def served_app(runtime: Runtime, label: str) -> Iterator[tuple[str, str, str, FastAPI]]:
+    """The real app on ``runtime``, served on 127.0.0.1, with a write key and an admin key
+    named after ``label``: yields (url, write key, admin key, app)."""
+    _, write_key = create_key(runtime.catalog, f"{label} source", "write")
+    _, admin_key = create_key(runtime.catalog, f"{label} admin", "admin")
+    app = create_app(runtime=runtime)
+    with serving(app) as url:
+        yield url, write_key, admin_key, app
+
+
 @pytest.fixture
 def live_server(runtime: Runtime) -> Iterator[LiveServer]:
     """The real app served by uvicorn on 127.0.0.1 in a background thread."""
-    _, write_key = create_key(runtime.catalog, "test source", "write")
-    _, admin_key = create_key(runtime.catalog, "test admin", "admin")
-    app = create_app(runtime=runtime)
-    with serving(app) as url:
+    with served_app(runtime, "test") as (url, write_key, admin_key, app):
         yield LiveServer(url, write_key, admin_key, runtime, app)

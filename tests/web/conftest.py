@@ -22,16 +22,14 @@ from typing import Any
 import httpx
 import pytest
 
-from segmint.api.app import create_app
 from segmint.audiences import operations, service
-from segmint.catalog.keys import create_key
 from segmint.cli.demo import demo_audiences
 from segmint.collect.importer import Row, import_rows
 from segmint.generate.shop import generate_events
 from segmint.runtime import Runtime
 from segmint.settings import Settings
 from segmint.web.auth import create_user
-from tests.conftest import serving
+from tests.conftest import served_app
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
@@ -126,10 +124,7 @@ def web_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 @pytest.fixture(scope="session")
 def web_server(web_runtime: Runtime) -> Iterator[WebServer]:
     """The real app (API + web UI) served by uvicorn on 127.0.0.1 in a background thread."""
-    _, write_key = create_key(web_runtime.catalog, "web tests source", "write")
-    _, admin_key = create_key(web_runtime.catalog, "web tests admin", "admin")
-    app = create_app(runtime=web_runtime)
-    with serving(app) as url:
+    with served_app(web_runtime, "web tests") as (url, write_key, admin_key, app):
         yield WebServer(url, web_runtime, admin_key, write_key, app)
 
 
