@@ -45,12 +45,14 @@ class Gate:
     def __init__(self, collector: Collector, opened: bool = False) -> None:
         self.collector = collector
         self.opened = threading.Event()
+        self.entered = threading.Event()  # the writer has brought a group to the gate
         if opened:
             self.opened.set()
         self.dead = False
         self.refuse: str | None = None  # an event name the "warehouse" refuses
 
     def ingest(self, messages: list[Message], check_table: bool = False) -> IngestResult:
+        self.entered.set()
         assert self.opened.wait(30), "the gate was never opened"
         if self.dead:
             return IngestResult()
@@ -470,10 +472,10 @@ def test_collection_requests_waiting_for_room_leave_threads_for_the_rest_of_the_
     try:
         for sender in senders:
             sender.start()
-        deadline = time.monotonic() + 10
-        while app.state.writer.pending < 1 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20
+        while not answers and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # the others are now waiting for room
+        time.sleep(0.5)  # the others are sent by now and wait for room
         assert answers == [200]  # the first was journaled; the rest wait for room
         with live_server.admin() as admin:
             assert admin.get("/api/v1/audiences", timeout=5).status_code == 200
@@ -505,8 +507,7 @@ def test_commit_mode_requests_still_queued_at_shutdown_get_an_error(
 
     first = threading.Thread(target=send, args=("m-1",))
     first.start()
-    while writer.pending < 1:  # the writer holds m-1 at the gate
-        time.sleep(0.01)
+    assert gate.entered.wait(10)  # the writer holds m-1 (alone) at the gate
     second = threading.Thread(target=send, args=("m-2",))
     second.start()
     while writer.pending < 2:
