@@ -39,7 +39,6 @@ _STOP = object()
 class IngestStatus:
     """What ``/health`` and the Events page report about collection."""
 
-    ack: str
     pending: int  # acknowledged messages not yet in the warehouse
     set_aside: list[SetAside]  # refused by the warehouse, tried again at the next start
 
@@ -85,11 +84,7 @@ class GroupCommitWriter:
 
     def status(self, journal_dir: Path) -> IngestStatus:
         """How collection is doing: what waits to be stored, what was set aside."""
-        return IngestStatus(
-            ack="commit" if self.journal is None else "journal",
-            pending=self._pending,
-            set_aside=set_aside(journal_dir) if journal_dir.is_dir() else [],
-        )
+        return IngestStatus(pending=self._pending, set_aside=set_aside(journal_dir))
 
     def submit(self, messages: list[Message], meta: dict[str, Any], body: bytes) -> None:
         """Make ``messages`` durable; return when they are (journaled or committed, by the
