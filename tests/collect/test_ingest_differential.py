@@ -32,9 +32,16 @@ from segmint.collect import importer, pipeline, profiles
 from segmint.collect.enrich import Enricher
 from segmint.collect.geo import GeoLocator
 from segmint.collect.identity import apply_identity_changes
-from segmint.collect.importer import ImportSummary, Row, import_rows, read_jsonl
+from segmint.collect.importer import ImportSummary, Row, import_file, import_rows, read_jsonl
 from segmint.collect.messages import ENRICHMENT_FIELDS, Message
-from segmint.collect.pipeline import _EVENT_SCHEMA, Collector, IngestResult, events_table, utcnow
+from segmint.collect.pipeline import (
+    _EVENT_SCHEMA,
+    Collector,
+    IngestResult,
+    Prepared,
+    events_table,
+    utcnow,
+)
 from segmint.collect.profiles import upsert_profiles
 from segmint.collect.validate import validate_message, validate_message_strictly
 from segmint.errors import SegmintError
@@ -285,14 +292,17 @@ def reference_events_table(messages: list[Message]) -> pa.Table:
 
 class ReferenceCollector(Collector):
     """The collector as it was: ``Enricher.enrich`` per message, a row-by-row table, nothing
-    prepared ahead (so profiles are folded from the ``Enrichment`` objects too)."""
+    prepared ahead (so profiles are folded from the ``Enrichment`` objects too). What was
+    prepared for it is ignored but the messages."""
 
-    def prepare(self, messages: list[Message]) -> None:
-        pass
+    def store(self, prepared: Prepared, *, check_table: bool = False) -> IngestResult:
+        for message in prepared.messages:
+            message.enriched = None
+        return self.ingest(prepared.messages, check_table=check_table)
 
     def ingest(self, messages: list[Message], *, check_table: bool = False) -> IngestResult:
         now = utcnow()
-        fresh = self._fresh(messages, check_table)
+        fresh = [messages[i] for i in self._fresh(messages, check_table)]
         result = IngestResult(duplicates=len(messages) - len(fresh))
         if not fresh:
             return result
@@ -342,18 +352,33 @@ def run_import(
     )
 
 
-@pytest.mark.parametrize("chunk_size", [50_000, 173])
+@pytest.mark.parametrize(
+    ("chunk_size", "processes"),
+    [(50_000, 0), (173, 0), pytest.param(173, 2, marks=pytest.mark.slow)],
+    ids=["one-chunk", "chunks", "chunks-in-preparation-processes"],
+)
 def test_fast_import_stores_what_the_per_event_path_stores(
     scenario_file: Path,
     geo: GeoLocator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     chunk_size: int,
+    processes: int,
 ) -> None:
+    # With preparation processes the file is read, validated, enriched and turned into rows
+    # there, and what storing needs comes back through files (segmint.collect.workers).
     for module in (importer, pipeline, sys.modules[__name__]):
         monkeypatch.setattr(module, "utcnow", lambda: RECEIVED)
     fast = Collector(open_warehouse(None), enricher=Enricher(geo))
-    fast_summary = run_import(fast, read_jsonl(scenario_file), tmp_path / "fast.rej", chunk_size)
+    fast_summary = import_file(
+        fast,
+        scenario_file,
+        rejected_path=tmp_path / "fast.rej",
+        chunk_size=chunk_size,
+        processes=processes,
+    )
+    # The user agents were parsed here, or (only) in the preparation processes.
+    assert bool(fast.enricher._agents) is (processes == 0)
 
     reference = ReferenceCollector(open_warehouse(None), enricher=Enricher(geo))
     with monkeypatch.context() as patch:
@@ -514,11 +539,11 @@ class FailingCollector(Collector):
     chunks = 0
     first_stored = 0
 
-    def ingest(self, messages: list[Message], *, check_table: bool = False) -> IngestResult:
+    def store(self, prepared: Prepared, *, check_table: bool = False) -> IngestResult:
         self.chunks += 1
         if self.chunks == 2:
             raise OSError("disk full")
-        result = super().ingest(messages, check_table=check_table)
+        result = super().store(prepared, check_table=check_table)
         self.first_stored = result.stored
         return result
 

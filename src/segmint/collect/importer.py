@@ -13,16 +13,21 @@ import contextlib
 import csv
 import io
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from segmint.collect import workers
+from segmint.collect.enrich import Enricher
 from segmint.collect.messages import Message
-from segmint.collect.pipeline import Collector, IngestResult, utcnow
+from segmint.collect.pipeline import Collector, IngestResult, Prepared, prepare, utcnow
 from segmint.collect.validate import validate_message
 from segmint.errors import InvalidInput, SegmintError
 from segmint.memory import cyclic_gc_paused
@@ -102,26 +107,48 @@ _LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 def read_jsonl(path: Path) -> Iterator[Row]:
     """Rows of a JSON-lines file. Read as bytes (orjson parses UTF-8 bytes directly, which
     saves decoding every line to text first); lines are numbered as a text reader would."""
-    loads = orjson.loads
-    number = 0
     with _open_binary(path) as handle:
-        for raw_line in handle:
-            lines = _LONE_CR.split(raw_line) if b"\r" in raw_line else (raw_line,)
-            for line in lines:
-                if not line:  # after a final lone "\r"
-                    continue
-                number += 1
-                try:
-                    yield Row(number, loads(line))
-                except orjson.JSONDecodeError:
-                    text = line.decode("utf-8")  # not UTF-8: fails as a text reader would
-                    if not text.strip():
-                        continue
+        yield from _jsonl_rows(handle, 1)
+
+
+def _jsonl_rows(lines: Iterable[bytes], number: int) -> Iterator[Row]:
+    """Rows of JSON lines, the first numbered ``number``."""
+    loads = orjson.loads
+    for raw_line in lines:
+        pieces = _LONE_CR.split(raw_line) if b"\r" in raw_line else (raw_line,)
+        for line in pieces:
+            if not line:  # after a final lone "\r"
+                continue
+            try:
+                yield Row(number, loads(line))
+            except orjson.JSONDecodeError:
+                text = line.decode("utf-8")  # not UTF-8: fails as a text reader would
+                if text.strip():
                     try:  # parse the text again: error positions count characters, not bytes
                         yield Row(number, loads(text))
                     except orjson.JSONDecodeError as exc:
                         error = f"not valid JSON: {exc}"
                         yield Row(number, text.rstrip("\n")[:2000], error=error)
+            number += 1
+
+
+def _numbered_lines(line: bytes) -> int:
+    """How many numbered lines ``line`` (one line of a binary read) counts as: more than one
+    when it holds lone carriage returns."""
+    if b"\r" not in line:
+        return 1
+    return sum(1 for piece in _LONE_CR.split(line) if piece)
+
+
+def _jsonl_blocks(path: Path, size: int) -> Iterator[_Payload]:
+    """The file as blocks of ``size`` lines, each with the number of its first line: what a
+    preparation process parses."""
+    number = 1
+    with _open_binary(path) as handle:
+        while lines := list(islice(handle, size)):
+            block = b"".join(lines)
+            yield ("jsonl", number, block)
+            number += sum(map(_numbered_lines, lines)) if b"\r" in block else len(lines)
 
 
 def _nest(flat: dict[str, str]) -> dict[str, Any]:
@@ -154,27 +181,48 @@ def read_csv(path: Path) -> Iterator[Row]:
                 yield Row(reader.line_num, record, error=f"cannot read the row: {exc}")
 
 
-def read_parquet(path: Path) -> Iterator[Row]:
+def _open_parquet(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as exc:
         raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}") from None
-    number = 0
-    for batch in parquet.iter_batches(batch_size=50_000):
-        for record in batch.to_pylist():
-            number += 1
-            doc = {k: v for k, v in record.items() if v is not None}
-            for key in _JSON_OBJECT_FIELDS:
-                if isinstance(doc.get(key), str):
-                    # When it is not JSON, validation reports that it is not an object.
-                    with contextlib.suppress(orjson.JSONDecodeError):
-                        doc[key] = orjson.loads(doc[key])
-            for key in ("timestamp", "sentAt", "originalTimestamp"):
-                if hasattr(doc.get(key), "isoformat"):
-                    doc[key] = doc[key].isoformat()
-            yield Row(number, doc)
+
+
+def read_parquet(path: Path) -> Iterator[Row]:
+    number = 1
+    for batch in _open_parquet(path).iter_batches(batch_size=50_000):
+        yield from _parquet_rows(batch, number)
+        number += batch.num_rows
+
+
+def _parquet_blocks(path: Path, size: int) -> Iterator[_Payload]:
+    number = 1
+    for batch in _open_parquet(path).iter_batches(batch_size=size):
+        yield ("parquet", number, batch)
+        number += batch.num_rows
+
+
+def _parquet_rows(batch: Any, number: int) -> Iterator[Row]:
+    for record in batch.to_pylist():
+        doc = {k: v for k, v in record.items() if v is not None}
+        for key in _JSON_OBJECT_FIELDS:
+            if isinstance(doc.get(key), str):
+                # When it is not JSON, validation reports that it is not an object.
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    doc[key] = orjson.loads(doc[key])
+        for key in ("timestamp", "sentAt", "originalTimestamp"):
+            if hasattr(doc.get(key), "isoformat"):
+                doc[key] = doc[key].isoformat()
+        yield Row(number, doc)
+        number += 1
+
+
+def _row_blocks(rows: Iterable[Row], size: int) -> Iterator[_Payload]:
+    iterator = iter(rows)
+    while block := list(islice(iterator, size)):
+        yield ("rows", 0, block)
 
 
 READERS: dict[str, Callable[[Path], Iterator[Row]]] = {
@@ -182,6 +230,68 @@ READERS: dict[str, Callable[[Path], Iterator[Row]]] = {
     "csv": read_csv,
     "parquet": read_parquet,
 }
+
+# A block of input to prepare: ("jsonl", first line, bytes), ("parquet", first row, record
+# batch) or ("rows", 0, rows already read).
+_Payload = tuple[str, int, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    received_at: datetime
+    source: str
+    max_message_bytes: int | None
+    chunk_size: int
+
+
+_POOL_MIN_CHUNK = 5_000
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """A block of input, prepared: how many rows it had, its rejected rows (line, field,
+    reason, row) and its messages ready to store."""
+
+    rows: int
+    rejected: list[tuple[int, str | None, str, Any]]
+    prepared: Prepared
+
+
+def _payload_rows(payload: _Payload) -> Iterable[Row]:
+    kind, first, data = payload
+    if kind == "jsonl":
+        return _jsonl_rows(io.BytesIO(data), first)
+    if kind == "parquet":
+        return _parquet_rows(data, first)
+    rows: list[Row] = data
+    return rows
+
+
+def prepare_block(payload: _Payload, options: _Options, enricher: Enricher | None = None) -> _Chunk:
+    """Read, validate and prepare one block of input (in a preparation process unless
+    ``enricher`` is given)."""
+    with cyclic_gc_paused():
+        rows = 0
+        rejected: list[tuple[int, str | None, str, Any]] = []
+        messages: list[Message] = []
+        for row in _payload_rows(payload):
+            rows += 1
+            if row.error is not None:
+                rejected.append((row.line, None, row.error, row.value))
+                continue
+            try:
+                messages.append(
+                    validate_message(
+                        row.value,
+                        received_at=options.received_at,
+                        max_bytes=options.max_message_bytes,
+                        source=options.source,
+                        correct_clock_skew=False,
+                    )
+                )
+            except SegmintError as exc:
+                rejected.append((row.line, exc.path, exc.message, row.value))
+        return _Chunk(rows, rejected, prepare(messages, enricher or workers.enricher()))
 
 
 def import_file(
@@ -193,21 +303,33 @@ def import_file(
     chunk_size: int = 50_000,
     max_message_bytes: int | None = 32 * 1024,
     progress: Callable[[int], None] | None = None,
+    processes: int | None = None,
 ) -> ImportSummary:
     """Import ``path`` through the collection pipeline; call ``progress(rows_done)`` after
     each chunk. Rejected rows go to ``rejected_path`` (default ``<file>.rejected.jsonl``),
-    which is only created when something was rejected."""
+    which is only created when something was rejected.
+
+    A file of more than one chunk is read, validated and enriched in ``processes``
+    preparation processes (see :mod:`segmint.collect.workers`) while this process stores
+    the chunks before; by default one per core when chunks have at least 5,000 rows, none
+    for smaller ones. 0 prepares everything here."""
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
-    reader = READERS[detect_format(path, fmt)]
-    return import_rows(
+    kind = detect_format(path, fmt)
+    blocks: Iterator[_Payload]
+    if kind == "jsonl":
+        blocks = _jsonl_blocks(path, chunk_size)
+    elif kind == "parquet":
+        blocks = _parquet_blocks(path, chunk_size)
+    else:
+        blocks = _row_blocks(read_csv(path), chunk_size)
+    return _import(
         collector,
-        reader(path),
-        source=f"import:{path.name}",
-        rejected_path=rejected_path or path.with_name(path.name + ".rejected.jsonl"),
-        chunk_size=chunk_size,
-        max_message_bytes=max_message_bytes,
-        progress=progress,
+        blocks,
+        _Options(utcnow(), f"import:{path.name}", max_message_bytes, chunk_size),
+        rejected_path or path.with_name(path.name + ".rejected.jsonl"),
+        progress,
+        processes,
     )
 
 
@@ -220,75 +342,99 @@ def import_rows(
     chunk_size: int = 50_000,
     max_message_bytes: int | None = 32 * 1024,
     progress: Callable[[int], None] | None = None,
+    processes: int | None = None,
 ) -> ImportSummary:
     """Validate and ingest ``rows`` in chunks of ``chunk_size`` (each chunk all or nothing);
-    rejected rows are appended, with their reasons, to ``rejected_path``."""
+    rejected rows are appended, with their reasons, to ``rejected_path``. Preparation
+    processes as in :func:`import_file`."""
+    return _import(
+        collector,
+        _row_blocks(rows, chunk_size),
+        _Options(utcnow(), source, max_message_bytes, chunk_size),
+        rejected_path,
+        progress,
+        processes,
+    )
+
+
+def _import(
+    collector: Collector,
+    blocks: Iterator[_Payload],
+    options: _Options,
+    rejected_path: Path,
+    progress: Callable[[int], None] | None,
+    processes: int | None,
+) -> ImportSummary:
     summary = ImportSummary()
     rejected_out: IO[bytes] | None = None
-
-    def reject(row: Row, field: str | None, reason: str) -> None:
-        nonlocal rejected_out
-        if rejected_out is None:
-            rejected_out = rejected_path.open("wb")
-            summary.rejected_file = rejected_path
-        summary.rejected += 1
-        summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
-        record = {"line": row.line, "field": field, "reason": reason, "row": row.value}
-        rejected_out.write(orjson.dumps(record, default=str) + b"\n")
-
-    chunk: list[Message] = []
-    # One chunk is stored (by a writer thread) while the next is read, validated and enriched
-    # here: DuckDB releases the GIL while it writes, so the two overlap. Chunks are stored
-    # one at a time, in file order, so the outcome is the same as storing them in turn.
-    storing: Future[IngestResult] | None = None
+    # Chunks are stored one at a time, in file order, by a writer thread (DuckDB releases the
+    # interpreter lock while it writes), so the outcome is that of storing them in turn;
+    # meanwhile the next chunks are prepared, in preparation processes when there are more.
+    storing: tuple[Future[IngestResult], int] | None = None  # and the rows read up to it
 
     def wait_for_stored() -> None:
         nonlocal storing
         if storing is not None:
-            result, storing = storing.result(), None
+            (future, rows), storing = storing, None
+            result = future.result()
             summary.imported += result.stored
             summary.duplicates += result.duplicates
             summary.merges += result.merges
+            if progress:
+                progress(rows)
 
-    def flush(writer: ThreadPoolExecutor) -> None:
-        nonlocal storing
-        if chunk:
-            batch = chunk.copy()
-            chunk.clear()
-            collector.prepare(batch)
-            wait_for_stored()
-            storing = writer.submit(collector.ingest, batch, check_table=True)
-        if progress:
-            progress(summary.rows)
+    def store(chunk: _Chunk) -> None:
+        nonlocal rejected_out, storing
+        summary.rows += chunk.rows
+        for line, field_, reason, value in chunk.rejected:
+            if rejected_out is None:
+                rejected_out = rejected_path.open("wb")
+                summary.rejected_file = rejected_path
+            summary.rejected += 1
+            summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+            record = {"line": line, "field": field_, "reason": reason, "row": value}
+            rejected_out.write(orjson.dumps(record, default=str) + b"\n")
+        wait_for_stored()
+        future = writer.submit(collector.store, chunk.prepared, check_table=True)
+        storing = (future, summary.rows)
 
+    def here(payload: _Payload) -> Callable[[], _Chunk]:
+        return lambda: prepare_block(payload, options, collector.enricher)
+
+    first = next(blocks, None)
+    second = next(blocks, None) if first is not None else None
+    if processes is None:  # worth it for large chunks only: a process takes ~0.5 s to start
+        processes = workers.worker_count() if options.chunk_size >= _POOL_MIN_CHUNK else 0
+    pool = (
+        workers.PreparationPool(collector.enricher, processes=processes)
+        if second is not None and processes > 0
+        else None
+    )
+    ahead: deque[tuple[_Payload, Future[str]]] = deque()
     with (
         cyclic_gc_paused(),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmint-import") as writer,
     ):
         try:
-            received_at = utcnow()
-            for row in rows:
-                summary.rows += 1
-                if row.error is not None:
-                    reject(row, None, row.error)
-                else:
-                    try:
-                        chunk.append(
-                            validate_message(
-                                row.value,
-                                received_at=received_at,
-                                max_bytes=max_message_bytes,
-                                source=source,
-                                correct_clock_skew=False,
-                            )
-                        )
-                    except SegmintError as exc:
-                        reject(row, exc.path, exc.message)
-                if len(chunk) >= chunk_size:
-                    flush(writer)
-            flush(writer)
+            for payload in chain((first, second), blocks):
+                if payload is None:
+                    break
+                if pool is None:
+                    store(here(payload)())
+                    continue
+                ahead.append((payload, pool.submit(prepare_block, payload, options)))
+                if len(ahead) > pool.processes:  # keep every process busy, one block ahead
+                    done, future = ahead.popleft()
+                    store(pool.result(future, here(done)))
+            while ahead:
+                done, future = ahead.popleft()
+                store(pool.result(future, here(done)))  # type: ignore[union-attr]
             wait_for_stored()
         finally:
+            if pool is not None:
+                pool.close()
             if rejected_out is not None:
                 rejected_out.close()
+    if progress and not summary.rows:
+        progress(0)
     return summary

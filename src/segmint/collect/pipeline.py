@@ -22,6 +22,7 @@ from segmint.collect.geo import GeoLocator
 from segmint.collect.identity import IdentityResolver, apply_identity_changes
 from segmint.collect.messages import ENRICHMENT_FIELDS, Message, enrichment_values
 from segmint.collect.profiles import upsert_profiles
+from segmint.memory import cyclic_gc_paused
 from segmint.settings import Settings
 from segmint.warehouse.engine import Engine
 
@@ -93,6 +94,103 @@ def events_table(messages: list[Message]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=_EVENT_SCHEMA)
 
 
+_PROFILE_ID = _EVENT_SCHEMA.get_field_index("profile_id")
+# What storing a message still needs of its context once its events row is built: its
+# traits (identity, profile traits) and device (profile columns).
+_CONTEXT_KEPT = ("traits", "device")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Messages ready to store: enriched, with their events-table rows already built (in the
+    same order; ``profile_id`` is filled in when identity is resolved, at storing).
+
+    Pickled (to come back from a preparation process) it is its events rows, plus the
+    traits and the context's traits and device of the few messages that have them: the
+    messages are rebuilt from those with what storing needs, which costs much less than
+    pickling them."""
+
+    messages: list[Message]
+    events: pa.Table
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        extras: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for index, message in enumerate(self.messages):
+            context = message.context
+            kept = {k: context[k] for k in _CONTEXT_KEPT if k in context} if context else {}
+            if message.traits or kept:
+                extras[index] = (message.traits, kept)
+        return (_unpickle_prepared, (self.events, extras))
+
+
+_LEAN_COLUMNS = (
+    "message_id",
+    "type",
+    "timestamp",
+    "received_at",
+    "user_id",
+    "anonymous_id",
+    "previous_id",
+)
+
+
+def _unpickle_prepared(
+    events: pa.Table, extras: dict[int, tuple[dict[str, Any], dict[str, Any]]]
+) -> Prepared:
+    with cyclic_gc_paused():
+        columns = [events.column(name).to_pylist() for name in _LEAN_COLUMNS]
+        enriched = zip(
+            *(events.column(name).to_pylist() for name in ENRICHMENT_FIELDS), strict=True
+        )
+        messages = [
+            Message(
+                message_id,
+                kind,
+                "",
+                timestamp,
+                received_at,
+                user_id,
+                anonymous_id,
+                None,
+                None,
+                previous_id,
+                None,
+                None,
+                {},
+                {},
+                {},
+                {},
+                None,
+                None,
+                None,
+                values,
+            )
+            for (
+                message_id,
+                kind,
+                timestamp,
+                received_at,
+                user_id,
+                anonymous_id,
+                previous_id,
+            ), values in zip(zip(*columns, strict=True), enriched, strict=True)
+        ]
+        for index, (traits, context) in extras.items():
+            messages[index].traits = traits
+            messages[index].context = context
+    return Prepared(messages, events)
+
+
+def prepare(messages: list[Message], enricher: Enricher) -> Prepared:
+    """Enrich ``messages`` (those not enriched yet) and build their events-table rows.
+    Depends on nothing but the messages, so it can run ahead of storing, in another thread
+    or process (bulk import, the HTTP writer)."""
+    todo = [message for message in messages if message.enriched is None]
+    for message, values in zip(todo, enricher.enrich_rows(todo), strict=True):
+        message.enriched = values
+    return Prepared(messages, events_table(messages))
+
+
 @dataclass(slots=True)
 class IngestResult:
     """What an ingest did: messages stored, duplicates skipped, profiles merged."""
@@ -130,16 +228,18 @@ class Collector:
             dedupe_window=timedelta(hours=settings.dedupe_window_hours),
         )
 
-    def _fresh(self, messages: list[Message], check_table: bool) -> list[Message]:
-        """Drop messages seen before: in the recent window, earlier in this list, and (when
-        asked) anywhere in the events table."""
-        fresh: list[Message] = []
+    def _fresh(self, messages: list[Message], check_table: bool) -> list[int]:
+        """The positions of the messages not seen before: in the recent window, earlier in
+        this list, and (when asked) anywhere in the events table."""
+        fresh: list[int] = []
         batch_ids: set[str] = set()
-        for message in messages:
-            if message.message_id in self.recent or message.message_id in batch_ids:
+        recent = self.recent
+        for index, message in enumerate(messages):
+            message_id = message.message_id
+            if message_id in recent or message_id in batch_ids:
                 continue
-            batch_ids.add(message.message_id)
-            fresh.append(message)
+            batch_ids.add(message_id)
+            fresh.append(index)
         if check_table and fresh:
             ids = pa.table({"message_id": pa.array(list(batch_ids), pa.string())})
             known = {
@@ -148,32 +248,61 @@ class Collector:
                     "SELECT e.message_id FROM events e SEMI JOIN _ids USING (message_id)", ids
                 )
             }
-            fresh = [m for m in fresh if m.message_id not in known]
+            if known:
+                fresh = [i for i in fresh if messages[i].message_id not in known]
         return fresh
 
     def _rows_with(self, sql: str, ids: pa.Table) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.engine.rows_with(sql, "_ids", ids)  # type: ignore[attr-defined]
         return rows
 
-    def prepare(self, messages: list[Message]) -> None:
-        """Enrich the messages that are not enriched yet. Enrichment depends on nothing but the
-        message, so a bulk import does it while the previous chunk is being stored; ``ingest``
-        enriches whatever was not prepared."""
-        todo = [message for message in messages if message.enriched is None]
-        for message, values in zip(todo, self.enricher.enrich_rows(todo), strict=True):
-            message.enriched = values
+    def prepare(self, messages: list[Message]) -> Prepared:
+        """Enrich the messages and build their events-table rows (see :func:`prepare`)."""
+        return prepare(messages, self.enricher)
 
     def ingest(self, messages: list[Message], *, check_table: bool = False) -> IngestResult:
         """Store validated messages (all or nothing) and return what happened.
 
         Messages whose messageId was already stored are skipped and counted as duplicates.
         """
+        return self.store(self.prepare(messages), check_table=check_table)
+
+    def store(self, prepared: Prepared, *, check_table: bool = False) -> IngestResult:
+        """Store prepared messages (all or nothing), as :meth:`ingest` does."""
+        messages = prepared.messages
         with self._lock:
             now = utcnow()
-            fresh = self._fresh(messages, check_table)
-            result = IngestResult(duplicates=len(messages) - len(fresh))
-            if not fresh:
+            keep = self._fresh(messages, check_table)
+            result = IngestResult(duplicates=len(messages) - len(keep))
+            if not keep:
                 return result
+            events = prepared.events
+            if len(keep) < len(messages):
+                fresh = [messages[i] for i in keep]
+                events = events.take(pa.array(keep, pa.int64()))
+            else:
+                fresh = messages
+            changes = self.resolver.resolve(fresh)
+            events = events.set_column(
+                _PROFILE_ID,
+                _EVENT_SCHEMA.field(_PROFILE_ID),
+                pa.array(list(map(attrgetter("profile_id"), fresh)), pa.int64()),
+            )
+            try:
+                with self.engine.transaction():
+                    self.engine.append("events", events)
+                    apply_identity_changes(self.engine, changes, merged_at=now)
+                    upsert_profiles(self.engine, fresh)
+            except BaseException:
+                self.resolver.discard()
+                raise
+            self.resolver.commit(changes)
+            self.recent.add_all((m.received_at, m.message_id) for m in fresh)
+            self.recent.prune(now)
+            result.stored = len(fresh)
+            result.merges = len(changes.merges)
+            result.profile_ids = [m.profile_id for m in fresh if m.profile_id is not None]
+            return result
             self.prepare(fresh)
             changes = self.resolver.resolve(fresh)
             try:

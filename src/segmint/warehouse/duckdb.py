@@ -156,6 +156,16 @@ class DuckDBEngine:
             self._con.close()
 
 
+# How much the write-ahead log may hold before DuckDB checkpoints (writes its tables and
+# indexes to the file). Its default, 16 MB, checkpoints after nearly every commit of a bulk
+# import or of the collection writer, and a checkpoint rewrites indexes that grow with the
+# warehouse: on 1,000,000 imported events, commits cost 18 µs per event at 16 MB and 8 µs
+# at 1 GB (final checkpoint included). Committed data is as durable either way (the log is
+# synced at each commit); a larger log takes longer to replay after a crash, and what it
+# holds is also kept in memory until the checkpoint.
+CHECKPOINT_THRESHOLD = "1GB"
+
+
 def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckDBEngine:
     """Open (creating and upgrading when writable) the warehouse at ``path``; ``None`` or
     ``":memory:"`` gives a private in-memory warehouse. A warehouse opened read-only whose
@@ -166,6 +176,7 @@ def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckD
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     engine = DuckDBEngine(_connect(target, read_only), path=target)
     if not read_only:
+        engine.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         migrate(engine)
     elif target != ":memory:" and recorded_version(engine) != LATEST_VERSION:
         engine.close()
