@@ -1,22 +1,32 @@
 """Preparation processes: tasks and results travel through files, a pool whose process dies
-is replaced and the work is done here instead, and a Prepared survives the trip with what
-storing needs."""
+is replaced and the work is done here instead, a Prepared survives the trip with what
+storing needs, and the HTTP writer stores groups prepared elsewhere exactly as it stores
+those it prepares itself."""
 
 from __future__ import annotations
 
 import logging
 import os
 import pickle
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from segmint.collect import workers
 from segmint.collect.enrich import Enricher
+from segmint.collect.http import accept_batch, fill_ip, journal_meta
+from segmint.collect.journal import Journal, segments
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import prepare
 from segmint.collect.validate import validate_message
+from segmint.collect.writer import GroupCommitWriter
+from segmint.generate.shop import generate_events
+from segmint.runtime import Runtime
+from segmint.settings import Settings
 
 pytestmark = pytest.mark.slow  # starts processes
 
@@ -126,3 +136,85 @@ def test_the_exchange_directory_is_in_shared_memory_when_there_is_some() -> None
         assert directory.name.startswith("segmint-prepare-")
     finally:
         directory.rmdir()
+
+
+# --- the HTTP writer's preparation process -------------------------------------------------
+
+
+class DyingPool(workers.PreparationPool):
+    """Its process dies on every task, as a killed one would."""
+
+    def submit(self, task: Any, *args: Any) -> Future[str]:
+        return super().submit(os._exit, 9)
+
+
+def _store_requests(runtime: Runtime, pool: workers.PreparationPool | None) -> GroupCommitWriter:
+    """Post a generated shop's events as journaled batch requests to a writer with ``pool``
+    (groups of any size go to it) and wait until they are stored."""
+    settings = runtime.settings
+    writer = GroupCommitWriter(
+        runtime.collector, journal=Journal(settings.journal_dir), pool=pool, pool_min=1
+    )
+    events = list(generate_events(users=60, days=30, seed=5, end=RECEIVED))
+    for start in range(0, len(events), 50):
+        raw = orjson.dumps({"batch": events[start : start + 50]})
+        messages, rejected = accept_batch(
+            orjson.loads(raw), received_at=RECEIVED, source="web", settings=settings
+        )
+        assert not rejected
+        fill_ip(messages, "203.0.113.9", start % 100 == 0)
+        meta = journal_meta("batch", RECEIVED, "web", "203.0.113.9", start % 100 == 0, messages)
+        writer.submit(messages, meta, raw)
+    assert writer.wait_until_stored()
+    return writer
+
+
+def _tables(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
+    return {  # every column but the wall-clock time of merges
+        table: runtime.warehouse.rows(f"SELECT * {exclude} FROM {table} ORDER BY ALL")
+        for table, exclude in (
+            ("events", ""),
+            ("profiles", ""),
+            ("identities", ""),
+            ("profile_merges", "EXCLUDE (merged_at)"),
+        )
+    }
+
+
+def test_the_writer_stores_groups_prepared_in_another_process_as_it_does_itself(
+    tmp_path: Path,
+) -> None:
+    here = Runtime.open(Settings(data_dir=tmp_path / "here", scheduler=False))
+    there = Runtime.open(Settings(data_dir=tmp_path / "there", scheduler=False))
+    pool = workers.PreparationPool(there.collector.enricher, there.settings)
+    try:
+        _store_requests(here, None).close()
+        _store_requests(there, pool).close()
+        # Enrichment (user agents) ran in the other process only.
+        assert here.collector.enricher._agents and not there.collector.enricher._agents
+        expected, got = _tables(here), _tables(there)
+        assert len(got["events"]) > 500 and got["profile_merges"]
+        for table in expected:
+            assert got[table] == expected[table], table
+        assert segments(there.settings.journal_dir) == []
+    finally:
+        pool.close()
+        here.close()
+        there.close()
+
+
+def test_when_the_process_dies_the_writer_prepares_the_group_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = Runtime.open(Settings(data_dir=tmp_path, scheduler=False))
+    pool = DyingPool(runtime.collector.enricher, runtime.settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="segmint.collect.workers"):
+            _store_requests(runtime, pool).close()
+        assert "a preparation process stopped" in caplog.text
+        (count,) = runtime.warehouse.rows("SELECT count(*) FROM events")[0]
+        assert count == len(list(generate_events(users=60, days=30, seed=5, end=RECEIVED)))
+        assert segments(runtime.settings.journal_dir) == []
+    finally:
+        pool.close()
+        runtime.close()

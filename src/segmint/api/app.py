@@ -18,6 +18,7 @@ from segmint.audiences.scheduler import Scheduler
 from segmint.catalog.keys import KeyChecker
 from segmint.collect import http as collect_http
 from segmint.collect.journal import Journal
+from segmint.collect.workers import PreparationPool
 from segmint.collect.writer import GroupCommitWriter
 from segmint.runtime import Runtime
 from segmint.settings import Settings
@@ -34,8 +35,16 @@ def open_writer(rt: Runtime, settings: Settings) -> GroupCommitWriter:
     if settings.ingest_ack == "commit":
         return GroupCommitWriter(rt.collector, max_pending=settings.ingest_max_pending)
     rt.store_journal()
+    pool = (
+        PreparationPool(rt.collector.enricher, settings, processes=settings.ingest_processes)
+        if settings.ingest_processes
+        else None
+    )
     return GroupCommitWriter(
-        rt.collector, journal=Journal(settings.journal_dir), max_pending=settings.ingest_max_pending
+        rt.collector,
+        journal=Journal(settings.journal_dir),
+        max_pending=settings.ingest_max_pending,
+        pool=pool,
     )
 
 

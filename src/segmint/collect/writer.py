@@ -10,7 +10,10 @@ When a request is answered depends on the acknowledgement mode (``SEGMINT_INGEST
   starts after the answer).
 
 In journal mode at most ``max_pending`` messages wait in memory; a request beyond that waits
-for room before it is journaled (back-pressure instead of unbounded memory).
+for room before it is journaled (back-pressure instead of unbounded memory). With a
+preparation pool, a group of at least ``pool_min`` journaled messages is prepared (accepted
+again from its journal records, enriched, turned into rows) in another process while the
+writer stores the group before (see :mod:`segmint.collect.workers`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from typing import Any
 from segmint.collect.journal import Journal, Record, SetAside, read_segment, segments, set_aside
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult
+from segmint.collect.workers import PreparationPool, prepare_records
 from segmint.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,11 +70,15 @@ class GroupCommitWriter:
         journal: Journal | None = None,
         max_messages: int = 50_000,
         max_pending: int = 100_000,
+        pool: PreparationPool | None = None,
+        pool_min: int = 2_000,
     ) -> None:
         self.collector = collector
         self.journal = journal
         self.max_messages = max_messages
         self.max_pending = max_pending
+        self.pool = pool if journal is not None else None
+        self.pool_min = pool_min
         self._queue: queue.Queue[object] = queue.Queue()
         self._room = threading.Condition()
         self._pending = 0  # messages submitted and not yet committed (or set aside)
@@ -145,6 +154,8 @@ class GroupCommitWriter:
                     )
         if self.journal is not None:
             self.journal.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def _done(self, count: int) -> None:
         with self._room:
@@ -160,27 +171,65 @@ class GroupCommitWriter:
                 count += len(request.messages)
         self._done(count)
 
-    def _run(self) -> None:
-        while not self._abandon:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, _Request)
-            pending = [item]
-            count = len(item.messages)
-            while count < self.max_messages:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                assert isinstance(more, _Request)
-                pending.append(more)
-                count += len(more.messages)
+    def _gather(self, block: bool) -> list[_Request] | None:
+        """The next group of queued requests (up to ``max_messages``; empty when nothing
+        waits and ``block`` is false), or None when the writer is to stop."""
+        try:
+            item = self._queue.get() if block else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        if item is _STOP:
+            return None
+        assert isinstance(item, _Request)
+        group = [item]
+        count = len(item.messages)
+        while count < self.max_messages:
             try:
-                self._write(pending)
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is _STOP:
+                self._queue.put(_STOP)
+                break
+            assert isinstance(more, _Request)
+            group.append(more)
+            count += len(more.messages)
+        return group
+
+    def _begin(self, group: list[_Request]) -> tuple[list[_Request], Future[str] | None]:
+        """Start preparing ``group`` in the pool when it is worth it."""
+        records = [request.record for request in group if request.record is not None]
+        if (
+            self.pool is None
+            or len(records) < len(group)
+            or sum(len(request.messages) for request in group) < self.pool_min
+        ):
+            return group, None
+        bodies = [(record.meta, record.body) for record in records]
+        return group, self.pool.submit(prepare_records, bodies)
+
+    def _run(self) -> None:
+        # Up to two groups are under way: one being stored here, the next being prepared in
+        # the pool meanwhile.
+        ahead: deque[tuple[list[_Request], Future[str] | None]] = deque()
+        stopping = False
+        while not self._abandon:
+            if not ahead:
+                group = None if stopping else self._gather(block=True)
+                if group is None:
+                    return
+                ahead.append(self._begin(group))
+            while not stopping and len(ahead) < 2:
+                group = self._gather(block=False)
+                if group is None:
+                    stopping = True
+                elif not group:
+                    break
+                else:
+                    ahead.append(self._begin(group))
+            pending, prepared = ahead.popleft()
+            try:
+                self._write(pending, prepared)
             except Exception:  # never let the writer die: later requests need it
                 log.exception("the collection writer failed on %d requests", len(pending))
                 for request in pending:
@@ -188,10 +237,14 @@ class GroupCommitWriter:
                         request.future.set_exception(RuntimeError("the writer failed"))
                 self._settle(pending)
 
-    def _write(self, pending: list[_Request]) -> None:
+    def _write(self, pending: list[_Request], preparing: Future[str] | None = None) -> None:
         messages = [m for request in pending for m in request.messages]
         try:
-            result = self.collector.ingest(messages)
+            if preparing is not None and self.pool is not None:
+                prepared = self.pool.result(preparing, lambda: self.collector.prepare(messages))
+                result = self.collector.store(prepared)
+            else:
+                result = self.collector.ingest(messages)
         except Exception as exc:
             if len(pending) > 1:
                 # Find the request the warehouse refuses; store the others.
