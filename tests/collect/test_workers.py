@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import time
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -142,10 +143,21 @@ def test_the_exchange_directory_is_in_shared_memory_when_there_is_some() -> None
 
 
 class DyingPool(workers.PreparationPool):
-    """Its process dies on every task, as a killed one would."""
+    """Its process dies on every preparation, as a killed one would."""
 
     def submit(self, task: Any, *args: Any) -> Future[str]:
-        return super().submit(os._exit, 9)
+        if task is workers.prepare_records:
+            return super().submit(os._exit, 9)
+        return super().submit(task, *args)
+
+
+def started(pool: workers.PreparationPool) -> workers.PreparationPool:
+    pool.start()
+    deadline = time.monotonic() + 60
+    while not pool.ready:
+        assert time.monotonic() < deadline, "the preparation process did not start"
+        time.sleep(0.02)
+    return pool
 
 
 def _store_requests(runtime: Runtime, pool: workers.PreparationPool | None) -> GroupCommitWriter:
@@ -186,7 +198,7 @@ def test_the_writer_stores_groups_prepared_in_another_process_as_it_does_itself(
 ) -> None:
     here = Runtime.open(Settings(data_dir=tmp_path / "here", scheduler=False))
     there = Runtime.open(Settings(data_dir=tmp_path / "there", scheduler=False))
-    pool = workers.PreparationPool(there.collector.enricher, there.settings)
+    pool = started(workers.PreparationPool(there.collector.enricher, there.settings))
     try:
         _store_requests(here, None).close()
         _store_requests(there, pool).close()
@@ -207,7 +219,7 @@ def test_when_the_process_dies_the_writer_prepares_the_group_itself(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime = Runtime.open(Settings(data_dir=tmp_path, scheduler=False))
-    pool = DyingPool(runtime.collector.enricher, runtime.settings)
+    pool = started(DyingPool(runtime.collector.enricher, runtime.settings))
     try:
         with caplog.at_level(logging.WARNING, logger="segmint.collect.workers"):
             _store_requests(runtime, pool).close()
@@ -215,6 +227,23 @@ def test_when_the_process_dies_the_writer_prepares_the_group_itself(
         (count,) = runtime.warehouse.rows("SELECT count(*) FROM events")[0]
         assert count == len(list(generate_events(users=60, days=30, seed=5, end=RECEIVED)))
         assert segments(runtime.settings.journal_dir) == []
+    finally:
+        pool.close()
+        runtime.close()
+
+
+def test_the_first_large_group_starts_the_process_and_is_prepared_here(tmp_path: Path) -> None:
+    runtime = Runtime.open(Settings(data_dir=tmp_path, scheduler=False))
+    pool = workers.PreparationPool(runtime.collector.enricher, runtime.settings)
+    try:
+        assert not pool.ready
+        _store_requests(runtime, pool).close()  # closes the pool too
+        # Prepared here, without waiting for the process, which was started meanwhile.
+        assert runtime.collector.enricher._agents
+        (count,) = runtime.warehouse.rows("SELECT count(*) FROM events")[0]
+        assert count == len(list(generate_events(users=60, days=30, seed=5, end=RECEIVED)))
+        assert not pool.ready  # closed with the writer
+        assert started(pool).ready  # and can start again
     finally:
         pool.close()
         runtime.close()

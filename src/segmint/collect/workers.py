@@ -117,7 +117,8 @@ def prepare_records(records: list[tuple[dict[str, Any], bytes]]) -> Prepared:
 
 
 class PreparationPool:
-    """Preparation processes for one collector, started on first use."""
+    """Preparation processes for one collector, started on first use (or in the background
+    by :meth:`start`)."""
 
     def __init__(
         self, enricher: Enricher, settings: Settings | None = None, processes: int = 1
@@ -127,6 +128,27 @@ class PreparationPool:
         self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
         self._directory: Path | None = None
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether a process has started and run a task: tasks submitted now do not wait for
+        processes to start (which takes a second or more)."""
+        return self._ready and self._executor is not None
+
+    def start(self) -> None:
+        """Start the processes in the background if they are not started yet."""
+        if self._executor is None:
+            self.submit(os.getpid).add_done_callback(self._started)
+
+    def _started(self, future: Future[str]) -> None:
+        try:
+            _take(future.result())
+        except Exception as exc:  # the next start() tries again
+            log.warning("a preparation process did not start: %s", exc)
+            self.close(wait=False)
+            return
+        self._ready = True
 
     def submit(self, task: Callable[..., T], *args: Any) -> Future[str]:
         """Run ``task(*args)`` in a preparation process (started if need be); the future's
@@ -152,13 +174,14 @@ class PreparationPool:
         except BrokenProcessPool as exc:
             log.warning("a preparation process stopped (%s); preparing here instead", exc)
             self.close(wait=False)
-        except Exception as exc:
-            log.warning("preparing in another process failed (%s); preparing here instead", exc)
+        except Exception as exc:  # the input's own error, raised again by here() in general
+            log.debug("preparing in another process failed (%s); preparing here", exc)
         return here()
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the processes (a later :meth:`submit` starts new ones); with ``wait``, also
         remove the exchange directory."""
+        self._ready = False
         if self._executor is not None:
             executor, self._executor = self._executor, None
             executor.shutdown(wait=wait, cancel_futures=True)

@@ -13,7 +13,8 @@ In journal mode at most ``max_pending`` messages wait in memory; a request beyon
 for room before it is journaled (back-pressure instead of unbounded memory). With a
 preparation pool, a group of at least ``pool_min`` journaled messages is prepared (accepted
 again from its journal records, enriched, turned into rows) in another process while the
-writer stores the group before (see :mod:`segmint.collect.workers`).
+writer stores the group before (see :mod:`segmint.collect.workers`); the first such group
+starts the process and is prepared here.
 """
 
 from __future__ import annotations
@@ -197,13 +198,18 @@ class GroupCommitWriter:
         return group
 
     def _begin(self, group: list[_Request]) -> tuple[list[_Request], Future[str] | None]:
-        """Start preparing ``group`` in the pool when it is worth it."""
+        """Start preparing ``group`` in the pool when it is worth it. The pool's process is
+        started (in the background) by the first group large enough; until it is ready,
+        groups are prepared here rather than waiting for it."""
         records = [request.record for request in group if request.record is not None]
         if (
             self.pool is None
             or len(records) < len(group)
             or sum(len(request.messages) for request in group) < self.pool_min
         ):
+            return group, None
+        if not self.pool.ready:
+            self.pool.start()
             return group, None
         bodies = [(record.meta, record.body) for record in records]
         return group, self.pool.submit(prepare_records, bodies)
