@@ -8,6 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
+import subprocess
+import tempfile
 import time
 from concurrent.futures import Future
 from datetime import datetime
@@ -19,7 +22,7 @@ import pytest
 
 from segmint.collect import workers
 from segmint.collect.enrich import Enricher
-from segmint.collect.http import accept_batch, fill_ip, journal_meta
+from segmint.collect.http import accept_batch, fill_ip, journal_meta, messages_from_record
 from segmint.collect.journal import Journal, segments
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import prepare
@@ -129,11 +132,69 @@ def test_a_prepared_batch_keeps_what_storing_needs_through_pickling() -> None:
     assert back.messages[0].enriched[:1] == ("news",)  # utm_source, first enrichment field
 
 
+def test_when_work_cannot_be_written_for_the_process_it_is_done_here(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = workers.PreparationPool(Enricher(None), processes=1)
+    put = workers._put
+
+    def full(directory: Path, value: Any) -> str:
+        path = put(directory, value)  # a partial file is removed by _put itself
+        os.unlink(path)
+        raise OSError(28, "No space left on device")
+
+    try:
+        monkeypatch.setattr(workers, "_put", full)
+        with caplog.at_level(logging.WARNING, logger="segmint.collect.workers"):
+            assert pool.result(pool.submit(os.getpid), lambda: "here") == "here"
+        assert "No space left on device" in caplog.text
+        monkeypatch.setattr(workers, "_put", put)
+        assert pool.result(pool.submit(os.getpid), lambda: -1) not in (os.getpid(), -1)
+        assert pool._directory is not None and list(pool._directory.iterdir()) == []
+    finally:
+        pool.close()
+
+
+def test_a_small_shared_memory_is_passed_over_for_the_temporary_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers, "_SHM_MIN_FREE", 1 << 60)
+    directory = workers._exchange_directory()
+    try:
+        assert directory.parent == Path(tempfile.gettempdir())
+    finally:
+        directory.rmdir()
+
+
+def test_directories_left_by_killed_processes_are_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "_SHM_MIN_FREE", 1 << 60)  # in the temporary directory
+    parent = Path(tempfile.gettempdir())
+    gone = parent / f"segmint-prepare-{_finished_pid()}-abc"
+    alive = parent / f"segmint-prepare-{os.getppid()}-abc"
+    for directory in (gone, alive):
+        directory.mkdir()
+        (directory / "task.pickle").write_bytes(b"x" * 100)
+    mine = workers._exchange_directory()
+    try:
+        assert not gone.exists() and alive.exists()
+        assert mine.name.startswith(f"segmint-prepare-{os.getpid()}-")
+    finally:
+        shutil.rmtree(alive)
+        mine.rmdir()
+
+
+def _finished_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def test_the_exchange_directory_is_in_shared_memory_when_there_is_some() -> None:
     directory = workers._exchange_directory()
     try:
-        if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
-            assert directory.parent == Path("/dev/shm")
+        shm = Path("/dev/shm")
+        if os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= workers._SHM_MIN_FREE:
+            assert directory.parent == shm
         assert directory.name.startswith("segmint-prepare-")
     finally:
         directory.rmdir()
@@ -165,7 +226,12 @@ def _store_requests(runtime: Runtime, pool: workers.PreparationPool | None) -> G
     (groups of any size go to it) and wait until they are stored."""
     settings = runtime.settings
     writer = GroupCommitWriter(
-        runtime.collector, journal=Journal(settings.journal_dir), pool=pool, pool_min=1
+        runtime.collector,
+        journal=Journal(settings.journal_dir),
+        pool=pool,
+        pool_min=1,
+        # As the server's: requests keep no messages, which are accepted again when needed.
+        accept=lambda meta, body: messages_from_record(meta, body, settings),
     )
     events = list(generate_events(users=60, days=30, seed=5, end=RECEIVED))
     for start in range(0, len(events), 50):

@@ -45,6 +45,7 @@ def open_writer(rt: Runtime, settings: Settings) -> GroupCommitWriter:
         journal=Journal(settings.journal_dir),
         max_pending=settings.ingest_max_pending,
         pool=pool,
+        accept=lambda meta, body: collect_http.messages_from_record(meta, body, settings),
     )
 
 

@@ -86,8 +86,12 @@ def _run(path: str) -> str:
 
 def _put(directory: Path, value: Any) -> str:
     handle, path = tempfile.mkstemp(dir=directory, suffix=".pickle")
-    with os.fdopen(handle, "wb") as out:
-        pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        os.unlink(path)
+        raise
     return path
 
 
@@ -99,10 +103,38 @@ def _take(path: str) -> Any:
         source.unlink()
 
 
+# Tasks and results in flight take a few hundred megabytes at most (chunks of 50,000 events);
+# a smaller /dev/shm (containers often have 64 MB) is passed over for the temporary directory.
+_SHM_MIN_FREE = 1 << 30
+
+
+_PREFIX = "segmint-prepare-"
+
+
 def _exchange_directory() -> Path:
+    """A new directory for one pool's exchanges, named after this process; those left by
+    processes that no longer run (killed before they could remove theirs) are removed."""
     shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="segmint-prepare-", dir=parent))
+    try:
+        roomy = os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= _SHM_MIN_FREE
+    except OSError:
+        roomy = False
+    parent = shm if roomy else Path(tempfile.gettempdir())
+    for stale in parent.glob(f"{_PREFIX}*-*"):
+        owner = stale.name[len(_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _running(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
 
 
 def prepare_records(records: list[tuple[dict[str, Any], bytes]]) -> Prepared:
@@ -162,7 +194,13 @@ class PreparationPool:
                 initargs=self._arguments,
             )
         assert self._directory is not None
-        return self._executor.submit(_run, _put(self._directory, (task, args)))
+        try:
+            path = _put(self._directory, (task, args))
+        except OSError as exc:  # e.g. no space left: the caller prepares it itself
+            failed: Future[str] = Future()
+            failed.set_exception(exc)
+            return failed
+        return self._executor.submit(_run, path)
 
     def result(self, future: Future[str], here: Callable[[], T]) -> T:
         """The result of the task of ``future``; when the task failed, a warning and
@@ -174,6 +212,11 @@ class PreparationPool:
         except BrokenProcessPool as exc:
             log.warning("a preparation process stopped (%s); preparing here instead", exc)
             self.close(wait=False)
+        except OSError as exc:
+            log.warning(
+                "could not exchange work with a preparation process (%s); preparing here instead",
+                exc,
+            )
         except Exception as exc:  # the input's own error, raised again by here() in general
             log.debug("preparing in another process failed (%s); preparing here", exc)
         return here()

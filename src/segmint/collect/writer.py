@@ -55,7 +55,8 @@ class IngestStatus:
 
 @dataclass(slots=True)
 class _Request:
-    messages: list[Message]
+    messages: list[Message] | None  # None when they can be accepted again from ``record``
+    count: int
     future: Future[IngestResult] | None  # commit mode: the answer waits on it
     record: Record | None  # journal mode: where the request is kept until committed
     settled: bool = False  # counted out of the pending messages
@@ -73,6 +74,7 @@ class GroupCommitWriter:
         max_pending: int = 100_000,
         pool: PreparationPool | None = None,
         pool_min: int = 2_000,
+        accept: Callable[[dict[str, Any], bytes], list[Message]] | None = None,
     ) -> None:
         self.collector = collector
         self.journal = journal
@@ -80,6 +82,10 @@ class GroupCommitWriter:
         self.max_pending = max_pending
         self.pool = pool if journal is not None else None
         self.pool_min = pool_min
+        # With a pool, large groups are accepted again from their journal records there, so
+        # a journaled request does not keep its messages (~3 KB each, for the garbage
+        # collector to scan again and again): groups prepared here accept them again too.
+        self.accept = accept if self.pool is not None else None
         self._queue: queue.Queue[object] = queue.Queue()
         self._room = threading.Condition()
         self._pending = 0  # messages submitted and not yet committed (or set aside)
@@ -105,12 +111,14 @@ class GroupCommitWriter:
             self._pending += len(messages)
         if self.journal is None:
             future: Future[IngestResult] = Future()
-            self._queue.put(_Request(messages, future, None))
+            self._queue.put(_Request(messages, len(messages), future, None))
             future.result()
             return
 
+        kept = None if self.accept is not None else messages
+
         def enqueue(segment: Path) -> None:
-            self._queue.put(_Request(messages, None, Record(segment, meta, body)))
+            self._queue.put(_Request(kept, len(messages), None, Record(segment, meta, body)))
 
         try:
             self.journal.append(meta, body, then=enqueue)
@@ -169,7 +177,7 @@ class GroupCommitWriter:
         for request in requests:
             if not request.settled:
                 request.settled = True
-                count += len(request.messages)
+                count += request.count
         self._done(count)
 
     def _gather(self, block: bool) -> list[_Request] | None:
@@ -183,7 +191,7 @@ class GroupCommitWriter:
             return None
         assert isinstance(item, _Request)
         group = [item]
-        count = len(item.messages)
+        count = item.count
         while count < self.max_messages:
             try:
                 more = self._queue.get_nowait()
@@ -194,7 +202,7 @@ class GroupCommitWriter:
                 break
             assert isinstance(more, _Request)
             group.append(more)
-            count += len(more.messages)
+            count += more.count
         return group
 
     def _begin(self, group: list[_Request]) -> tuple[list[_Request], Future[str] | None]:
@@ -205,7 +213,7 @@ class GroupCommitWriter:
         if (
             self.pool is None
             or len(records) < len(group)
-            or sum(len(request.messages) for request in group) < self.pool_min
+            or sum(request.count for request in group) < self.pool_min
         ):
             return group, None
         if not self.pool.ready:
@@ -244,25 +252,26 @@ class GroupCommitWriter:
                 self._settle(pending)
 
     def _write(self, pending: list[_Request], preparing: Future[str] | None = None) -> None:
-        messages = [m for request in pending for m in request.messages]
+        def messages() -> list[Message]:
+            return [m for request in pending for m in self._messages(request)]
+
         try:
             if preparing is not None and self.pool is not None:
-                prepared = self.pool.result(preparing, lambda: self.collector.prepare(messages))
+                prepared = self.pool.result(preparing, lambda: self.collector.prepare(messages()))
                 result = self.collector.store(prepared)
             else:
-                result = self.collector.ingest(messages)
+                result = self.collector.ingest(messages())
         except Exception as exc:
+            count = sum(request.count for request in pending)
             if len(pending) > 1:
                 # Find the request the warehouse refuses; store the others.
                 log.warning(
-                    "storing %d messages failed (%s); retrying request by request",
-                    len(messages),
-                    exc,
+                    "storing %d messages failed (%s); retrying request by request", count, exc
                 )
                 for request in pending:
                     self._write([request])
                 return
-            log.exception("storing %d messages failed", len(messages))
+            log.exception("storing %d messages failed", count)
             for request in pending:
                 self._failed(request, exc)
             return
@@ -270,10 +279,14 @@ class GroupCommitWriter:
             self.journal.committed([r.record.segment for r in pending if r.record is not None])
         for request in pending:
             if request.future is not None:
-                request.future.set_result(
-                    IngestResult(stored=len(request.messages), merges=result.merges)
-                )
+                request.future.set_result(IngestResult(stored=request.count, merges=result.merges))
         self._settle(pending)
+
+    def _messages(self, request: _Request) -> list[Message]:
+        if request.messages is not None:
+            return request.messages
+        assert self.accept is not None and request.record is not None
+        return self.accept(request.record.meta, request.record.body)
 
     def _failed(self, request: _Request, exc: Exception) -> None:
         if request.future is not None:  # commit mode: the request answers with the error
@@ -285,7 +298,7 @@ class GroupCommitWriter:
                 log.exception(
                     "%d acknowledged messages could not be stored (%s) nor set aside; they "
                     "stay in %s and are stored at the next start",
-                    len(request.messages),
+                    request.count,
                     exc,
                     request.record.segment,
                 )
@@ -294,7 +307,7 @@ class GroupCommitWriter:
             log.error(
                 "%d acknowledged messages could not be stored (%s); they are kept in %s and "
                 "tried again at the next start",
-                len(request.messages),
+                request.count,
                 exc,
                 kept,
             )
