@@ -382,6 +382,36 @@ def test_received_at_survives_the_journal(settings: Settings) -> None:
     assert again[0].received_at == RECEIVED
 
 
+def test_a_batch_message_rejected_for_its_size_stays_rejected_when_accepted_again(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """Size limits are not checked again on replay: the batch's messages rejected when it
+    was answered must still be left out (found by a server whose writer accepts journaled
+    requests again instead of keeping their messages)."""
+    small = settings.model_copy(update={"max_message_bytes": 1024})
+    items = [
+        track("viewed", "u", "m-1"),
+        {**track("viewed", "u", "m-big"), "properties": {"note": "x" * 3_000}},
+        {"type": "track", "userId": "u"},  # no event name: rejected whatever the limits
+        {"type": "track", "event": "viewed", "userId": "u"},  # its id is generated
+    ]
+    raw = orjson.dumps({"batch": items})
+    messages, rejected = accept_batch(
+        orjson.loads(raw), received_at=RECEIVED, source="web", settings=small
+    )
+    assert [r["index"] for r in rejected] == [1, 2]
+    meta = journal_meta("batch", RECEIVED, "web", None, False, messages, [1, 2])
+    again = rebuild(meta, raw, small)
+    assert [m.message_id for m in again] == [m.message_id for m in messages]
+    assert again[1].message_id not in ("m-1", "m-big")
+    Journal(settings.journal_dir).append(meta, raw, then=lambda _: None)
+    stored = recover_journal(
+        settings.journal_dir, runtime.collector, lambda m, b: rebuild(m, b, small)
+    )
+    assert stored == 2 and "m-big" not in stored_ids(runtime)
+    assert segments(settings.journal_dir) == []
+
+
 def test_lowered_size_limits_do_not_lose_a_journaled_request(
     settings: Settings, runtime: Runtime
 ) -> None:

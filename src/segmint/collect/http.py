@@ -196,13 +196,15 @@ def _store(
     source: str,
     received_at: datetime,
     messages: list[Message],
+    rejected: list[int] | None = None,
 ) -> None:
     """Hand accepted messages to the writer with what it takes to accept them again from
-    the journal; returns once they are durable (journaled or committed, per settings)."""
+    the journal; returns once they are durable (journaled or committed, per settings).
+    ``rejected`` are the positions of the batch's messages that were not accepted."""
     client_ip = request.client.host if request.client else None
     from_browser = request.url.path in BROWSER_PATHS
     fill_ip(messages, client_ip, from_browser)
-    meta = journal_meta(route, received_at, source, client_ip, from_browser, messages)
+    meta = journal_meta(route, received_at, source, client_ip, from_browser, messages, rejected)
     request.app.state.writer.submit(messages, meta, raw)
 
 
@@ -213,10 +215,13 @@ def journal_meta(
     client_ip: str | None,
     from_browser: bool,
     messages: list[Message],
+    rejected: list[int] | None = None,
 ) -> dict[str, Any]:
     """What the journal keeps beside a request's body to accept it again exactly as now
-    (:func:`messages_from_record`)."""
-    return {
+    (:func:`messages_from_record`): among others the positions of the batch's messages
+    that were rejected, since some may pass when accepted again (size limits are not
+    checked again)."""
+    meta: dict[str, Any] = {
         "route": route,
         "received_at": received_at.isoformat(),
         "source": source,
@@ -224,6 +229,9 @@ def journal_meta(
         "browser": from_browser,
         "ids": [message.message_id for message in messages],
     }
+    if rejected:
+        meta["rejected"] = rejected
+    return meta
 
 
 def messages_from_record(meta: dict[str, Any], raw: bytes, settings: Settings) -> list[Message]:
@@ -235,6 +243,9 @@ def messages_from_record(meta: dict[str, Any], raw: bytes, settings: Settings) -
     received_at = datetime.fromisoformat(meta["received_at"])
     source, route = meta["source"], meta["route"]
     if route == "batch":
+        if meta.get("rejected") and isinstance(body, dict) and isinstance(body.get("batch"), list):
+            left_out = set(meta["rejected"])
+            body["batch"] = [m for i, m in enumerate(body["batch"]) if i not in left_out]
         messages, _ = accept_batch(
             body, received_at=received_at, source=source, settings=settings, size_limits=False
         )
@@ -266,7 +277,9 @@ async def batch(request: Request) -> JSONResponse:
         body, received_at=received_at, source=source, settings=settings
     )
     if accepted:
-        await _store_in_thread(request, "batch", raw, source, received_at, accepted)
+        await _store_in_thread(
+            request, "batch", raw, source, received_at, accepted, [r["index"] for r in rejected]
+        )
     if not rejected:
         return JSONResponse({"success": True})
     status = 200 if accepted else 400
