@@ -314,20 +314,3 @@ class Collector:
             result.merges = len(changes.merges)
             result.profile_ids = [m.profile_id for m in fresh if m.profile_id is not None]
             return result
-            self.prepare(fresh)
-            changes = self.resolver.resolve(fresh)
-            try:
-                with self.engine.transaction():
-                    self.engine.append("events", events_table(fresh))
-                    apply_identity_changes(self.engine, changes, merged_at=now)
-                    upsert_profiles(self.engine, fresh)
-            except BaseException:
-                self.resolver.discard()
-                raise
-            self.resolver.commit(changes)
-            self.recent.add_all((m.received_at, m.message_id) for m in fresh)
-            self.recent.prune(now)
-            result.stored = len(fresh)
-            result.merges = len(changes.merges)
-            result.profile_ids = [m.profile_id for m in fresh if m.profile_id is not None]
-            return result
