@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from segmint.cli import data as cli_data
 from segmint.cli.main import app
+from segmint.collect.importer import import_file
 from segmint.settings import Settings
 from segmint.warehouse import open_warehouse
 
@@ -47,6 +50,25 @@ def test_import_prints_a_summary(settings: Settings, tmp_path: Path) -> None:
     assert "imported" in result.output and "rejected" in result.output
     assert "track needs an event name" in result.output
     assert (tmp_path / "e.jsonl.rejected.jsonl").exists()
+
+
+def test_import_takes_the_number_of_preparation_processes(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(orjson.dumps({"type": "track", "event": "a", "userId": "u"}) + b"\n")
+    seen: list[int | None] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["processes"])
+        return import_file(*args, **kwargs)
+
+    monkeypatch.setattr(cli_data, "import_file", recording)
+    assert runner.invoke(app, ["import", str(path), "--processes", "0"]).exit_code == 0
+    assert runner.invoke(app, ["import", str(path)]).exit_code == 0
+    assert seen == [0, None]  # None: one per core for files of more than one chunk
+    refused = runner.invoke(app, ["import", str(path), "--processes", "-1"])
+    assert refused.exit_code == 2 and "--processes" in refused.output
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,14 @@ def import_command(
         Path | None,
         typer.Option(help="Where to write rejected rows (default FILE.rejected.jsonl)."),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Processes that read, validate and enrich chunks while this one stores them "
+            "(default: one per core for files of more than one chunk; 0 for none).",
+        ),
+    ] = None,
 ) -> None:
     """Import historical events in Segment-spec shape, with the API's validation, enrichment
     and identity resolution."""
@@ -73,6 +81,7 @@ def import_command(
                 fmt=fmt,
                 rejected_path=rejected,
                 progress=lambda done: progress.update(task, completed=done),
+                processes=processes,
             )
         _print_summary(summary, time.perf_counter() - start)
     finally:
