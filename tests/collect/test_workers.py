@@ -9,7 +9,9 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import Future
@@ -313,3 +315,32 @@ def test_the_first_large_group_starts_the_process_and_is_prepared_here(tmp_path:
     finally:
         pool.close()
         runtime.close()
+
+
+def test_the_processes_end_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import os, signal\n"
+        "from segmint.collect import workers\n"
+        "from segmint.collect.enrich import Enricher\n"
+        "if __name__ == '__main__':\n"
+        "    pool = workers.PreparationPool(Enricher(None))\n"
+        "    print(pool.result(pool.submit(os.getpid), lambda: -1), flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    owner = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert owner.returncode == -signal.SIGKILL, owner.stderr
+    worker = int(owner.stdout.strip())
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{worker}").exists() and _state(worker) != "Z":
+        assert time.monotonic() < deadline, "the preparation process outlived its owner"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -27,6 +27,8 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -61,6 +63,17 @@ def _start(geo: bool, city_db: Path | None, settings: Settings | None) -> None:
     global _enricher, _settings
     _enricher = Enricher(GeoLocator(city_db) if geo else None)
     _settings = settings
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="segmint-parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this process once the process that started it is gone (killed, crashed): the
+    pool's own machinery only notices when it sends the next task, which never comes."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
 
 
 def enricher() -> Enricher:
