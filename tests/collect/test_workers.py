@@ -339,6 +339,24 @@ def test_the_processes_end_when_the_process_that_started_them_is_killed(tmp_path
         time.sleep(0.1)
 
 
+def test_a_process_whose_owner_died_before_it_started_ends_at_once(tmp_path: Path) -> None:
+    # The owner was killed while the process was still starting: its parent is already
+    # another process when it begins.
+    script = (
+        "import time\n"
+        "from segmint.collect import workers\n"
+        f"workers._start({_finished_pid()}, False, None, None)\n"
+        "time.sleep(30)\n"
+        "print('still running')\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and "still running" not in done.stdout, done.stderr
+    assert time.monotonic() - started < 25
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

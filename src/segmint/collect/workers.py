@@ -59,13 +59,15 @@ def worker_count() -> int:
     return max(1, cores or 1)
 
 
-def _start(geo: bool, city_db: Path | None, settings: Settings | None) -> None:
+def _start(owner: int, geo: bool, city_db: Path | None, settings: Settings | None) -> None:
     global _enricher, _settings
+    # The owner's pid comes from the owner: had it died before this runs, os.getppid() would
+    # already be another process's.
+    threading.Thread(
+        target=_exit_with_parent, args=(owner,), name="segmint-parent-watch", daemon=True
+    ).start()
     _enricher = Enricher(GeoLocator(city_db) if geo else None)
     _settings = settings
-    threading.Thread(
-        target=_exit_with_parent, args=(os.getppid(),), name="segmint-parent-watch", daemon=True
-    ).start()
 
 
 def _exit_with_parent(parent: int, every: float = 0.5) -> None:
@@ -169,7 +171,7 @@ class PreparationPool:
         self, enricher: Enricher, settings: Settings | None = None, processes: int = 1
     ) -> None:
         geo = enricher.geo
-        self._arguments = (geo is not None, geo.city_db if geo else None, settings)
+        self._arguments = (os.getpid(), geo is not None, geo.city_db if geo else None, settings)
         self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
         self._directory: Path | None = None
