@@ -190,13 +190,6 @@ def _open_parquet(path: Path) -> Any:
         raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}") from None
 
 
-def read_parquet(path: Path) -> Iterator[Row]:
-    number = 1
-    for batch in _open_parquet(path).iter_batches(batch_size=50_000):
-        yield from _parquet_rows(batch, number)
-        number += batch.num_rows
-
-
 def _parquet_blocks(path: Path, size: int) -> Iterator[_Payload]:
     number = 1
     for batch in _open_parquet(path).iter_batches(batch_size=size):
@@ -224,12 +217,6 @@ def _row_blocks(rows: Iterable[Row], size: int) -> Iterator[_Payload]:
     while block := list(islice(iterator, size)):
         yield ("rows", 0, block)
 
-
-READERS: dict[str, Callable[[Path], Iterator[Row]]] = {
-    "jsonl": read_jsonl,
-    "csv": read_csv,
-    "parquet": read_parquet,
-}
 
 # A block of input to prepare: ("jsonl", first line, bytes), ("parquet", first row, record
 # batch) or ("rows", 0, rows already read).

@@ -51,10 +51,9 @@ _settings: Settings | None = None
 
 
 def worker_count() -> int:
-    """How many preparation processes a bulk import starts: one per core. The storing
-    process spends much of its time waiting for the warehouse, so one more process than
-    cores beside it keeps them all busy (1,000,000 events on 2 cores: 27,300 events/s with
-    two, 22,900 with one)."""
+    """How many preparation processes a bulk import starts: one per core, although the
+    storing process runs beside them: it spends much of its time waiting for the warehouse
+    (1,000,000 events on 2 cores: 27,300 events/s with two processes, 22,900 with one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, cores or 1)
 

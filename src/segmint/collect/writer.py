@@ -209,17 +209,13 @@ class GroupCommitWriter:
         """Start preparing ``group`` in the pool when it is worth it. The pool's process is
         started (in the background) by the first group large enough; until it is ready,
         groups are prepared here rather than waiting for it."""
-        records = [request.record for request in group if request.record is not None]
-        if (
-            self.pool is None
-            or len(records) < len(group)
-            or sum(request.count for request in group) < self.pool_min
-        ):
+        if self.pool is None or sum(request.count for request in group) < self.pool_min:
             return group, None
         if not self.pool.ready:
             self.pool.start()
             return group, None
-        bodies = [(record.meta, record.body) for record in records]
+        # A pool is kept in journal mode only, where every request has its record.
+        bodies = [(r.record.meta, r.record.body) for r in group if r.record is not None]
         return group, self.pool.submit(prepare_records, bodies)
 
     def _run(self) -> None:
