@@ -19,9 +19,15 @@ import pyarrow as pa
 from segmint.collect.dedupe import RecentMessageIds
 from segmint.collect.enrich import Enricher
 from segmint.collect.geo import GeoLocator
-from segmint.collect.identity import IdentityResolver, apply_identity_changes
+from segmint.collect.identity import IdentityChanges, IdentityResolver, apply_identity_changes
 from segmint.collect.messages import ENRICHMENT_FIELDS, Message, enrichment_values
-from segmint.collect.profiles import upsert_profiles
+from segmint.collect.profiles import (
+    SenderFold,
+    fold_batch,
+    fold_messages,
+    message_contacts,
+    upsert_profile_rows,
+)
 from segmint.memory import cyclic_gc_paused
 from segmint.settings import Settings
 from segmint.warehouse.engine import Engine
@@ -99,28 +105,109 @@ _PROFILE_ID = _EVENT_SCHEMA.get_field_index("profile_id")
 # traits (identity, profile traits) and device (profile columns).
 _CONTEXT_KEPT = ("traits", "device")
 
+Extras = dict[int, tuple[dict[str, Any], dict[str, Any]]]
+"""Position → (traits, kept context) of the messages that have any."""
+
 
 @dataclass(slots=True)
+class Senders:
+    """A prepared batch's messages grouped by identity signature: the identifiers identity
+    resolution looks up (user id, anonymous id, an alias's previous id, email, phone).
+
+    Messages with the signature of an earlier message of the batch are resolved to the
+    profile that one is (finally) resolved to, and change nothing in the identity map: every
+    identifier it has was linked, or found to belong to another customer, by the earlier
+    message, and nothing later unlinks it. So storing resolves one message per signature,
+    and folds profiles from a fold per signature made ahead (``SenderFold``s combine exactly),
+    instead of handling every message."""
+
+    index: pa.Array
+    """Each message's signature (int32, the position in ``firsts`` and ``folds``)."""
+    firsts: list[int]
+    """Each signature's first message."""
+    folds: list[SenderFold]
+
+
+def signature(message: Message) -> tuple[str | None, ...]:
+    """The identifiers identity resolution looks up for ``message`` (its rule 1)."""
+    context = message.context
+    if (message.traits and message.type == "identify") or (context and "traits" in context):
+        email, phone = message_contacts(message)
+    else:
+        email = phone = None
+    previous = message.previous_id
+    if message.type != "alias" or previous == message.user_id:
+        previous = None
+    return (message.user_id or None, message.anonymous_id or None, previous or None, email, phone)
+
+
+def senders_of(messages: list[Message]) -> Senders:
+    """Group ``messages`` by signature and fold each group (see :class:`Senders`)."""
+    numbers: dict[tuple[str | None, ...], int] = {}
+    index: list[int] = []
+    firsts: list[int] = []
+    for position, message in enumerate(messages):
+        key = signature(message)
+        number = numbers.get(key)
+        if number is None:
+            number = numbers[key] = len(firsts)
+            firsts.append(position)
+        index.append(number)
+    folds = fold_messages(messages, index)
+    return Senders(pa.array(index, pa.int32()), firsts, [folds[n] for n in range(len(firsts))])
+
+
 class Prepared:
     """Messages ready to store: enriched, with their events-table rows already built (in the
     same order; ``profile_id`` is filled in when identity is resolved, at storing).
 
-    Pickled (to come back from a preparation process) it is its events rows, plus the
-    traits and the context's traits and device of the few messages that have them: the
-    messages are rebuilt from those with what storing needs, which costs much less than
-    pickling them."""
+    Pickled (to come back from a preparation process) it is its events rows, the traits and
+    the context's traits and device of the few messages that have them, and its
+    :class:`Senders`, which the preparation process computes while pickling. Unpickled, its
+    messages are rebuilt from those only when asked for (storing does not need them unless
+    the batch has duplicates)."""
 
-    messages: list[Message]
-    events: pa.Table
+    __slots__ = ("_messages", "events", "extras", "senders")
+
+    def __init__(
+        self,
+        messages: list[Message] | None,
+        events: pa.Table,
+        *,
+        extras: Extras | None = None,
+        senders: Senders | None = None,
+    ) -> None:
+        if messages is None and extras is None:
+            raise ValueError("a Prepared needs its messages, or the extras to rebuild them")
+        self._messages = messages
+        self.events = events
+        self.extras = extras
+        self.senders = senders
+
+    @property
+    def messages(self) -> list[Message]:
+        if self._messages is None:
+            assert self.extras is not None
+            self._messages = _rebuild_messages(self.events, self.extras)
+        return self._messages
+
+    def __len__(self) -> int:
+        return self.events.num_rows
 
     def __reduce__(self) -> tuple[Any, ...]:
-        extras: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-        for index, message in enumerate(self.messages):
+        messages = self.messages
+        extras: Extras = {}
+        for index, message in enumerate(messages):
             context = message.context
             kept = {k: context[k] for k in _CONTEXT_KEPT if k in context} if context else {}
             if message.traits or kept:
                 extras[index] = (message.traits, kept)
-        return (_unpickle_prepared, (self.events, extras))
+        senders = self.senders or senders_of(messages)
+        return (_unpickle_prepared, (self.events, extras, senders))
+
+
+def _unpickle_prepared(events: pa.Table, extras: Extras, senders: Senders) -> Prepared:
+    return Prepared(None, events, extras=extras, senders=senders)
 
 
 _LEAN_COLUMNS = (
@@ -134,9 +221,9 @@ _LEAN_COLUMNS = (
 )
 
 
-def _unpickle_prepared(
-    events: pa.Table, extras: dict[int, tuple[dict[str, Any], dict[str, Any]]]
-) -> Prepared:
+def _rebuild_messages(events: pa.Table, extras: Extras) -> list[Message]:
+    """The messages of ``events`` with what storing needs: ids, type, times, enrichment, and
+    the ``extras`` (traits, context traits and device) of those that have them."""
     with cyclic_gc_paused():  # no collection scans the new objects while they are made
         columns = [_python_values(events.column(name)) for name in _LEAN_COLUMNS]
         enriched = zip(
@@ -178,7 +265,7 @@ def _unpickle_prepared(
         for index, (traits, context) in extras.items():
             messages[index].traits = traits
             messages[index].context = context
-    return Prepared(messages, events)
+    return messages
 
 
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
@@ -280,37 +367,97 @@ class Collector:
 
     def store(self, prepared: Prepared, *, check_table: bool = False) -> IngestResult:
         """Store prepared messages (all or nothing), as :meth:`ingest` does."""
-        messages = prepared.messages
         with self._lock:
-            now = utcnow()
-            keep = self._fresh(messages, check_table)
-            result = IngestResult(duplicates=len(messages) - len(keep))
-            if not keep:
-                return result
-            events = prepared.events
-            if len(keep) < len(messages):
-                fresh = [messages[i] for i in keep]
-                events = events.take(pa.array(keep, pa.int64()))
-            else:
-                fresh = messages
-            changes = self.resolver.resolve(fresh)
-            events = events.set_column(
-                _PROFILE_ID,
-                _EVENT_SCHEMA.field(_PROFILE_ID),
-                pa.array(list(map(attrgetter("profile_id"), fresh)), pa.int64()),
-            )
-            try:
-                with self.engine.transaction():
-                    self.engine.append("events", events)
-                    apply_identity_changes(self.engine, changes, merged_at=now)
-                    upsert_profiles(self.engine, fresh)
-            except BaseException:
-                self.resolver.discard()
-                raise
-            self.resolver.commit(changes)
-            self.recent.add_all((m.received_at, m.message_id) for m in fresh)
-            self.recent.prune(now)
-            result.stored = len(fresh)
-            result.merges = len(changes.merges)
-            result.profile_ids = [m.profile_id for m in fresh if m.profile_id is not None]
+            if prepared.senders is not None and self.resolver.default_phone_region is None:
+                result = self._store_senders(prepared, prepared.senders, check_table)
+                if result is not None:
+                    return result
+            return self._store_messages(prepared, check_table)
+
+    def _store_messages(self, prepared: Prepared, check_table: bool) -> IngestResult:
+        messages = prepared.messages
+        now = utcnow()
+        keep = self._fresh(messages, check_table)
+        result = IngestResult(duplicates=len(messages) - len(keep))
+        if not keep:
             return result
+        events = prepared.events
+        if len(keep) < len(messages):
+            fresh = [messages[i] for i in keep]
+            events = events.take(pa.array(keep, pa.int64()))
+        else:
+            fresh = messages
+        changes = self.resolver.resolve(fresh)
+        profile_ids = pa.array(list(map(attrgetter("profile_id"), fresh)), pa.int64())
+        self._write(events, profile_ids, changes, fold_batch(fresh), now)
+        self.recent.add_all((m.received_at, m.message_id) for m in fresh)
+        self.recent.prune(now)
+        result.stored = len(fresh)
+        result.merges = len(changes.merges)
+        result.profile_ids = profile_ids.to_pylist()
+        return result
+
+    def _store_senders(
+        self, prepared: Prepared, senders: Senders, check_table: bool
+    ) -> IngestResult | None:
+        """Store a batch by its signatures (see :class:`Senders`); ``None`` when it has
+        duplicates, which the message-by-message way handles."""
+        now = utcnow()
+        events = prepared.events
+        ids = events.column("message_id").to_pylist()
+        if len(set(ids)) < len(ids) or not self.recent.isdisjoint(ids):
+            return None
+        if check_table and self._rows_with(
+            "SELECT e.message_id FROM events e SEMI JOIN _ids USING (message_id) LIMIT 1",
+            pa.table({"message_id": pa.array(ids, pa.string())}),
+        ):
+            return None
+        firsts = senders.firsts
+        extras = prepared.extras
+        if extras is None:
+            messages = prepared.messages
+            firsts_messages = [messages[i] for i in firsts]
+        else:
+            firsts_messages = _rebuild_messages(
+                events.take(pa.array(firsts, pa.int64())),
+                {n: extras[i] for n, i in enumerate(firsts) if i in extras},
+            )
+        changes = self.resolver.resolve(firsts_messages)
+        sender_profiles = [m.profile_id for m in firsts_messages]
+        profile_ids = pa.array(sender_profiles, pa.int64()).take(senders.index)
+        folds: dict[int, SenderFold] = {}
+        for profile_id, fold in zip(sender_profiles, senders.folds, strict=True):
+            assert profile_id is not None
+            combined = folds.get(profile_id)
+            if combined is None:
+                folds[profile_id] = fold
+            else:
+                combined.absorb(fold)
+        rows = [fold.row(profile_id) for profile_id, fold in folds.items()]
+        self._write(events, profile_ids, changes, rows, now)
+        self.recent.add_all(zip(_python_values(events.column("received_at")), ids, strict=True))
+        self.recent.prune(now)
+        return IngestResult(
+            stored=len(ids), merges=len(changes.merges), profile_ids=profile_ids.to_pylist()
+        )
+
+    def _write(
+        self,
+        events: pa.Table,
+        profile_ids: pa.Array,
+        changes: IdentityChanges,
+        profile_rows: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Write a resolved batch in one transaction, then commit its identity changes to
+        the resolver (or discard them if the transaction failed)."""
+        events = events.set_column(_PROFILE_ID, _EVENT_SCHEMA.field(_PROFILE_ID), profile_ids)
+        try:
+            with self.engine.transaction():
+                self.engine.append("events", events)
+                apply_identity_changes(self.engine, changes, merged_at=now)
+                upsert_profile_rows(self.engine, profile_rows)
+        except BaseException:
+            self.resolver.discard()
+            raise
+        self.resolver.commit(changes)

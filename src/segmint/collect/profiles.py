@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -155,104 +155,180 @@ def merge_traits(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
 # --- folding a batch ------------------------------------------------------------------------
 
 
-class _ProfileBatch:
-    """What one batch says about one profile. Messages are fed in timestamp order, so the
-    latest value of anything is simply the last one seen."""
+_NO_DEVICE: tuple[None, None] = (None, None)
+
+Key = tuple[datetime, int]
+"""Where a message falls in a batch's fold order: its timestamp, then its position."""
+
+
+class SenderFold:
+    """What some messages of a batch say about their sender: one profile's messages (as
+    ``fold_batch`` groups them), or the messages of one identity signature (as a preparation
+    process groups them before the profile is known).
+
+    Messages are added in fold order, so the latest value of anything is the last one seen.
+    Each value remembers the ``Key`` of the message it came from, so two folds of disjoint
+    messages of the same profile combine (``absorb``) into exactly the fold of all of them.
+    """
 
     __slots__ = (
+        "columns",
         "context_at",
-        "contexts",
         "count",
         "first_seen",
         "first_touch",
-        "first_touch_at",
         "identifiers",
         "last_seen",
         "last_touch",
-        "last_touch_at",
+        "runs",
         "traits",
-        "traits_at",
     )
 
-    def __init__(self, timestamp: datetime) -> None:
-        self.first_seen = timestamp
-        self.last_seen = timestamp
+    def __init__(self) -> None:
         self.count = 0
-        self.identifiers: list[str | None] = [None] * len(IDENTIFIER_COLUMNS)
-        self.traits: dict[str, Any] | None = None
-        self.traits_at: datetime | None = None
-        self.first_touch: tuple[str | None, ...] | None = None
-        self.first_touch_at: datetime | None = None
-        self.last_touch: tuple[str | None, ...] | None = None
-        self.last_touch_at: datetime | None = None
-        # Distinct context tuples in time order; most events of a profile repeat the previous
-        # one, so comparing whole tuples (in C) beats merging column by column per event.
-        self.contexts: list[tuple[str | None, ...]] = []
+        self.first_seen: datetime | None = None
+        self.last_seen: datetime | None = None
+        self.identifiers: list[tuple[Key, str] | None] = [None] * len(IDENTIFIER_COLUMNS)
+        self.traits: list[tuple[Key, dict[str, Any]]] = []  # in fold order
+        self.first_touch: tuple[Key, tuple[str | None, ...]] | None = None
+        self.last_touch: tuple[Key, tuple[str | None, ...]] | None = None
+        # Runs of equal context tuples in fold order, each with the key of its last message;
+        # most events of a sender repeat the previous tuple, so comparing whole tuples (in C)
+        # beats keeping each column's latest value per event. ``columns`` replaces them once
+        # folds are combined.
+        self.runs: list[list[Any]] = []
+        self.columns: list[tuple[Key, str] | None] | None = None
         self.context_at: datetime | None = None
 
     def add(
-        self, message: Message, enriched: tuple[str | None, ...], default_region: str | None
+        self,
+        message: Message,
+        enriched: tuple[str | None, ...],
+        key: Key,
+        default_region: str | None,
     ) -> None:
-        timestamp = message.timestamp
+        """Fold one more message; ``key`` must come after those of the messages before."""
+        timestamp = key[0]
+        if not self.count:
+            self.first_seen = timestamp
         self.count += 1
         self.last_seen = timestamp
         identifiers = self.identifiers
         if message.user_id:
-            identifiers[0] = message.user_id
+            identifiers[0] = (key, message.user_id)
         if message.anonymous_id:
-            identifiers[3] = message.anonymous_id
+            identifiers[3] = (key, message.anonymous_id)
 
-        traits = message_traits(message)
-        if traits:
-            self.traits = merge_traits(self.traits or {}, traits)
-            self.traits_at = timestamp
-            email, phone = message_contacts(message, default_region)
-            if email:
-                identifiers[1] = email
-            if phone:
-                identifiers[2] = phone
+        context = message.context
+        if (message.traits and message.type == "identify") or (context and "traits" in context):
+            traits = message_traits(message)
+            if traits:
+                self.traits.append((key, traits))
+                email, phone = message_contacts(message, default_region)
+                if email:
+                    identifiers[1] = (key, email)
+                if phone:
+                    identifiers[2] = (key, phone)
 
         utm = enriched[_UTM_SLICE]
         if any(utm):
             if self.first_touch is None:
-                self.first_touch, self.first_touch_at = utm, timestamp
-            self.last_touch, self.last_touch_at = utm, timestamp
+                self.first_touch = (key, utm)
+            self.last_touch = (key, utm)
 
-        values: tuple[str | None, ...] = _context_of(enriched) + _device_ids(message)
+        values = _context_of(enriched)
+        if context and "device" in context:
+            values += _device_ids(message)
+        else:
+            values += _NO_DEVICE
         if any(values):
             self.context_at = timestamp
-            if not self.contexts or values != self.contexts[-1]:
-                self.contexts.append(values)
+            runs = self.runs
+            if runs and runs[-1][0] == values:
+                runs[-1][1] = key
+            else:
+                runs.append([values, key])
 
-    def row(self, profile_id: int) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "profile_id": profile_id,
-            **dict(zip(IDENTIFIER_COLUMNS, self.identifiers, strict=True)),
-            "traits": orjson.dumps(self.traits or {}).decode(),
-            "traits_updated_at": self.traits_at,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "first_touch_at": self.first_touch_at,
-            "last_touch_at": self.last_touch_at,
-            "context_updated_at": self.context_at,
-            "event_count": self.count,
-            **dict(zip(CONTEXT_COLUMNS, self._latest_context(), strict=True)),
-        }
-        empty = (None,) * len(UTM_COLUMNS)
-        row.update(zip(FIRST_UTM_COLUMNS, self.first_touch or empty, strict=True))
-        row.update(zip(LAST_UTM_COLUMNS, self.last_touch or empty, strict=True))
-        return row
+    def absorb(self, other: SenderFold) -> None:
+        """Combine ``other`` (a fold of other messages of the same profile) into this one, as
+        if all the messages had been added in fold order."""
+        self.count += other.count
+        self.first_seen = _least(self.first_seen, other.first_seen)
+        self.last_seen = _greatest(self.last_seen, other.last_seen)
+        self.identifiers = [
+            _later(mine, theirs)
+            for mine, theirs in zip(self.identifiers, other.identifiers, strict=True)
+        ]
+        self.traits = sorted(self.traits + other.traits, key=itemgetter(0))
+        touches = [t for t in (self.first_touch, other.first_touch) if t is not None]
+        self.first_touch = min(touches, key=itemgetter(0)) if touches else None
+        self.last_touch = _later(self.last_touch, other.last_touch)
+        self.columns = [
+            _later(mine, theirs)
+            for mine, theirs in zip(self._columns(), other._columns(), strict=True)
+        ]
+        self.runs = []
+        self.context_at = _greatest(self.context_at, other.context_at)
 
-    def _latest_context(self) -> list[str | None]:
-        latest: list[str | None] = [None] * len(CONTEXT_COLUMNS)
-        for values in reversed(self.contexts):
+    def _columns(self) -> list[tuple[Key, str] | None]:
+        """Each context column's latest non-empty value, with its message's key."""
+        if self.columns is not None:
+            return self.columns
+        latest: list[tuple[Key, str] | None] = [None] * len(CONTEXT_COLUMNS)
+        for values, key in reversed(self.runs):
             for index, value in enumerate(values):
                 if value and latest[index] is None:
-                    latest[index] = value
+                    latest[index] = (key, value)
         return latest
 
+    def row(self, profile_id: int) -> dict[str, Any]:
+        """The profile row this fold describes (its ``event_count`` is the fold's count)."""
+        traits: dict[str, Any] = {}
+        for _, sent in self.traits:
+            traits = merge_traits(traits, sent)
+        row: dict[str, Any] = {
+            "profile_id": profile_id,
+            **{
+                column: None if found is None else found[1]
+                for column, found in zip(IDENTIFIER_COLUMNS, self.identifiers, strict=True)
+            },
+            "traits": orjson.dumps(traits).decode(),
+            "traits_updated_at": self.traits[-1][0][0] if self.traits else None,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "first_touch_at": self.first_touch[0][0] if self.first_touch else None,
+            "last_touch_at": self.last_touch[0][0] if self.last_touch else None,
+            "context_updated_at": self.context_at,
+            "event_count": self.count,
+            **{
+                column: None if found is None else found[1]
+                for column, found in zip(CONTEXT_COLUMNS, self._columns(), strict=True)
+            },
+        }
+        empty = (None,) * len(UTM_COLUMNS)
+        row.update(
+            zip(FIRST_UTM_COLUMNS, self.first_touch[1] if self.first_touch else empty, strict=True)
+        )
+        row.update(
+            zip(LAST_UTM_COLUMNS, self.last_touch[1] if self.last_touch else empty, strict=True)
+        )
+        return row
 
-_NO_DEVICE: tuple[None, None] = (None, None)
+
+def _later(mine: tuple[Key, Any] | None, theirs: tuple[Key, Any] | None) -> Any:
+    if mine is None:
+        return theirs
+    if theirs is None:
+        return mine
+    return theirs if theirs[0] > mine[0] else mine
+
+
+def _least(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _greatest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _device_ids(message: Message) -> tuple[str | None, str | None]:
@@ -266,24 +342,39 @@ def _device_ids(message: Message) -> tuple[str | None, str | None]:
     )
 
 
+def fold_messages(
+    messages: list[Message], groups: list[Any], default_region: str | None = None
+) -> dict[Any, SenderFold]:
+    """Fold ``messages`` per group (``groups[i]`` is the group of ``messages[i]``), in fold
+    order: by timestamp, then position in the batch."""
+    folds: dict[Any, SenderFold] = {}
+    order = sorted(range(len(messages)), key=lambda i: messages[i].timestamp)
+    for index in order:
+        message = messages[index]
+        group = groups[index]
+        fold = folds.get(group)
+        if fold is None:
+            fold = folds[group] = SenderFold()
+        fold.add(message, enrichment_values(message), (message.timestamp, index), default_region)
+    return folds
+
+
 def fold_batch(
     messages: Iterable[Message], default_region: str | None = None
 ) -> list[dict[str, Any]]:
     """One profile row per ``profile_id`` in the batch, describing only this batch (its
     ``event_count`` is the batch's count). Raises ``ValueError`` for a message without a
     ``profile_id``: identity must be resolved first."""
-    batches: dict[int, _ProfileBatch] = {}
-    for message in sorted(messages, key=attrgetter("timestamp")):
-        profile_id = message.profile_id
-        if profile_id is None:
+    messages = list(messages)
+    profiles: list[Any] = []
+    for message in messages:
+        if message.profile_id is None:
             raise ValueError(
                 f"message {message.message_id} has no profile_id; resolve identity first"
             )
-        batch = batches.get(profile_id)
-        if batch is None:
-            batch = batches[profile_id] = _ProfileBatch(message.timestamp)
-        batch.add(message, enrichment_values(message), default_region)
-    return [batch.row(profile_id) for profile_id, batch in batches.items()]
+        profiles.append(message.profile_id)
+    folds = fold_messages(messages, profiles, default_region)
+    return [fold.row(profile_id) for profile_id, fold in folds.items()]
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -404,7 +495,11 @@ def upsert_profiles(
 ) -> None:
     """Fold a batch of resolved messages into the ``profiles`` table (rules in the module
     docstring): one pass in Python, one upsert statement, inside a transaction."""
-    rows = fold_batch(messages, default_phone_region)
+    upsert_profile_rows(engine, fold_batch(messages, default_phone_region))
+
+
+def upsert_profile_rows(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Upsert folded profile rows (``SenderFold.row``), as :func:`upsert_profiles` does."""
     if not rows:
         return
     with engine.transaction(), _staged(engine, rows) as present:

@@ -219,9 +219,10 @@ class GroupCommitWriter:
         return group, self.pool.submit(prepare_records, bodies)
 
     def _run(self) -> None:
-        # Up to two groups are under way: one being stored here, the next being prepared in
-        # the pool meanwhile.
+        # Groups under way: one being stored here, and while it is, as many more being
+        # prepared in the pool as it has processes.
         ahead: deque[tuple[list[_Request], Future[str] | None]] = deque()
+        under_way = 1 + (self.pool.processes if self.pool is not None else 1)
         stopping = False
         while not self._abandon:
             if not ahead:
@@ -229,7 +230,7 @@ class GroupCommitWriter:
                 if group is None:
                     return
                 ahead.append(self._begin(group))
-            while not stopping and len(ahead) < 2:
+            while not stopping and len(ahead) < under_way:
                 group = self._gather(block=False)
                 if group is None:
                     stopping = True
