@@ -261,12 +261,15 @@ def _tables(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
+@pytest.mark.parametrize("processes", [1, 2])  # with 2, two groups are prepared at once
 def test_the_writer_stores_groups_prepared_in_another_process_as_it_does_itself(
-    tmp_path: Path,
+    tmp_path: Path, processes: int
 ) -> None:
     here = Runtime.open(Settings(data_dir=tmp_path / "here", scheduler=False))
     there = Runtime.open(Settings(data_dir=tmp_path / "there", scheduler=False))
-    pool = started(workers.PreparationPool(there.collector.enricher, there.settings))
+    pool = started(
+        workers.PreparationPool(there.collector.enricher, there.settings, processes=processes)
+    )
     try:
         _store_requests(here, None).close()
         _store_requests(there, pool).close()
