@@ -49,6 +49,11 @@ class RecentMessageIds:
                 self._seen.add(message_id)
                 self._order.append((received_at, message_id))
 
+    def add_new(self, received_at: list[datetime], message_ids: list[str]) -> None:
+        """Remember ids known to be new: none within the window, none twice."""
+        self._seen.update(message_ids)
+        self._order.extend(zip(received_at, message_ids, strict=True))
+
     def prune(self, now: datetime) -> None:
         """Forget ids received before the window."""
         cutoff = now - self.window
