@@ -187,6 +187,16 @@ def test_a_batch_already_in_the_events_table_is_stored_message_by_message() -> N
         collector.engine.close()
 
 
+def test_an_empty_batch_stores_nothing() -> None:
+    collector = _collector()
+    try:
+        result = collector.store(_from_another_process([], Enricher(None)))
+        assert (result.stored, result.duplicates, collector.by_message) == (0, 0, 0)
+        assert collector.engine.rows("SELECT count(*) FROM events") == [(0,)]
+    finally:
+        collector.engine.close()
+
+
 def test_messages_are_grouped_by_the_identifiers_resolution_looks_up() -> None:
     messages = _messages(
         [

@@ -409,6 +409,8 @@ class Collector:
         now = utcnow()
         events = prepared.events
         ids = events.column("message_id").to_pylist()
+        if not ids:
+            return IngestResult()
         if len(set(ids)) < len(ids) or not self.recent.isdisjoint(ids):
             return None
         if check_table and self._rows_with(
