@@ -186,13 +186,11 @@ class Prepared:
 
     @property
     def messages(self) -> list[Message]:
+        """The messages (rebuilt with what storing needs, the first time, if unpickled)."""
         if self._messages is None:
             assert self.extras is not None
             self._messages = _rebuild_messages(self.events, self.extras)
         return self._messages
-
-    def __len__(self) -> int:
-        return self.events.num_rows
 
     def __reduce__(self) -> tuple[Any, ...]:
         messages = self.messages

@@ -2,8 +2,11 @@
 
 A batch of messages (already carrying their ``profile_id`` from identity resolution) is folded
 per profile in one Python pass, then written with one set-based upsert, so the cost per batch is
-one pass plus one statement however many profiles it touches. The same latest-wins rules are
-used when identity resolution merges two profile rows (``merge_profile_rows``):
+one pass plus one statement however many profiles it touches. A batch prepared in another
+process arrives folded per identity signature instead; those folds (``SenderFold``) combine
+into exactly the fold of their messages, because each value keeps the timestamp and batch
+position of the message it came from. The same latest-wins rules are used when identity
+resolution merges two profile rows (``merge_profile_rows``):
 
 - ``first_seen`` / ``last_seen``: least / greatest; ``event_count``: summed.
 - ``traits``: identify traits and ``context.traits`` (the traits of ``group`` calls describe the
