@@ -23,6 +23,7 @@ from segmint.api.app import create_app
 from segmint.catalog.keys import create_key
 from segmint.runtime import Runtime
 from segmint.settings import Settings
+from segmint.warehouse.engine import Engine
 
 
 @pytest.fixture
@@ -145,3 +146,17 @@ def live_server(runtime: Runtime) -> Iterator[LiveServer]:
     """The real app served by uvicorn on 127.0.0.1 in a background thread."""
     with served_app(runtime, "test") as (url, write_key, admin_key, app):
         yield LiveServer(url, write_key, admin_key, runtime, app)
+
+
+def collection_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of what collection writes (events, profiles, identities, merges), sorted,
+    with every column but the wall-clock time of merges: to compare two ways of storing."""
+    return {
+        table: engine.rows(f"SELECT * {exclude} FROM {table} ORDER BY ALL")
+        for table, exclude in (
+            ("events", ""),
+            ("profiles", ""),
+            ("identities", ""),
+            ("profile_merges", "EXCLUDE (merged_at)"),
+        )
+    }

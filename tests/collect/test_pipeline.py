@@ -20,6 +20,7 @@ from segmint.collect.pipeline import Collector, Prepared, prepare, senders_of, u
 from segmint.collect.profiles import SenderFold, fold_batch, fold_messages
 from segmint.collect.validate import validate_message
 from segmint.warehouse.duckdb import open_warehouse
+from tests.conftest import collection_tables
 
 T0 = datetime(2025, 3, 1, 9)
 RECEIVED = utcnow()  # within the de-duplication window
@@ -95,18 +96,6 @@ def _messages(raws: list[dict[str, Any]]) -> list[Message]:
     return [validate_message(raw, received_at=RECEIVED, source="test") for raw in raws]
 
 
-def _tables(collector: Collector) -> dict[str, list[tuple[Any, ...]]]:
-    return {  # every column but the wall-clock time of merges
-        table: collector.engine.rows(f"SELECT * {exclude} FROM {table} ORDER BY ALL")
-        for table, exclude in (
-            ("events", ""),
-            ("profiles", ""),
-            ("identities", ""),
-            ("profile_merges", "EXCLUDE (merged_at)"),
-        )
-    }
-
-
 class CountingCollector(Collector):
     """Counts the batches stored message by message."""
 
@@ -142,7 +131,7 @@ def test_storing_by_signature_equals_storing_message_by_message(
             stored = by_signature.store(_from_another_process(_messages(raws), Enricher(None)))
             assert stored.stored == len(raws)
         assert by_signature.by_message == 0
-        assert _tables(by_signature) == _tables(by_message)
+        assert collection_tables(by_signature.engine) == collection_tables(by_message.engine)
         assert by_signature.resolver.snapshot() == by_message.resolver.snapshot()
     finally:
         by_message.engine.close()
@@ -167,7 +156,7 @@ def test_a_batch_with_duplicates_is_stored_message_by_message() -> None:
             assert (result.stored, result.duplicates) == (expected.stored, expected.duplicates)
         assert by_signature.by_message == 1  # the second batch only
         assert (result.stored, result.duplicates) == (1, 2)
-        assert _tables(by_signature) == _tables(by_message)
+        assert collection_tables(by_signature.engine) == collection_tables(by_message.engine)
     finally:
         by_message.engine.close()
         by_signature.engine.close()

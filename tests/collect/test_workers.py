@@ -33,6 +33,7 @@ from segmint.collect.writer import GroupCommitWriter
 from segmint.generate.shop import generate_events
 from segmint.runtime import Runtime
 from segmint.settings import Settings
+from tests.conftest import collection_tables
 
 pytestmark = pytest.mark.slow  # starts processes
 
@@ -249,18 +250,6 @@ def _store_requests(runtime: Runtime, pool: workers.PreparationPool | None) -> G
     return writer
 
 
-def _tables(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
-    return {  # every column but the wall-clock time of merges
-        table: runtime.warehouse.rows(f"SELECT * {exclude} FROM {table} ORDER BY ALL")
-        for table, exclude in (
-            ("events", ""),
-            ("profiles", ""),
-            ("identities", ""),
-            ("profile_merges", "EXCLUDE (merged_at)"),
-        )
-    }
-
-
 @pytest.mark.parametrize("processes", [1, 2])  # with 2, two groups are prepared at once
 def test_the_writer_stores_groups_prepared_in_another_process_as_it_does_itself(
     tmp_path: Path, processes: int
@@ -275,7 +264,7 @@ def test_the_writer_stores_groups_prepared_in_another_process_as_it_does_itself(
         _store_requests(there, pool).close()
         # Enrichment (user agents) ran in the other process only.
         assert here.collector.enricher._agents and not there.collector.enricher._agents
-        expected, got = _tables(here), _tables(there)
+        expected, got = collection_tables(here.warehouse), collection_tables(there.warehouse)
         assert len(got["events"]) > 500 and got["profile_merges"]
         for table in expected:
             assert got[table] == expected[table], table
