@@ -53,12 +53,13 @@ class Settings(BaseSettings):
         description="Most acknowledged messages waiting in memory to be stored; requests "
         "beyond wait for room.",
     )
-    ingest_processes: int = Field(
-        1,
+    ingest_processes: int | None = Field(
+        None,
         ge=0,
         description="Processes that prepare (validate again, enrich, turn into rows) large "
-        "groups of journaled events while the server stores the group before; 0 prepares "
-        "them in the server's writer thread. Journal mode only.",
+        "groups of journaled events while the server stores the groups before; 0 prepares "
+        "them in the server's writer thread. Unset: 2 (1 on a one-core machine). Journal "
+        "mode only.",
     )
     scheduler: bool = Field(True, description="Run the refresh scheduler inside `segmint serve`.")
     scheduler_every_seconds: float = Field(

@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from segmint.api import app as app_module
 from segmint.api.app import create_app, open_writer
 from segmint.catalog.keys import create_key
 from segmint.collect import journal as journal_module
@@ -548,3 +549,22 @@ def test_commit_mode_requests_still_queued_at_shutdown_get_an_error(
     gate.opened.set()  # the group in progress still completes
     first.join(timeout=10)
     assert outcomes["m-1"] == "stored" and stored_ids(runtime) == ["m-1"]
+
+
+def test_the_writer_keeps_the_preparation_processes_the_settings_ask_for(
+    settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def processes(**changes: Any) -> int | None:
+        writer = open_writer(runtime, settings.model_copy(update=changes))
+        try:  # the processes start with the first large group, not here
+            return None if writer.pool is None else writer.pool.processes
+        finally:
+            writer.close()
+
+    monkeypatch.setattr(app_module, "worker_count", lambda: 8)
+    assert processes() == 2
+    assert processes(ingest_processes=3) == 3
+    assert processes(ingest_processes=0) is None  # prepared in the writer thread
+    assert processes(ingest_ack="commit") is None  # commit mode prepares in the writer
+    monkeypatch.setattr(app_module, "worker_count", lambda: 1)
+    assert processes() == 1
