@@ -162,16 +162,32 @@ def test_a_batch_with_duplicates_is_stored_message_by_message() -> None:
         by_signature.engine.close()
 
 
-def test_a_batch_already_in_the_events_table_is_stored_message_by_message() -> None:
-    raws = [{"type": "track", "event": "A", "anonymousId": "a1", "messageId": "m1"}]
+def test_a_batch_stored_before_is_skipped_and_one_partly_stored_goes_message_by_message() -> None:
+    first = [
+        {"type": "track", "event": "A", "anonymousId": "a1", "messageId": "m1"},
+        {"type": "track", "event": "B", "anonymousId": "a1", "messageId": "m2"},
+    ]
+    more = [*first, {"type": "track", "event": "C", "anonymousId": "a2", "messageId": "m3"}]
     collector = _collector()
+
+    def store(raws: list[dict[str, Any]], check_table: bool = False) -> tuple[int, int, int]:
+        prepared = _from_another_process(_messages(raws), Enricher(None))
+        result = collector.store(prepared, check_table=check_table)
+        return result.stored, result.duplicates, collector.by_message
+
+    def forget() -> None:  # as after the de-duplication window, or a restart for an import
+        collector.recent = type(collector.recent)(collector.recent.window)
+
     try:
-        collector.store(_from_another_process(_messages(raws), Enricher(None)))
-        collector.recent = type(collector.recent)(collector.recent.window)  # forgotten
-        result = collector.store(
-            _from_another_process(_messages(raws), Enricher(None)), check_table=True
-        )
-        assert (result.stored, result.duplicates, collector.by_message) == (0, 1, 1)
+        assert store(first) == (2, 0, 0)
+        assert store(first) == (0, 2, 0)  # known from the recent window: skipped whole
+        forget()
+        assert store(first, check_table=True) == (0, 2, 0)  # known from the events table
+        assert store(first) == (2, 0, 0)  # neither checked: stored again, as documented
+        forget()
+        assert store(more, check_table=True) == (1, 2, 1)  # partly known: message by message
+        ids = collector.engine.rows("SELECT message_id FROM events ORDER BY 1")
+        assert ids == [("m1",), ("m1",), ("m2",), ("m2",), ("m3",)]
     finally:
         collector.engine.close()
 

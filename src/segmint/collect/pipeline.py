@@ -402,19 +402,27 @@ class Collector:
     def _store_senders(
         self, prepared: Prepared, senders: Senders, check_table: bool
     ) -> IngestResult | None:
-        """Store a batch by its signatures (see :class:`Senders`); ``None`` when it has
-        duplicates, which the message-by-message way handles."""
+        """Store a batch by its signatures (see :class:`Senders`). A batch whose messages were
+        all stored before is skipped whole (an import run again); ``None`` when only some
+        were, or one comes twice: the message-by-message way handles those."""
         now = utcnow()
         events = prepared.events
         ids = events.column("message_id").to_pylist()
-        if not ids:
-            return IngestResult()
-        if len(set(ids)) < len(ids) or not self.recent.isdisjoint(ids):
+        distinct = set(ids)
+        if len(distinct) < len(ids):
             return None
-        if check_table and self._rows_with(
-            "SELECT e.message_id FROM events e SEMI JOIN _ids USING (message_id) LIMIT 1",
-            pa.table({"message_id": pa.array(ids, pa.string())}),
-        ):
+        known = distinct - self.recent.unknown(distinct)
+        if check_table and len(known) < len(ids):
+            known.update(
+                row[0]
+                for row in self._rows_with(
+                    "SELECT e.message_id FROM events e SEMI JOIN _ids USING (message_id)",
+                    pa.table({"message_id": pa.array(list(distinct - known), pa.string())}),
+                )
+            )
+        if len(known) == len(ids):
+            return IngestResult(duplicates=len(ids))
+        if known:
             return None
         firsts = senders.firsts
         extras = prepared.extras
