@@ -9,11 +9,13 @@ import pickle
 import random
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from segmint.collect import pipeline
 from segmint.collect.enrich import Enricher
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, Prepared, prepare, senders_of, utcnow
@@ -111,10 +113,32 @@ def _collector() -> CountingCollector:
 
 
 def _from_another_process(messages: list[Message], enricher: Enricher) -> Prepared:
-    """What a preparation process sends back: the batch through pickling."""
-    prepared: Prepared = pickle.loads(pickle.dumps(prepare(messages, enricher)))
+    """What a preparation process sends back: the batch through pickling, grouped by
+    signature however many signatures it has (small test batches have many)."""
+    with patch.object(pipeline, "_MOST_SIGNATURES", 1.0):
+        prepared: Prepared = pickle.loads(pickle.dumps(prepare(messages, enricher)))
     assert prepared.senders is not None
     return prepared
+
+
+def test_a_batch_of_mostly_distinct_senders_is_sent_without_signatures() -> None:
+    distinct = [
+        {"type": "track", "event": "A", "anonymousId": f"a{n}", "messageId": f"m{n}"}
+        for n in range(10)
+    ]
+    repeated = [{**raw, "anonymousId": "a1"} for raw in distinct[:8]] + distinct[8:]
+    sent = pickle.loads(pickle.dumps(prepare(_messages(distinct), Enricher(None))))
+    assert sent.senders is None  # 10 signatures for 10 messages: stored one by one
+    again = pickle.loads(pickle.dumps(prepare(_messages(repeated), Enricher(None))))
+    assert again.senders is not None and len(again.senders.firsts) == 3
+    by_message, collector = _collector(), _collector()
+    try:
+        by_message.ingest(_messages(distinct))
+        assert collector.store(sent).stored == 10 and collector.by_message == 1
+        assert collection_tables(collector.engine) == collection_tables(by_message.engine)
+    finally:
+        by_message.engine.close()
+        collector.engine.close()
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -235,7 +259,9 @@ def test_messages_are_grouped_by_the_identifiers_resolution_looks_up() -> None:
             {"type": "track", "event": "A", "userId": "u1", "messageId": "9"},
         ]
     )
-    senders = senders_of(messages)
+    with patch.object(pipeline, "_MOST_SIGNATURES", 1.0):  # 5 signatures for 9 messages
+        senders = senders_of(messages)
+    assert senders is not None
     assert senders.index.to_pylist() == [0, 0, 1, 2, 2, 0, 3, 4, 4]
     assert senders.firsts == [0, 2, 3, 6, 7]
     assert [fold.count for fold in senders.folds] == [3, 1, 2, 1, 2]
