@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -180,7 +180,6 @@ class SenderFold:
         "count",
         "first_seen",
         "first_touch",
-        "identified_at",
         "identifiers",
         "last_seen",
         "last_touch",
@@ -192,9 +191,7 @@ class SenderFold:
         self.count = 0
         self.first_seen: datetime | None = None
         self.last_seen: datetime | None = None
-        # The latest of each identifier, and the key of the message it came from.
-        self.identifiers: list[str | None] = [None] * len(IDENTIFIER_COLUMNS)
-        self.identified_at: list[Key | None] = [None] * len(IDENTIFIER_COLUMNS)
+        self.identifiers: list[tuple[Key, str] | None] = [None] * len(IDENTIFIER_COLUMNS)
         self.traits: list[tuple[Key, dict[str, Any]]] = []  # in fold order
         self.first_touch: tuple[Key, tuple[str | None, ...]] | None = None
         self.last_touch: tuple[Key, tuple[str | None, ...]] | None = None
@@ -219,11 +216,11 @@ class SenderFold:
             self.first_seen = timestamp
         self.count += 1
         self.last_seen = timestamp
-        identifiers, identified_at = self.identifiers, self.identified_at
+        identifiers = self.identifiers
         if message.user_id:
-            identifiers[0], identified_at[0] = message.user_id, key
+            identifiers[0] = (key, message.user_id)
         if message.anonymous_id:
-            identifiers[3], identified_at[3] = message.anonymous_id, key
+            identifiers[3] = (key, message.anonymous_id)
 
         context = message.context
         if (message.traits and message.type == "identify") or (context and "traits" in context):
@@ -232,9 +229,9 @@ class SenderFold:
                 self.traits.append((key, traits))
                 email, phone = message_contacts(message, default_region)
                 if email:
-                    identifiers[1], identified_at[1] = email, key
+                    identifiers[1] = (key, email)
                 if phone:
-                    identifiers[2], identified_at[2] = phone, key
+                    identifiers[2] = (key, phone)
 
         utm = enriched[_UTM_SLICE]
         if any(utm):
@@ -261,11 +258,10 @@ class SenderFold:
         self.count += other.count
         self.first_seen = _least(self.first_seen, other.first_seen)
         self.last_seen = _greatest(self.last_seen, other.last_seen)
-        for index, theirs in enumerate(other.identified_at):
-            mine = self.identified_at[index]
-            if theirs is not None and (mine is None or theirs > mine):
-                self.identifiers[index] = other.identifiers[index]
-                self.identified_at[index] = theirs
+        self.identifiers = [
+            _later(mine, theirs)
+            for mine, theirs in zip(self.identifiers, other.identifiers, strict=True)
+        ]
         self.traits = sorted(self.traits + other.traits, key=itemgetter(0))
         touches = [t for t in (self.first_touch, other.first_touch) if t is not None]
         self.first_touch = min(touches, key=itemgetter(0)) if touches else None
@@ -281,9 +277,6 @@ class SenderFold:
         """Each context column's latest non-empty value, with its message's key."""
         if self.columns is not None:
             return self.columns
-        if len(self.runs) == 1:  # the common case: one device, one place
-            ((values, key),) = self.runs
-            return [(key, value) if value else None for value in values]
         latest: list[tuple[Key, str] | None] = [None] * len(CONTEXT_COLUMNS)
         for values, key in reversed(self.runs):
             for index, value in enumerate(values):
@@ -298,7 +291,10 @@ class SenderFold:
             traits = merge_traits(traits, sent)
         row: dict[str, Any] = {
             "profile_id": profile_id,
-            **dict(zip(IDENTIFIER_COLUMNS, self.identifiers, strict=True)),
+            **{
+                column: None if found is None else found[1]
+                for column, found in zip(IDENTIFIER_COLUMNS, self.identifiers, strict=True)
+            },
             "traits": orjson.dumps(traits).decode(),
             "traits_updated_at": self.traits[-1][0][0] if self.traits else None,
             "first_seen": self.first_seen,
@@ -307,13 +303,10 @@ class SenderFold:
             "last_touch_at": self.last_touch[0][0] if self.last_touch else None,
             "context_updated_at": self.context_at,
             "event_count": self.count,
-            **dict(
-                zip(
-                    CONTEXT_COLUMNS,
-                    [None if found is None else found[1] for found in self._columns()],
-                    strict=True,
-                )
-            ),
+            **{
+                column: None if found is None else found[1]
+                for column, found in zip(CONTEXT_COLUMNS, self._columns(), strict=True)
+            },
         }
         empty = (None,) * len(UTM_COLUMNS)
         row.update(
@@ -358,14 +351,14 @@ def fold_messages(
     """Fold ``messages`` per group (``groups[i]`` is the group of ``messages[i]``), in fold
     order: by timestamp, then position in the batch."""
     folds: dict[Any, SenderFold] = {}
-    timestamps = list(map(attrgetter("timestamp"), messages))
-    for index in sorted(range(len(messages)), key=timestamps.__getitem__):
+    order = sorted(range(len(messages)), key=lambda i: messages[i].timestamp)
+    for index in order:
         message = messages[index]
         group = groups[index]
         fold = folds.get(group)
         if fold is None:
             fold = folds[group] = SenderFold()
-        fold.add(message, enrichment_values(message), (timestamps[index], index), default_region)
+        fold.add(message, enrichment_values(message), (message.timestamp, index), default_region)
     return folds
 
 
