@@ -302,7 +302,7 @@ class ReferenceCollector(Collector):
 
     def ingest(self, messages: list[Message], *, check_table: bool = False) -> IngestResult:
         now = utcnow()
-        fresh = [messages[i] for i in self._fresh(messages, check_table)]
+        fresh = [messages[i] for i in self._fresh([m.message_id for m in messages], check_table)]
         result = IngestResult(duplicates=len(messages) - len(fresh))
         if not fresh:
             return result

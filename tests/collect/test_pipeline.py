@@ -103,9 +103,9 @@ class CountingCollector(Collector):
 
     by_message = 0
 
-    def _store_messages(self, prepared: Prepared, check_table: bool) -> Any:
+    def _store_messages(self, prepared: Prepared, keep: list[int]) -> Any:
         self.by_message += 1
-        return super()._store_messages(prepared, check_table)
+        return super()._store_messages(prepared, keep)
 
 
 def _collector() -> CountingCollector:

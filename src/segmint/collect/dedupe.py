@@ -36,9 +36,9 @@ class RecentMessageIds:
     def __contains__(self, message_id: str) -> bool:
         return message_id in self._seen
 
-    def unknown(self, message_ids: set[str]) -> set[str]:
-        """Those of ``message_ids`` not received within the window."""
-        return message_ids - self._seen
+    def isdisjoint(self, message_ids: set[str]) -> bool:
+        """True when none of ``message_ids`` was received within the window."""
+        return self._seen.isdisjoint(message_ids)
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -141,6 +141,20 @@ class _Overlay:
         self.next_id = next_id
 
 
+def signature(message: Message, default_region: str | None = None) -> tuple[str | None, ...]:
+    """The identifiers ``IdentityResolver`` looks up for ``message`` (rule 1, in the order of
+    its ``_lookups``): messages with equal signatures are resolved alike."""
+    context = message.context
+    if (message.traits and message.type == "identify") or (context and "traits" in context):
+        email, phone = message_contacts(message, default_region)
+    else:
+        email = phone = None
+    previous = message.previous_id
+    if message.type != "alias" or previous == message.user_id:
+        previous = None
+    return (message.user_id or None, message.anonymous_id or None, previous or None, email, phone)
+
+
 class IdentityResolver:
     """The identity map of one warehouse, kept in memory (rules in the module docstring).
 

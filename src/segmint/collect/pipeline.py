@@ -19,15 +19,14 @@ import pyarrow as pa
 from segmint.collect.dedupe import RecentMessageIds
 from segmint.collect.enrich import Enricher
 from segmint.collect.geo import GeoLocator
-from segmint.collect.identity import IdentityChanges, IdentityResolver, apply_identity_changes
-from segmint.collect.messages import ENRICHMENT_FIELDS, Message, enrichment_values
-from segmint.collect.profiles import (
-    SenderFold,
-    fold_batch,
-    fold_messages,
-    message_contacts,
-    upsert_profile_rows,
+from segmint.collect.identity import (
+    IdentityChanges,
+    IdentityResolver,
+    apply_identity_changes,
+    signature,
 )
+from segmint.collect.messages import ENRICHMENT_FIELDS, Message, enrichment_values
+from segmint.collect.profiles import SenderFold, fold_batch, fold_messages, upsert_profile_rows
 from segmint.memory import cyclic_gc_paused
 from segmint.settings import Settings
 from segmint.warehouse.engine import Engine
@@ -126,19 +125,6 @@ class Senders:
     firsts: list[int]
     """Each signature's first message."""
     folds: list[SenderFold]
-
-
-def signature(message: Message) -> tuple[str | None, ...]:
-    """The identifiers identity resolution looks up for ``message`` (its rule 1)."""
-    context = message.context
-    if (message.traits and message.type == "identify") or (context and "traits" in context):
-        email, phone = message_contacts(message)
-    else:
-        email = phone = None
-    previous = message.previous_id
-    if message.type != "alias" or previous == message.user_id:
-        previous = None
-    return (message.user_id or None, message.anonymous_id or None, previous or None, email, phone)
 
 
 # Above this share of signatures per message, storing by signature saves less than the folds
@@ -340,20 +326,23 @@ class Collector:
             dedupe_window=timedelta(hours=settings.dedupe_window_hours),
         )
 
-    def _fresh(self, messages: list[Message], check_table: bool) -> list[int]:
+    def _fresh(self, message_ids: list[str], check_table: bool) -> list[int]:
         """The positions of the messages not seen before: in the recent window, earlier in
         this list, and (when asked) anywhere in the events table."""
-        fresh: list[int] = []
-        batch_ids: set[str] = set()
-        recent = self.recent
-        for index, message in enumerate(messages):
-            message_id = message.message_id
-            if message_id in recent or message_id in batch_ids:
-                continue
-            batch_ids.add(message_id)
-            fresh.append(index)
+        distinct = set(message_ids)
+        if len(distinct) == len(message_ids) and self.recent.isdisjoint(distinct):
+            fresh = list(range(len(message_ids)))  # the usual case, without a loop
+        else:
+            fresh = []
+            distinct = set()
+            recent = self.recent
+            for index, message_id in enumerate(message_ids):
+                if message_id in recent or message_id in distinct:
+                    continue
+                distinct.add(message_id)
+                fresh.append(index)
         if check_table and fresh:
-            ids = pa.table({"message_id": pa.array(list(batch_ids), pa.string())})
+            ids = pa.table({"message_id": pa.array(list(distinct), pa.string())})
             known = {
                 row[0]
                 for row in self._rows_with(
@@ -361,7 +350,7 @@ class Collector:
                 )
             }
             if known:
-                fresh = [i for i in fresh if messages[i].message_id not in known]
+                fresh = [i for i in fresh if message_ids[i] not in known]
         return fresh
 
     def _rows_with(self, sql: str, ids: pa.Table) -> list[tuple[Any, ...]]:
@@ -380,21 +369,28 @@ class Collector:
         return self.store(self.prepare(messages), check_table=check_table)
 
     def store(self, prepared: Prepared, *, check_table: bool = False) -> IngestResult:
-        """Store prepared messages (all or nothing), as :meth:`ingest` does."""
+        """Store prepared messages (all or nothing), as :meth:`ingest` does. A batch prepared
+        in another process with its :class:`Senders` is stored by signature unless some of
+        its messages are duplicates."""
         with self._lock:
-            if prepared.senders is not None and self.resolver.default_phone_region is None:
-                result = self._store_senders(prepared, prepared.senders, check_table)
-                if result is not None:
-                    return result
-            return self._store_messages(prepared, check_table)
+            ids = prepared.events.column("message_id").to_pylist()
+            keep = self._fresh(ids, check_table)
+            if not keep:
+                return IngestResult(duplicates=len(ids))
+            senders = prepared.senders
+            if (
+                senders is not None
+                and len(keep) == len(ids)
+                and self.resolver.default_phone_region is None
+            ):
+                return self._store_senders(prepared, senders, ids)
+            return self._store_messages(prepared, keep)
 
-    def _store_messages(self, prepared: Prepared, check_table: bool) -> IngestResult:
+    def _store_messages(self, prepared: Prepared, keep: list[int]) -> IngestResult:
+        """Store the messages at positions ``keep`` one by one (resolved and folded)."""
         messages = prepared.messages
         now = utcnow()
-        keep = self._fresh(messages, check_table)
         result = IngestResult(duplicates=len(messages) - len(keep))
-        if not keep:
-            return result
         events = prepared.events
         if len(keep) < len(messages):
             fresh = [messages[i] for i in keep]
@@ -411,31 +407,10 @@ class Collector:
         result.profile_ids = profile_ids.to_pylist()
         return result
 
-    def _store_senders(
-        self, prepared: Prepared, senders: Senders, check_table: bool
-    ) -> IngestResult | None:
-        """Store a batch by its signatures (see :class:`Senders`). A batch whose messages were
-        all stored before is skipped whole (an import run again); ``None`` when only some
-        were, or one comes twice: the message-by-message way handles those."""
+    def _store_senders(self, prepared: Prepared, senders: Senders, ids: list[str]) -> IngestResult:
+        """Store a batch of new messages by its signatures (see :class:`Senders`)."""
         now = utcnow()
         events = prepared.events
-        ids = events.column("message_id").to_pylist()
-        distinct = set(ids)
-        if len(distinct) < len(ids):
-            return None
-        known = distinct - self.recent.unknown(distinct)
-        if check_table and len(known) < len(ids):
-            known.update(
-                row[0]
-                for row in self._rows_with(
-                    "SELECT e.message_id FROM events e SEMI JOIN _ids USING (message_id)",
-                    pa.table({"message_id": pa.array(list(distinct - known), pa.string())}),
-                )
-            )
-        if len(known) == len(ids):
-            return IngestResult(duplicates=len(ids))
-        if known:
-            return None
         firsts = senders.firsts
         extras = prepared.extras
         if extras is None:
