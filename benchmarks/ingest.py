@@ -8,6 +8,11 @@ enrichment or identity resolution).
 Prints events/second for each path and the ratio to the baseline, and the CPU seconds each
 used (the process's own for the baseline and the import, the server's for HTTP): on a machine
 shared with other work, CPU time varies much less than wall time.
+
+First comes a ceiling: how fast one core merely reads the file and parses its JSON lines with
+orjson, and that times the cores. An import that parses every message into Python objects,
+as Segmint's does (to validate, enrich and resolve it), cannot be faster than that, whatever
+else it does.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from segmint.collect.importer import (  # noqa: E402
     prepare_block,
 )
 from segmint.collect.pipeline import utcnow  # noqa: E402
+from segmint.collect.workers import worker_count  # noqa: E402
 from segmint.generate.shop import generate_events  # noqa: E402
 from segmint.runtime import Runtime  # noqa: E402
 from segmint.settings import Settings  # noqa: E402
@@ -76,6 +82,17 @@ def baseline_duckdb(path: Path, workdir: Path) -> tuple[float, float]:
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     con.close()
     return elapsed, cpu
+
+
+def parse_only(path: Path) -> tuple[float, float]:
+    """Seconds (wall, CPU) to read the file and parse each line with orjson, doing nothing
+    else: the least work any import of the file does, on one core."""
+    loads = orjson.loads
+    start, cpu = time.perf_counter(), time.process_time()
+    with path.open("rb") as handle:
+        for line in handle:
+            loads(line)
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _own_and_children_cpu() -> float:
@@ -262,6 +279,14 @@ def main() -> None:
         print(
             f"baseline  plain DuckDB bulk insert : {base_rate:>12,.0f} events/s ({base:.1f} s, "
             f"{base_cpu:.1f} s CPU)"
+        )
+        seconds, cpu = parse_only(path)
+        cores = worker_count()
+        parse_rate = count / seconds
+        print(
+            f"ceiling   JSON parsing alone (orjson, one core): {parse_rate:>12,.0f} events/s "
+            f"({seconds:.1f} s, {cpu:.1f} s CPU); on all {cores} cores at best "
+            f"{parse_rate * cores:,.0f} events/s  = {parse_rate * cores / base_rate:.2f}x baseline"
         )
         if not args.skip_import:
             for processes, label in ((0, "one process"), (None, "preparation processes")):
