@@ -147,6 +147,8 @@ def test_lifecycle_over_http(live_server: LiveServer) -> None:
         assert api.delete(f"/api/v1/audiences/{audience_id}").json()["status"] == "deleted"
         listed = api.get("/api/v1/audiences", params={"status": "deleted"}).json()
         assert [a["id"] for a in listed["audiences"]] == [audience_id]
+        by_name = api.post("/api/v1/audiences/viewers_30d/restore", json={})
+        assert by_name.json()["status"] == "draft" and by_name.json()["id"] == audience_id
 
 
 def test_overlap_and_static_audiences(live_server: LiveServer) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from segmint.audiences import service
+from segmint.audiences.operations import resolve_ref
 from segmint.audiences.service import (
     AudienceInfo,
     activate,
@@ -409,6 +410,22 @@ def test_restore_refuses_a_name_now_taken_and_accepts_a_new_one(catalog: Catalog
         restore(catalog, old.id, by="bo", now=T0, name="Old Viewers")
     got = restore(catalog, old.id, by="bo", now=T0, name="viewers_2")
     assert got.name == "viewers_2" and got.status == "draft"
+
+
+def test_a_deleted_audience_is_found_by_name_only_to_be_restored(catalog: Catalog) -> None:
+    first = active(catalog, "viewers")
+    delete(catalog, first.id, by="bo", now=T0)
+    second = active(catalog, "viewers")
+    delete(catalog, second.id, by="bo", now=T0 + HOUR)
+    with pytest.raises(NotFound, match=f"'viewers' is deleted \\(id {second.id}\\)"):
+        resolve_ref(catalog, "viewers")
+    # The audience last deleted under the name, whichever has the higher id.
+    assert resolve_ref(catalog, "viewers", deleted=True).id == second.id
+    restore(catalog, second.id, by="bo", now=T0 + DAY)
+    # A name that a live audience has means that one, even to restore.
+    assert resolve_ref(catalog, "viewers", deleted=True).id == second.id
+    with pytest.raises(NotFound, match="no audience named 'watchers'"):
+        resolve_ref(catalog, "watchers", deleted=True)
 
 
 def test_activating_a_deleted_audience_whose_name_was_taken_is_refused(catalog: Catalog) -> None:

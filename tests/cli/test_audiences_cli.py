@@ -58,6 +58,9 @@ def test_audiences_as_code_lifecycle(shop: Settings) -> None:
     assert "restored as a draft" in run("audiences", "restore", "us_browsers_no_order_30d")
     assert "deleted" in run("audiences", "delete", "1")
     assert "us_browsers_no_order_30d" in run("audiences", "list", "--status", "deleted")
+    # A deleted audience is restored by its name too.
+    assert "restored as a draft" in run("audiences", "restore", "us_browsers_no_order_30d")
+    assert "draft" in run("audiences", "list", "--status", "draft")
 
 
 def test_static_audience_and_versions(shop: Settings) -> None:

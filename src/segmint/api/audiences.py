@@ -297,7 +297,7 @@ async def restore(
     catalog = _runtime(request).catalog
 
     def run() -> AudienceInfo:
-        audience = operations.resolve_ref(catalog, ref)
+        audience = operations.resolve_ref(catalog, ref, deleted=True)
         return service.restore(
             catalog, audience.id, by=who, now=_now(), name=body.name if body else None
         )

@@ -25,8 +25,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def resolve_ref(catalog: Catalog, ref: str | int) -> AudienceInfo:
-    """An audience by id (``12``) or name (``abandoned_checkout_30d``)."""
+def resolve_ref(catalog: Catalog, ref: str | int, *, deleted: bool = False) -> AudienceInfo:
+    """An audience by id (``12``) or name (``abandoned_checkout_30d``). A name means an
+    audience that is not deleted, or with ``deleted`` (to restore one) the audience last
+    deleted under that name when no other has it."""
     if isinstance(ref, int) or str(ref).isdigit():
         number = int(ref)
         if not 0 < number < 2**31:  # ids are 32-bit integers in every catalog database
@@ -34,7 +36,7 @@ def resolve_ref(catalog: Catalog, ref: str | int) -> AudienceInfo:
                 f"there is no audience with id {ref}; `segmint audiences list` shows them"
             )
         return service.get(catalog, number)
-    return service.get_by_name(catalog, str(ref))
+    return service.get_by_name(catalog, str(ref), deleted=deleted)
 
 
 @dataclass(frozen=True)

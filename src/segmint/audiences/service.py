@@ -415,11 +415,14 @@ def get(catalog: Catalog, audience_id: int) -> AudienceInfo:
         return _info(audience, _current_definition(session, audience))
 
 
-def get_by_name(catalog: Catalog, name: str) -> AudienceInfo:
-    """The audience called ``name`` that is not deleted. :class:`NotFound` suggests close
-    names, or says when only a deleted audience has that name."""
+def get_by_name(catalog: Catalog, name: str, *, deleted: bool = False) -> AudienceInfo:
+    """The audience called ``name`` that is not deleted, or with ``deleted`` (to restore it)
+    the one last deleted under that name when no other has it. :class:`NotFound` suggests
+    close names, or says when only a deleted audience has that name."""
     with catalog.session() as session:
         audience = _by_name(session, name)
+        if audience is None and deleted:
+            audience = _deleted_by_name(session, name)
         if audience is None:
             raise NotFound(_not_found_by_name(session, name), path="name")
         return _info(audience, _current_definition(session, audience))
@@ -605,12 +608,17 @@ def _by_name(session: Session, name: str) -> Audience | None:
     ).first()
 
 
-def _not_found_by_name(session: Session, name: str) -> str:
-    deleted = session.scalars(
+def _deleted_by_name(session: Session, name: str) -> Audience | None:
+    """The audience last deleted under ``name``."""
+    return session.scalars(
         select(Audience)
         .where(Audience.name == name, Audience.status == "deleted")
-        .order_by(Audience.deleted_at.desc())
+        .order_by(Audience.deleted_at.desc(), Audience.id.desc())
     ).first()
+
+
+def _not_found_by_name(session: Session, name: str) -> str:
+    deleted = _deleted_by_name(session, name)
     if deleted is not None:
         return f"audience {name!r} is deleted (id {deleted.id}); restore it to use it again"
     names = list(

@@ -198,7 +198,7 @@ def restore(
 ) -> None:
     """Restore an archived or deleted audience as a draft."""
     catalog = _catalog()
-    info = operations.resolve_ref(catalog, audience)
+    info = operations.resolve_ref(catalog, audience, deleted=True)
     done = service.restore(catalog, info.id, by=_who(), now=operations.utcnow(), name=name)
     console.print(f"{done.label} is restored as a draft; activate it to compute it again.")
 
