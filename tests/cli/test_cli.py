@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -14,8 +20,10 @@ from segmint.cli.main import app
 from segmint.collect.importer import import_file
 from segmint.settings import Settings
 from segmint.warehouse import open_warehouse
+from tests.conftest import free_port
 
 runner = CliRunner()
+TRACK = {"type": "track", "event": "viewed", "userId": "u1"}
 
 
 def test_keys_create_list_revoke(settings: Settings) -> None:
@@ -71,11 +79,23 @@ def test_import_takes_the_number_of_preparation_processes(
     assert refused.exit_code == 2 and "--processes" in refused.output
 
 
+def _cut_gzip(path: Path) -> None:
+    whole = gzip.compress(
+        b"".join(orjson.dumps(TRACK | {"messageId": str(n)}) + b"\n" for n in range(500))
+    )
+    path.write_bytes(whole[: len(whole) // 2])
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
         (["import", "/nonexistent/file.jsonl"], "no such file"),
         (["import", "README"], "cannot tell the format"),
+        (["import", "folder.jsonl"], "folder.jsonl is a directory: name a file in it"),
+        (["import", "plain.jsonl.gz"], "plain.jsonl.gz is not a whole gzip file (Not a gzipped"),
+        (["import", "cut.jsonl.gz"], "cut.jsonl.gz is not a whole gzip file (Compressed file"),
+        (["import", "latin1.csv"], "latin1.csv is not UTF-8 text (byte 0xe9 cannot be read)"),
+        (["generate", "--out", "nowhere/shop.jsonl"], "there is no directory nowhere"),
     ],
 )
 def test_import_errors_are_clear(
@@ -83,9 +103,40 @@ def test_import_errors_are_clear(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README").write_text("x")
+    (tmp_path / "folder.jsonl").mkdir()
+    (tmp_path / "plain.jsonl.gz").write_bytes(orjson.dumps(TRACK) + b"\n")
+    _cut_gzip(tmp_path / "cut.jsonl.gz")
+    (tmp_path / "latin1.csv").write_bytes(b"type,userId,event\ntrack,u1,caf\xe9\n")
     result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    assert words in result.output
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())  # as one line, however it wrapped
+    assert "Unexpected" not in result.output and "Traceback" not in result.output
+    if settings.warehouse_file.exists():  # (generating to a file does not open it)
+        engine = open_warehouse(settings.warehouse_file, read_only=True)
+        assert engine.rows("SELECT count(*) FROM events") == [(0,)]  # nothing half-imported
+        engine.close()
+
+
+def test_lines_that_are_not_utf8_are_rejected_and_the_rest_imported(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        orjson.dumps(TRACK | {"messageId": "a"})
+        + b'\n{"type":"track","event":"caf\xe9","userId":"u"}\n'
+        + orjson.dumps(TRACK | {"messageId": "b"})
+        + b"\n"
+    )
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    rejected = [orjson.loads(line) for line in (tmp_path / "mixed.jsonl.rejected.jsonl").open()]
+    assert [(r["line"], r["reason"]) for r in rejected] == [
+        (2, "not UTF-8 text (byte 0xe9 at byte 29 of the line): save the file as UTF-8")
+    ]
+    assert rejected[0]["row"] == '{"type":"track","event":"caf\ufffd","userId":"u"}'
+    engine = open_warehouse(settings.warehouse_file, read_only=True)
+    assert engine.rows("SELECT message_id FROM events ORDER BY 1") == [("a",), ("b",)]
+    engine.close()
 
 
 def test_generate_loads_the_warehouse(settings: Settings) -> None:
@@ -112,3 +163,35 @@ def test_bad_setting_is_reported(settings: Settings, monkeypatch: pytest.MonkeyP
     result = runner.invoke(app, ["keys", "list"])
     assert result.exit_code == 2
     assert "unknown time zone" in result.output
+
+
+def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
+    result = runner.invoke(app, ["serve", "--port", "70000"])
+    assert result.exit_code == 2
+    assert "less than or equal to 65535" in result.output
+
+
+def test_a_second_server_on_the_same_warehouse_gets_one_clear_line(settings: Settings) -> None:
+    env = {**os.environ, "SEGMINT_DATA_DIR": str(settings.data_dir), "SEGMINT_SCHEDULER": "false"}
+    segmint = [sys.executable, "-m", "segmint.cli.main", "serve", "--port"]
+    port = free_port()
+    first = subprocess.Popen([*segmint, str(port)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the first server did not start"
+                time.sleep(0.1)
+        second = subprocess.run(
+            [*segmint, str(free_port())], env=env, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    assert second.returncode == 2
+    message = " ".join(second.stderr.split())
+    assert "is in use by another Segmint process (usually `segmint serve`)" in message
+    assert "Traceback" not in second.stderr and "Uvicorn running" not in second.stderr

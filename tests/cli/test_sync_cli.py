@@ -98,6 +98,9 @@ def test_mistakes_get_one_clear_line(world: Settings) -> None:
     assert "give the platform's credentials" in missing
     bad = run("destinations", "add", "X", "--platform", "meta", "--credential", "oops", code=2)
     assert "--credential takes KEY=VALUE" in bad
+    # An unknown platform is named first, before anything about its credentials.
+    unknown = run("destinations", "add", "X", "--platform", "myspace", code=2)
+    assert "unknown platform 'myspace'; choose one of meta," in unknown
     assert "no destination" in run("sync", "link", "gold_members", "Nope", code=2)
     assert "no destination" in run("destinations", "rename", "Nope", "New", code=2)
     assert "no audience link 9" in run("sync", "preview", "9", code=2)

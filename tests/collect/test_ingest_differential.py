@@ -524,13 +524,23 @@ def test_binary_reader_numbers_and_splits_lines_like_a_text_reader(tmp_path: Pat
     assert "column 11 (char 10)" in (rows[3].error or "")  # positions count characters
 
 
-def test_binary_reader_fails_on_invalid_utf8_like_a_text_reader(tmp_path: Path) -> None:
+def test_binary_reader_rejects_a_line_that_is_not_utf8_where_a_text_reader_fails(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(b'{"a":1}\n{"b":"caf\xe9"}\n')
+    path.write_bytes(b'{"a":1}\n{"b":"caf\xe9"}\n{"c":2}\n')
     with pytest.raises(UnicodeDecodeError):
         list(reference_read_jsonl(path))
-    with pytest.raises(UnicodeDecodeError):
-        list(read_jsonl(path))
+    rows = list(read_jsonl(path))
+    assert [(row.line, row.value, row.error) for row in rows] == [
+        (1, {"a": 1}, None),
+        (
+            2,
+            '{"b":"caf\ufffd"}',
+            "not UTF-8 text (byte 0xe9 at byte 10 of the line): save the file as UTF-8",
+        ),
+        (3, {"c": 2}, None),
+    ]
 
 
 class FailingCollector(Collector):

@@ -111,8 +111,14 @@ def generate_command(
     if out is not None:
         if out.suffix.lower() not in (".jsonl", ".ndjson"):
             raise InvalidInput("--out must name a .jsonl file")
+        if not out.parent.is_dir():
+            raise InvalidInput(f"cannot write {out}: there is no directory {out.parent}")
         count = 0
-        with out.open("wb") as handle:
+        try:
+            handle = out.open("wb")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {out}: {exc.strerror}") from None
+        with handle:
             for event in events:
                 handle.write(orjson.dumps(event) + b"\n")
                 count += 1

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from segmint.cli import audiences, data, definitions, demo, keys, sync, testing, users
+from segmint.cli.common import friendly_errors
 
 app = typer.Typer(
     name="segmint",
@@ -51,9 +52,12 @@ def main(
 
 
 @app.command()
+@friendly_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on (1-65535).")
+    ] = None,
 ) -> None:
     """Run the server: collection API, REST API and web UI."""
     import uvicorn
@@ -61,17 +65,24 @@ def serve(
     from segmint.api.app import create_app
     from segmint.cli.common import load_settings
     from segmint.memory import tune_gc_for_server
+    from segmint.runtime import Runtime
 
     settings = load_settings()
     logging.getLogger("segmint").setLevel(logging.INFO)
     tune_gc_for_server()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        access_log=False,
-    )
+    # Opened here rather than in the app's start-up, so that a warehouse in use by another
+    # server (or any other reason it cannot open) is one clear error, not a traceback.
+    runtime = Runtime.open(settings)
+    try:
+        uvicorn.run(
+            create_app(settings, runtime),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        runtime.close()
 
 
 if __name__ == "__main__":

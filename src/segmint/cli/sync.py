@@ -118,6 +118,7 @@ def add_destination(
     check: Annotated[bool, typer.Option(help="Try the credentials on the platform.")] = True,
 ) -> None:
     """Connect a destination; its credentials are stored encrypted."""
+    sync_catalog.check_platform(platform)
     credentials = _credentials(credential, credentials_file)
     settings = _pairs(config, "--config")
     if check and platform in sync_catalog.PLATFORM_LABELS:

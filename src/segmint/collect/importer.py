@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import io
 import re
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -85,16 +87,12 @@ def detect_format(path: Path, declared: str | None = None) -> str:
 
 def _open_text(path: Path) -> IO[str]:
     if path.suffix.lower() == ".gz":
-        import gzip
-
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return path.open("r", encoding="utf-8", newline="")
 
 
 def _open_binary(path: Path) -> IO[bytes]:
     if path.suffix.lower() == ".gz":
-        import gzip
-
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
 
@@ -106,7 +104,8 @@ _LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 
 def read_jsonl(path: Path) -> Iterator[Row]:
     """Rows of a JSON-lines file. Read as bytes (orjson parses UTF-8 bytes directly, which
-    saves decoding every line to text first); lines are numbered as a text reader would."""
+    saves decoding every line to text first); lines are numbered as a text reader would. A
+    line that is not UTF-8 is a rejected row (the others are imported)."""
     with _open_binary(path) as handle:
         yield from _jsonl_rows(handle, 1)
 
@@ -122,7 +121,17 @@ def _jsonl_rows(lines: Iterable[bytes], number: int) -> Iterator[Row]:
             try:
                 yield Row(number, loads(line))
             except orjson.JSONDecodeError:
-                text = line.decode("utf-8")  # not UTF-8: fails as a text reader would
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    error = (
+                        f"not UTF-8 text (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} "
+                        "of the line): save the file as UTF-8"
+                    )
+                    shown = line.decode("utf-8", "replace").rstrip("\n")[:2000]
+                    yield Row(number, shown, error=error)
+                    number += 1
+                    continue
                 if text.strip():
                     try:  # parse the text again: error positions count characters, not bytes
                         yield Row(number, loads(text))
@@ -300,6 +309,8 @@ def import_file(
     preparation processes (see :mod:`segmint.collect.workers`) while this process stores
     the chunks before; by default one per core when chunks have at least 5,000 rows, none
     for smaller ones. 0 prepares everything here."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a directory: name a file in it")
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     kind = detect_format(path, fmt)
@@ -312,12 +323,37 @@ def import_file(
         blocks = _row_blocks(read_csv(path), chunk_size)
     return _import(
         collector,
-        blocks,
+        _read_clearly(path, blocks),
         _Options(utcnow(), f"import:{path.name}", max_message_bytes, chunk_size),
         rejected_path or path.with_name(path.name + ".rejected.jsonl"),
         progress,
         processes,
     )
+
+
+def _read_clearly(path: Path, blocks: Iterator[_Payload]) -> Iterator[_Payload]:
+    """``blocks``, with what goes wrong reading ``path`` itself — a .gz file that is not gzip
+    or is cut short, a CSV file that is not UTF-8 text — raised as :class:`InvalidInput`."""
+    read = 0
+    try:
+        for block in blocks:
+            read += 1
+            yield block
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        problem = f"{path.name} is not a whole gzip file ({exc})"
+    except UnicodeDecodeError as exc:
+        problem = (
+            f"{path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be "
+            "read): save it as UTF-8"
+        )
+    else:
+        return
+    if read:
+        problem += (
+            "; rows read before the problem may have been imported, and importing the file "
+            "again skips those that have a messageId"
+        )
+    raise InvalidInput(problem)
 
 
 def import_rows(

@@ -108,7 +108,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _check_platform(platform: str) -> None:
+def check_platform(platform: str) -> None:
+    """Raise :class:`InvalidInput` unless ``platform`` is one Segmint syncs to."""
     if platform not in PLATFORM_LABELS:
         raise InvalidInput(
             f"unknown platform {platform!r}; choose one of {', '.join(PLATFORMS)}",
@@ -118,7 +119,7 @@ def _check_platform(platform: str) -> None:
 
 def default_identifier_mapping(platform: str) -> dict[str, str]:
     """R18's default mapping for ``platform``: platform identifier → profile field."""
-    _check_platform(platform)
+    check_platform(platform)
     return {name: IDENTIFIER_SOURCES[name] for name in PLATFORM_IDENTIFIERS[platform]}
 
 
@@ -211,7 +212,7 @@ def create_destination(
     """Create the destination ``name`` on ``platform`` with its credentials encrypted; it
     starts ``active``. Raises :class:`Conflict` when the name is taken."""
     name = _destination_name(name)
-    _check_platform(platform)
+    check_platform(platform)
     now = now or utc_now()
     row = Destination(
         name=name,
