@@ -115,13 +115,23 @@ def test_explain_prints_every_condition_value(shop: Path) -> None:
         (["explain", "{file}", "404", "--as-of", AS_OF], "no profile '404'"),
         (["preview", "{file}", "--as-of", "yesterday"], "not an ISO date-time"),
         (["preview", "{bad}"], "must be at least 1"),
+        (
+            ["preview", "{shapeless}"],
+            "shapeless.yaml is neither an audience file (with a `definition`, and description, "
+            "name, refresh_interval, warmup) nor a bare definition (with a `root` condition); "
+            "it has name, where",
+        ),
     ],
 )
 def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) -> None:
     bad = shop / "bad.yaml"
     bad.write_text("root: {kind: event, event: x, window: {type: relative, last: 0}}\n")
-    args = [a.format(file=shop / "viewed_no_order_us.yaml", bad=bad) for a in args]
+    shapeless = shop / "shapeless.yaml"
+    shapeless.write_text("name: x\nwhere: {event: viewed}\n")
+    args = [
+        a.format(file=shop / "viewed_no_order_us.yaml", bad=bad, shapeless=shapeless) for a in args
+    ]
     result = runner.invoke(cli(), args)
     assert result.exit_code == 2, result.output
-    assert words in result.output
+    assert words in " ".join(result.output.split())  # as one line, however it wrapped
     assert "Traceback" not in result.output

@@ -89,6 +89,13 @@ def audience_from_data(
     if not isinstance(data, dict):
         raise InvalidInput(f"{path.name} must hold an object (an audience or a definition)")
     if "definition" not in data:
+        if "root" not in data:  # neither shape: say what each needs, not just "root"
+            raise InvalidInput(
+                f"{path.name} is neither an audience file (with a `definition`, and "
+                f"{', '.join(sorted(_AUDIENCE_KEYS - {'definition'}))}) nor a bare definition "
+                f"(with a `root` condition); it has {', '.join(map(str, data)) or 'nothing'}",
+                path="definition",
+            )
         return AudienceFile(path, parse_definition(data, resolve_audience=resolve_audience))
     unknown = set(data) - _AUDIENCE_KEYS
     if unknown:
