@@ -98,6 +98,26 @@ def test_not_gzip_but_says_so(live_server: LiveServer) -> None:
     assert "gzip" in response.json()["message"]
 
 
+def test_an_encoding_other_than_gzip_is_refused_by_name(live_server: LiveServer) -> None:
+    body = orjson.dumps({"type": "track", "event": "e", "userId": "u1", "messageId": "br-1"})
+    with live_server.client() as client:
+        refused = client.post(
+            "/v1/track",
+            content=body,
+            headers={"Content-Encoding": "br", **basic(live_server.write_key)},
+        )
+        plain = client.post(
+            "/v1/track",
+            content=body,
+            headers={"Content-Encoding": "identity", **basic(live_server.write_key)},
+        )
+    assert refused.status_code == 400
+    assert refused.json()["message"].startswith("Content-Encoding 'br' is not supported;")
+    assert plain.status_code == 200
+    live_server.stored()
+    assert len(stored(live_server, "message_id = 'br-1'")) == 1  # the plain one only
+
+
 @pytest.mark.parametrize(
     ("headers", "body_key"),
     [

@@ -126,6 +126,21 @@ def test_clock_skew_is_corrected_from_sent_at() -> None:
     assert message.original_timestamp == datetime(2025, 6, 1, 12, 55)  # type: ignore[attr-defined]
 
 
+def test_a_message_sent_before_it_happened_is_not_put_in_the_future() -> None:
+    # Sent, by its own clock, a year before it happened: its age is taken as none.
+    message = validate(
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "x",
+            "timestamp": "2026-06-01T12:00:00Z",
+            "sentAt": "2025-06-01T12:00:00Z",
+        }
+    )
+    assert message.timestamp == NOW  # type: ignore[attr-defined]
+    assert message.original_timestamp == datetime(2026, 6, 1, 12)  # type: ignore[attr-defined]
+
+
 def test_batch_sent_at_applies_when_message_has_none() -> None:
     message = validate(
         {"type": "track", "userId": "u", "event": "x", "timestamp": "2025-06-01T00:00:00Z"},

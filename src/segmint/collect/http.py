@@ -57,6 +57,9 @@ def _basic_user(header: str | None) -> str | None:
     return decoded.split(":", 1)[0] or None
 
 
+_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip"})
+
+
 async def read_json_body(request: Request, limit: int) -> tuple[bytes, Any]:
     """Read at most ``limit`` bytes (after gunzip) and parse them as JSON, whatever the
     Content-Type (analytics.js sends JSON as text/plain). Returns the bytes and the value."""
@@ -73,7 +76,13 @@ async def read_json_body(request: Request, limit: int) -> tuple[bytes, Any]:
             raise PayloadTooLarge(f"the request body is over the limit of {limit:,} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in _ENCODINGS:
+        raise InvalidInput(
+            f"Content-Encoding {encoding!r} is not supported; send the body as it is or "
+            "gzip-compressed (Content-Encoding: gzip)"
+        )
+    if encoding in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             raw = inflater.decompress(raw, limit + 1)

@@ -2,13 +2,14 @@
 
 Turns one raw JSON object into a :class:`Message` or raises :class:`InvalidMessage` naming
 the exact field. Also applies the spec's clock-skew correction:
-``timestamp = receivedAt - (sentAt - originalTimestamp)``.
+``timestamp = receivedAt - (sentAt - originalTimestamp)``, the age ``sentAt -
+originalTimestamp`` taken as 0 when negative (never a time after the message was received).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,6 +20,9 @@ from segmint.errors import InvalidMessage, PayloadTooLarge
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_ID_LENGTH = 1024
 _EARLIEST = datetime(1970, 1, 1)
+# A message sent (by its own clock) before it happened did not happen after it was received:
+# its age is taken as none rather than negative, which would put it in the future.
+_NO_AGE = timedelta(0)
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 
 
@@ -231,7 +235,7 @@ def validate_message_strictly(
         timestamp = received_at
     elif sent_at is not None and correct_clock_skew:
         # Both come from the same (possibly wrong) client clock: their difference is the age.
-        timestamp = received_at - (sent_at - original)
+        timestamp = received_at - max(sent_at - original, _NO_AGE)
     else:
         timestamp = original
 
@@ -377,7 +381,7 @@ def _validate_common(
     if original is None:
         timestamp = received_at
     elif sent_at is not None and correct_clock_skew:
-        timestamp = received_at - (sent_at - original)  # type: ignore[operator]
+        timestamp = received_at - max(sent_at - original, _NO_AGE)  # type: ignore[operator]
     else:
         timestamp = original  # type: ignore[assignment]
 
