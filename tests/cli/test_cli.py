@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -86,6 +88,15 @@ def _cut_gzip(path: Path) -> None:
     path.write_bytes(whole[: len(whole) // 2])
 
 
+def _damaged_parquet(path: Path) -> None:
+    """A Parquet file whose footer is sound and whose first column's data is not."""
+    rows = [TRACK | {"messageId": f"m{n}"} for n in range(2000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, compression="none")
+    data = bytearray(path.read_bytes())
+    data[8:400] = b"\xff" * 392
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -96,6 +107,7 @@ def _cut_gzip(path: Path) -> None:
         (["import", "cut.jsonl.gz"], "cut.jsonl.gz is not a whole gzip file (Compressed file"),
         (["import", "latin1.csv"], "latin1.csv is not UTF-8 text (byte 0xe9 cannot be read)"),
         (["generate", "--out", "nowhere/shop.jsonl"], "there is no directory nowhere"),
+        (["import", "damaged.parquet"], "damaged.parquet could not be read to its end ("),
     ],
 )
 def test_import_errors_are_clear(
@@ -107,6 +119,7 @@ def test_import_errors_are_clear(
     (tmp_path / "plain.jsonl.gz").write_bytes(orjson.dumps(TRACK) + b"\n")
     _cut_gzip(tmp_path / "cut.jsonl.gz")
     (tmp_path / "latin1.csv").write_bytes(b"type,userId,event\ntrack,u1,caf\xe9\n")
+    _damaged_parquet(tmp_path / "damaged.parquet")
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())  # as one line, however it wrapped

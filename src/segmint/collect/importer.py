@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import pyarrow as pa
 
 from segmint.collect import workers
 from segmint.collect.enrich import Enricher
@@ -333,7 +334,8 @@ def import_file(
 
 def _read_clearly(path: Path, blocks: Iterator[_Payload]) -> Iterator[_Payload]:
     """``blocks``, with what goes wrong reading ``path`` itself — a .gz file that is not gzip
-    or is cut short, a CSV file that is not UTF-8 text — raised as :class:`InvalidInput`."""
+    or is cut short, a CSV file that is not UTF-8 text, a damaged Parquet file (only the
+    reading: what storing raises passes through) — raised as :class:`InvalidInput`."""
     read = 0
     try:
         for block in blocks:
@@ -346,6 +348,8 @@ def _read_clearly(path: Path, blocks: Iterator[_Payload]) -> Iterator[_Payload]:
             f"{path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be "
             "read): save it as UTF-8"
         )
+    except (pa.ArrowException, OSError) as exc:  # e.g. a Parquet file damaged inside
+        problem = f"{path.name} could not be read to its end ({exc})"
     else:
         return
     if read:
