@@ -108,6 +108,14 @@ def _damaged_parquet(path: Path) -> None:
         (["import", "latin1.csv"], "latin1.csv is not UTF-8 text (byte 0xe9 cannot be read)"),
         (["generate", "--out", "nowhere/shop.jsonl"], "there is no directory nowhere"),
         (["import", "damaged.parquet"], "damaged.parquet could not be read to its end ("),
+        (
+            ["import", "ok.jsonl", "--rejected", "nowhere/rejected.jsonl"],
+            "cannot write rejected rows to nowhere/rejected.jsonl: there is no directory nowhere",
+        ),
+        (
+            ["import", "ok.jsonl", "--rejected", "folder.jsonl"],
+            "cannot write rejected rows to folder.jsonl; choose a file with --rejected",
+        ),
     ],
 )
 def test_import_errors_are_clear(
@@ -120,6 +128,7 @@ def test_import_errors_are_clear(
     _cut_gzip(tmp_path / "cut.jsonl.gz")
     (tmp_path / "latin1.csv").write_bytes(b"type,userId,event\ntrack,u1,caf\xe9\n")
     _damaged_parquet(tmp_path / "damaged.parquet")
+    (tmp_path / "ok.jsonl").write_bytes(orjson.dumps(TRACK) + b"\n")
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())  # as one line, however it wrapped

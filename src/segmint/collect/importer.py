@@ -13,6 +13,7 @@ import contextlib
 import csv
 import gzip
 import io
+import os
 import re
 import zlib
 from collections import deque
@@ -315,6 +316,8 @@ def import_file(
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
     kind = detect_format(path, fmt)
+    rejected_path = rejected_path or path.with_name(path.name + ".rejected.jsonl")
+    _check_writable(rejected_path)
     blocks: Iterator[_Payload]
     if kind == "jsonl":
         blocks = _jsonl_blocks(path, chunk_size)
@@ -326,10 +329,26 @@ def import_file(
         collector,
         _read_clearly(path, blocks),
         _Options(utcnow(), f"import:{path.name}", max_message_bytes, chunk_size),
-        rejected_path or path.with_name(path.name + ".rejected.jsonl"),
+        rejected_path,
         progress,
         processes,
     )
+
+
+def _check_writable(rejected_path: Path) -> None:
+    """Refuse to start an import whose rejected rows could not be written (the file is only
+    created at the first rejected row, which may come after chunks were stored)."""
+    folder = rejected_path.parent
+    if not folder.is_dir():
+        raise InvalidInput(
+            f"cannot write rejected rows to {rejected_path}: there is no directory {folder}",
+            path="--rejected",
+        )
+    if rejected_path.is_dir() or not os.access(folder, os.W_OK):
+        raise InvalidInput(
+            f"cannot write rejected rows to {rejected_path}; choose a file with --rejected",
+            path="--rejected",
+        )
 
 
 def _read_clearly(path: Path, blocks: Iterator[_Payload]) -> Iterator[_Payload]:
