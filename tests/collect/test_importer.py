@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from segmint.collect import workers
 from segmint.collect.importer import detect_format, import_file
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
@@ -189,3 +191,28 @@ def test_import_keeps_historical_timestamps_even_with_sent_at(
     import_file(runtime.collector, write_jsonl(tmp_path / "history.jsonl", [row]))
     ((timestamp,),) = runtime.warehouse.rows("SELECT timestamp FROM events")
     assert timestamp.isoformat() == "2024-03-01T10:00:00"
+
+
+def test_no_more_preparation_processes_than_cores_are_started(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "many.jsonl"
+    path.write_bytes(
+        b"".join(
+            orjson.dumps({"type": "track", "event": "e", "userId": f"u{n}", "messageId": f"m{n}"})
+            + b"\n"
+            for n in range(12)
+        )
+    )
+    started: list[int] = []
+
+    class Recording(workers.PreparationPool):
+        def __init__(self, *args: Any, processes: int = 1, **kwargs: Any) -> None:
+            started.append(processes)
+            super().__init__(*args, processes=processes, **kwargs)
+
+    monkeypatch.setattr(workers, "PreparationPool", Recording)
+    monkeypatch.setattr(workers, "worker_count", lambda: 2)
+    summary = import_file(runtime.collector, path, chunk_size=5, processes=99)
+    assert started == [2]  # 99 asked for, as many as cores started: each holds blocks
+    assert summary.imported == 12

@@ -63,7 +63,7 @@ def import_command(
         typer.Option(
             min=0,
             help="Processes that read, validate and enrich chunks while this one stores them "
-            "(default: one per core for files of more than one chunk; 0 for none).",
+            "(default and most: one per core, for files of more than one chunk; 0 for none).",
         ),
     ] = None,
 ) -> None:

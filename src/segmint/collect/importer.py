@@ -310,7 +310,7 @@ def import_file(
     A file of more than one chunk is read, validated and enriched in ``processes``
     preparation processes (see :mod:`segmint.collect.workers`) while this process stores
     the chunks before; by default one per core when chunks have at least 5,000 rows, none
-    for smaller ones. 0 prepares everything here."""
+    for smaller ones, and never more than one per core. 0 prepares everything here."""
     if path.is_dir():
         raise InvalidInput(f"{path} is a directory: name a file in it")
     if not path.is_file():
@@ -451,6 +451,9 @@ def _import(
     second = next(blocks, None) if first is not None else None
     if processes is None:  # worth it for large chunks only: a process takes ~0.5 s to start
         processes = workers.worker_count() if options.chunk_size >= _POOL_MIN_CHUNK else 0
+    # Preparation is CPU-bound: processes beyond the cores add no speed, only blocks held in
+    # memory (each process keeps one in hand and one waiting).
+    processes = min(processes, workers.worker_count())
     pool = (
         workers.PreparationPool(collector.enricher, processes=processes)
         if second is not None and processes > 0
