@@ -269,6 +269,7 @@ def test_static_audience_refuses_a_refresh_interval(catalog: Catalog) -> None:
         (None, "needs a refresh interval from 1 hour to 30 days"),
         (dt.timedelta(minutes=30), "30 minutes is not allowed: choose one from 1 hour to 30"),
         (31 * DAY, "31 days is not allowed"),
+        (dt.timedelta(0), "a refresh interval of zero is not allowed"),
     ],
 )
 def test_dynamic_audience_needs_an_interval_in_range(

@@ -573,8 +573,10 @@ def describe_schedule(audience: Schedulable, now: dt.datetime | None = None) -> 
 
 
 def describe_interval(interval: dt.timedelta) -> str:
-    """``1 hour``, ``6 hours``, ``7 days``, ``90 minutes``."""
+    """``1 hour``, ``6 hours``, ``7 days``, ``90 minutes`` (``zero`` for none)."""
     seconds = int(interval.total_seconds())
+    if seconds == 0:
+        return "zero"  # whatever unit it was written in
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
         if seconds % size == 0:
             count = seconds // size
