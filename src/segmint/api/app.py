@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from segmint import __version__
@@ -25,6 +27,7 @@ from segmint.settings import Settings
 from segmint.sync.runner import SyncContext
 from segmint.sync.worker import SyncWorker
 from segmint.web.app import mount_web
+from segmint.web.templating import static_url
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         version=__version__,
         description="Audience engine: Segment-compatible collection API and REST API.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN; /docs is served below
+        # from the app's static files instead (nothing is fetched from the internet).
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(
         CORSMiddleware,
@@ -116,6 +123,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(audiences.router)
     app.include_router(destinations.router)
     mount_web(app, runtime, settings=settings)
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Segmint API",
+            swagger_js_url=static_url("vendor/swagger-ui-bundle.js"),
+            swagger_css_url=static_url("vendor/swagger-ui.css"),
+            swagger_favicon_url=static_url("favicon.svg"),
+            # No validator badge: it would be an image from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> RedirectResponse:
+        return RedirectResponse(static_url("favicon.svg"), status_code=301)
 
     @app.get("/health", tags=["health"], summary="Liveness check")
     async def health(request: Request) -> dict[str, Any]:
