@@ -121,7 +121,7 @@ def add_destination(
     sync_catalog.check_platform(platform)
     credentials = _credentials(credential, credentials_file)
     settings = _pairs(config, "--config")
-    if check and platform in sync_catalog.PLATFORM_LABELS:
+    if check:
         runner.try_credentials(platform, name, credentials, settings)  # before saving anything
     with _context() as ctx:
         info = sync_catalog.create_destination(

@@ -121,26 +121,31 @@ def _jsonl_rows(lines: Iterable[bytes], number: int) -> Iterator[Row]:
             if not line:  # after a final lone "\r"
                 continue
             try:
-                yield Row(number, loads(line))
+                row: Row | None = Row(number, loads(line))
             except orjson.JSONDecodeError:
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    error = (
-                        f"not UTF-8 text (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} "
-                        "of the line): save the file as UTF-8"
-                    )
-                    shown = line.decode("utf-8", "replace").rstrip("\n")[:2000]
-                    yield Row(number, shown, error=error)
-                    number += 1
-                    continue
-                if text.strip():
-                    try:  # parse the text again: error positions count characters, not bytes
-                        yield Row(number, loads(text))
-                    except orjson.JSONDecodeError as exc:
-                        error = f"not valid JSON: {exc}"
-                        yield Row(number, text.rstrip("\n")[:2000], error=error)
+                row = _unparsed_row(number, line)
+            if row is not None:
+                yield row
             number += 1
+
+
+def _unparsed_row(number: int, line: bytes) -> Row | None:
+    """The row of a line orjson could not parse: rejected with the reason (not UTF-8, or not
+    JSON with the error's position in characters), or ``None`` for a blank line."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        error = (
+            f"not UTF-8 text (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the "
+            "line): save the file as UTF-8"
+        )
+        return Row(number, line.decode("utf-8", "replace").rstrip("\n")[:2000], error=error)
+    if not text.strip():
+        return None
+    try:  # parse the text again: error positions count characters, not bytes
+        return Row(number, orjson.loads(text))
+    except orjson.JSONDecodeError as exc:
+        return Row(number, text.rstrip("\n")[:2000], error=f"not valid JSON: {exc}")
 
 
 def _numbered_lines(line: bytes) -> int:
