@@ -21,6 +21,7 @@ import argparse
 import base64
 import os
 import pickle
+import re
 import resource
 import shutil
 import subprocess
@@ -42,7 +43,6 @@ sys.path.insert(0, str(ROOT / "src"))
 from segmint.collect.importer import (  # noqa: E402
     _jsonl_blocks,
     _Options,
-    import_file,
     prepare_block,
 )
 from segmint.collect.pipeline import utcnow  # noqa: E402
@@ -95,25 +95,27 @@ def parse_only(path: Path) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _own_and_children_cpu() -> float:
-    """CPU seconds of this process and of its children that have ended."""
-    own, children = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _children_cpu() -> float:
+    """CPU seconds of this process's children (and theirs) that have ended."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return children.ru_utime + children.ru_stime
 
 
 def bulk_import(path: Path, workdir: Path, processes: int | None) -> tuple[float, float, int]:
-    """Seconds (wall, CPU) of `segmint import` of the file, and the events imported. The
-    CPU includes the preparation processes' (they have ended when the import returns)."""
-    settings = Settings(data_dir=workdir / f"import-{processes}")
-    runtime = Runtime.open(settings)
-    start, cpu = time.perf_counter(), _own_and_children_cpu()
-    summary = import_file(runtime.collector, path, processes=processes)
-    elapsed, cpu = time.perf_counter() - start, _own_and_children_cpu() - cpu
-    runtime.close()
-    return elapsed, cpu, summary.imported
+    """Seconds (wall, CPU) of the `segmint import` program importing the file, as a user runs
+    it (its start and the warehouse's opening included), and the events imported. The CPU is
+    the program's and its preparation processes' (all have ended when it returns)."""
+    env = {**os.environ, "SEGMINT_DATA_DIR": str(workdir / f"import-{processes}")}
+    command = [sys.executable, "-m", "segmint", "import", str(path)]
+    if processes is not None:
+        command += ["--processes", str(processes)]
+    start, cpu = time.perf_counter(), _children_cpu()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    found = re.search(r"imported\s+([\d,]+)", result.stdout)
+    if result.returncode != 0 or found is None:
+        raise RuntimeError(f"segmint import failed: {result.stdout[-500:]}{result.stderr[-500:]}")
+    return elapsed, cpu, int(found.group(1).replace(",", ""))
 
 
 def storing_side(path: Path, workdir: Path, limit: int) -> tuple[float, float, int]:
@@ -188,7 +190,7 @@ def http_batches(path: Path, workdir: Path, batch_size: int, clients: int, ack: 
         "SEGMINT_PORT": "8765",
         "SEGMINT_INGEST_ACK": ack,
     }
-    segmint = [sys.executable, "-m", "segmint.cli.main"]
+    segmint = [sys.executable, "-m", "segmint"]
     key_output = subprocess.run(
         [*segmint, "keys", "create", "bench"], env=env, capture_output=True, text=True, check=True
     ).stdout

@@ -195,7 +195,7 @@ def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
 
 def test_a_second_server_on_the_same_warehouse_gets_one_clear_line(settings: Settings) -> None:
     env = {**os.environ, "SEGMINT_DATA_DIR": str(settings.data_dir), "SEGMINT_SCHEDULER": "false"}
-    segmint = [sys.executable, "-m", "segmint.cli.main", "serve", "--port"]
+    segmint = [sys.executable, "-m", "segmint", "serve", "--port"]
     port = free_port()
     first = subprocess.Popen([*segmint, str(port)], env=env, stderr=subprocess.PIPE)
     try:
@@ -217,3 +217,37 @@ def test_a_second_server_on_the_same_warehouse_gets_one_clear_line(settings: Set
     message = " ".join(second.stderr.split())
     assert "is in use by another Segmint process (usually `segmint serve`)" in message
     assert "Traceback" not in second.stderr and "Uvicorn running" not in second.stderr
+
+
+@pytest.mark.slow
+def test_the_segmint_program_starts_preparation_processes_without_the_command_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A preparation process starts by running its parent's main script again: the
+    ``segmint`` script must be light, or every process loads all the commands, the web app and
+    the catalog first (seconds of CPU each). Python's import-time report, which preparation
+    processes inherit, shows what each process imported."""
+    program = Path(sys.executable).with_name("segmint")
+    assert program.exists(), "the segmint program is installed beside the test's Python"
+    path = tmp_path / "two-chunks.jsonl"  # chunks are of 50,000 events: a second one
+    path.write_bytes(
+        b"".join(orjson.dumps(TRACK | {"messageId": f"m{n}"}) + b"\n" for n in range(50_001))
+    )
+    env = {**os.environ, "SEGMINT_DATA_DIR": str(settings.data_dir), "PYTHONPROFILEIMPORTTIME": "1"}
+    result = subprocess.run(
+        [str(program), "import", str(path), "--processes", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "50,001" in " ".join(result.stdout.split())
+
+    def imports_of(module: str) -> int:
+        lines = result.stderr.splitlines()
+        return sum(1 for line in lines if line.rpartition("|")[2].strip() == module)
+
+    assert imports_of("segmint.collect.workers") == 2  # this process, and its one helper
+    assert imports_of("segmint.cli.main") == 1
+    assert imports_of("segmint.audiences.refresh") == 1

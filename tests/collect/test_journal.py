@@ -301,7 +301,7 @@ def test_events_acknowledged_by_a_killed_server_are_stored_at_its_next_start(
         "SEGMINT_PORT": str(free_port()),
         "SEGMINT_SCHEDULER": "false",
     }
-    segmint = [sys.executable, "-m", "segmint.cli.main"]
+    segmint = [sys.executable, "-m", "segmint"]
     created = subprocess.run(
         [*segmint, "keys", "create", "crash"], env=env, capture_output=True, text=True, check=True
     )

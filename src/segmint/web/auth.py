@@ -13,6 +13,7 @@ header. :func:`verify_csrf` refuses unsafe requests whose token is missing or wr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -42,7 +43,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong username costs as much time as a
 # wrong password and response times do not reveal which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use: an Argon2 hash takes ~0.15 s, which every command and process that
+    # imports this module would otherwise pay.
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -148,12 +153,12 @@ def authenticate(
     """The user when ``username`` and ``password`` match, else ``None``. Takes the same time
     (one Argon2 verification) whether or not the username exists."""
     if len(password) > MAX_PASSWORD_LENGTH or len(username) > 200:
-        _verify(_DUMMY_HASH, "x")
+        _verify(_dummy_hash(), "x")
         return None
     with catalog.session() as session:
         row = _find(session, username.strip())
         if row is None or row.disabled_at is not None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             return None
         if not _verify(row.password_hash, password):
             return None
