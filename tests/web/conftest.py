@@ -23,12 +23,12 @@ import httpx
 import pytest
 
 from segmint.audiences import operations, service
+from segmint.catalog.accounts import create_user
 from segmint.cli.demo import demo_audiences
 from segmint.collect.importer import Row, import_rows
 from segmint.generate.shop import generate_events
 from segmint.runtime import Runtime
 from segmint.settings import Settings
-from segmint.web.auth import create_user
 from tests.conftest import served_app
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from segmint.catalog.accounts import authenticate, create_user
 from segmint.errors import Conflict, InvalidInput
-from segmint.web.auth import authenticate, create_user, safe_next, session_secret
+from segmint.web.auth import safe_next, session_secret
 from tests.web.conftest import WebServer, sign_in_http, unique_name
 
 PAGES = [

@@ -10,8 +10,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from segmint.api.app import create_app
+from segmint.catalog.accounts import create_user
 from segmint.runtime import Runtime
-from segmint.web.auth import SESSION_COOKIE, create_user
+from segmint.web.auth import SESSION_COOKIE
 from tests.conftest import serving as serve
 
 

@@ -8,9 +8,9 @@ import stat
 from typer.testing import CliRunner
 
 from segmint.catalog import open_catalog
+from segmint.catalog.accounts import authenticate
 from segmint.cli.main import app
 from segmint.settings import Settings
-from segmint.web.auth import authenticate
 
 runner = CliRunner()
 

@@ -6,12 +6,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest migration's revision. A catalog already there is opened without Alembic (whose
+# import and migration scripts cost ~0.2 s, at every command); a test checks this is
+# Alembic's head.
+HEAD_REVISION = "0006"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -40,6 +48,8 @@ class Catalog:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -54,9 +64,21 @@ def open_catalog(url: str, *, upgrade: bool = True) -> Catalog:
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    if upgrade:
+    if upgrade and not _at_head(engine):
+        from alembic import command
+
         config = alembic_config(url)
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     return Catalog(engine)
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the catalog is at the newest schema (False when it has none yet)."""
+    try:
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+            return [row[0] for row in versions] == [HEAD_REVISION]
+    except SQLAlchemyError:  # no alembic_version table: a new catalog
+        return False

@@ -14,12 +14,12 @@ import typer
 
 from segmint.audiences import operations, service
 from segmint.audiences.files import AudienceFile, read_audience_file
+from segmint.catalog.accounts import create_user, list_users
 from segmint.catalog.keys import create_key
 from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.collect.importer import Row, import_rows
 from segmint.definitions import parse_definition
 from segmint.runtime import Runtime
-from segmint.web.auth import create_user, list_users
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "audiences"
 DEMO_WEB_USER = "admin"

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from segmint.catalog import open_catalog
+from segmint.catalog.accounts import check_password, create_user, list_users, set_password
 from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.errors import InvalidInput
-from segmint.web.auth import check_password, create_user, list_users, set_password
 
 app = typer.Typer(help="Users of the web UI (sign-in accounts).", no_args_is_help=True)
 

@@ -26,6 +26,7 @@ from segmint.api.preview import catalog_resolver
 from segmint.audiences import operations, service, usage
 from segmint.audiences.names import check_name, suggest_name
 from segmint.audiences.run import run_definition
+from segmint.catalog.accounts import WebUser
 from segmint.definitions import is_dynamic
 from segmint.definitions.describe import describe
 from segmint.definitions.errors import DefinitionError
@@ -37,7 +38,7 @@ from segmint.runtime import Runtime
 from segmint.sync.worker import after_refresh
 from segmint.warehouse.explorer import event_properties, tracked_events, trait_keys
 from segmint.warehouse.schema import GEO_COLUMNS, TECH_COLUMNS, UTM_COLUMNS
-from segmint.web.auth import WebUser, current_user, verify_csrf
+from segmint.web.auth import current_user, verify_csrf
 from segmint.web.templating import render
 
 router = APIRouter()

@@ -13,7 +13,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from segmint import __version__
-from segmint.web.auth import WebUser, csrf_token
+from segmint.catalog.accounts import WebUser
+from segmint.web.auth import csrf_token
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"

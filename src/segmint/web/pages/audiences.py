@@ -14,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from segmint.audiences import history, operations, service
 from segmint.audiences.service import AudienceInfo
+from segmint.catalog.accounts import WebUser
 from segmint.definitions.describe import describe
 from segmint.definitions.model import Group
 from segmint.errors import Conflict, InvalidInput
 from segmint.runtime import Runtime
 from segmint.sync import catalog as sync_catalog
 from segmint.sync.worker import after_refresh
-from segmint.web.auth import WebUser, current_user, verify_csrf
+from segmint.web.auth import current_user, verify_csrf
 from segmint.web.deps import runtime_of, utcnow
 from segmint.web.templating import render
 

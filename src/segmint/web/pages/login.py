@@ -8,16 +8,8 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from segmint.web.auth import (
-    LoginRequired,
-    WebUser,
-    authenticate,
-    current_user,
-    safe_next,
-    sign_in,
-    sign_out,
-    verify_csrf,
-)
+from segmint.catalog.accounts import WebUser, authenticate
+from segmint.web.auth import LoginRequired, current_user, safe_next, sign_in, sign_out, verify_csrf
 from segmint.web.deps import runtime_of
 from segmint.web.templating import render
 
