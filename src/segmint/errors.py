@@ -6,6 +6,8 @@ no stack trace reaches a user.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SegmintError(Exception):
     """Base of every error a user may see. ``message`` says what went wrong and how to fix it;
@@ -72,3 +74,12 @@ class StorageUnavailable(SegmintError):
 class ConfigurationError(SegmintError):
     status_code = 500
     code = "configuration_error"
+
+
+def require_file(path: Path) -> None:
+    """Refuse a ``path`` that is not a readable file, saying whether it is missing or a
+    directory."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a directory: name a file in it")
+    if not path.is_file():
+        raise InvalidInput(f"no such file: {path}")

@@ -69,7 +69,8 @@ def test_broken_test_files_report_what_is_wrong(tmp_path: Path, content: str, wo
 def test_missing_audience_file(tmp_path: Path) -> None:
     lonely = tmp_path / "lonely.test.yaml"
     lonely.write_text("cases: [{as_of: '2025-01-01'}]\n")
-    assert "no audience file lonely.yaml" in (run_test_file(lonely).error or "")
+    error = run_test_file(lonely).error or ""
+    assert error.startswith("no audience file lonely.yaml beside it")  # the path is shown apart
 
 
 def test_cli_exit_codes(tmp_path: Path) -> None:

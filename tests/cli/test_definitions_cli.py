@@ -112,6 +112,7 @@ def test_explain_prints_every_condition_value(shop: Path) -> None:
     ("args", "words"),
     [
         (["preview", "/nonexistent.yaml"], "no such file"),
+        (["preview", "{folder}"], "is a directory: name a file in it"),
         (["explain", "{file}", "404", "--as-of", AS_OF], "no profile '404'"),
         (["preview", "{file}", "--as-of", "yesterday"], "not an ISO date-time"),
         (["preview", "{bad}"], "must be at least 1"),
@@ -129,7 +130,8 @@ def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) ->
     shapeless = shop / "shapeless.yaml"
     shapeless.write_text("name: x\nwhere: {event: viewed}\n")
     args = [
-        a.format(file=shop / "viewed_no_order_us.yaml", bad=bad, shapeless=shapeless) for a in args
+        a.format(file=shop / "viewed_no_order_us.yaml", bad=bad, shapeless=shapeless, folder=shop)
+        for a in args
     ]
     result = runner.invoke(cli(), args)
     assert result.exit_code == 2, result.output

@@ -25,7 +25,7 @@ from segmint.definitions import Definition, parse_definition
 from segmint.definitions.errors import DefinitionError
 from segmint.definitions.loading import _TextDatesLoader
 from segmint.definitions.validation import AudienceResolver
-from segmint.errors import InvalidInput
+from segmint.errors import InvalidInput, require_file
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$", re.I)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -70,8 +70,7 @@ def format_interval(interval: timedelta | None) -> str:
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML/JSON file (dates stay text) with errors that name the line."""
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
+    require_file(path)
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_TextDatesLoader)
     except yaml.YAMLError as exc:

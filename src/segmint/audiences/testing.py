@@ -85,9 +85,7 @@ def _audience_path(test_path: Path, data: dict[str, Any]) -> Path:
         candidate = test_path.with_name(stem + extension)
         if candidate.exists():
             return candidate
-    raise InvalidInput(
-        f"{test_path.name}: no audience file {stem}.yaml beside it; name one with 'audience:'"
-    )
+    raise InvalidInput(f"no audience file {stem}.yaml beside it; name one with 'audience:'")
 
 
 def _sibling_resolver(directory: Path) -> Callable[[str], Definition | None]:

@@ -33,7 +33,7 @@ from segmint.collect.enrich import Enricher
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult, Prepared, prepare, utcnow
 from segmint.collect.validate import validate_message
-from segmint.errors import InvalidInput, SegmintError
+from segmint.errors import InvalidInput, SegmintError, require_file
 from segmint.memory import cyclic_gc_paused
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -316,10 +316,7 @@ def import_file(
     preparation processes (see :mod:`segmint.collect.workers`) while this process stores
     the chunks before; by default one per core when chunks have at least 5,000 rows, none
     for smaller ones, and never more than one per core. 0 prepares everything here."""
-    if path.is_dir():
-        raise InvalidInput(f"{path} is a directory: name a file in it")
-    if not path.is_file():
-        raise InvalidInput(f"no such file: {path}")
+    require_file(path)
     kind = detect_format(path, fmt)
     rejected_path = rejected_path or path.with_name(path.name + ".rejected.jsonl")
     _check_writable(rejected_path)
