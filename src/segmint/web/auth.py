@@ -1,9 +1,9 @@
 """Web UI sign-in: sessions and CSRF protection over the accounts of
 :mod:`segmint.catalog.accounts` (users, Argon2id password hashes).
 
-A signed-in browser carries a session cookie signed with a key
-derived from the data directory's secret key (``DATA_DIR/secret.key`` or
-``SEGMINT_SECRET_KEY``), so sessions survive a restart exactly when that key does.
+A signed-in browser carries a session cookie signed with a key derived from the data
+directory's secret key (``DATA_DIR/secret.key`` or ``SEGMINT_SECRET_KEY``), so sessions
+survive a restart exactly when that key does.
 
 Every session holds a random CSRF token. Pages put it in a ``<meta name="csrf-token">`` tag
 and in every form's hidden ``csrf_token`` field; htmx sends it as the ``X-CSRF-Token``
