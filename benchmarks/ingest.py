@@ -127,11 +127,12 @@ def storing_side(path: Path, workdir: Path, limit: int) -> tuple[float, float, i
     collector = runtime.collector
     options = _Options(utcnow(), f"import:{path.name}", 32 * 1024, 50_000)
     chunks: list[bytes] = []
-    for number, payload in enumerate(_jsonl_blocks(path, options.chunk_size)):
-        if number * options.chunk_size >= limit:
-            break
-        prepared = prepare_block(payload, options, collector.enricher).prepared
-        chunks.append(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))
+    with path.open("rb") as stream:
+        for number, payload in enumerate(_jsonl_blocks(stream, options.chunk_size)):
+            if number * options.chunk_size >= limit:
+                break
+            prepared = prepare_block(payload, options, collector.enricher).prepared
+            chunks.append(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))
     start, cpu = time.perf_counter(), time.process_time()
     stored = 0
     for chunk in chunks:

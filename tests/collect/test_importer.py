@@ -133,19 +133,69 @@ def test_parquet_import(runtime: Runtime, tmp_path: Path) -> None:
     assert orjson.loads(traits) == {"plan": "pro"}
 
 
-def test_progress_is_reported_per_chunk(runtime: Runtime, tmp_path: Path) -> None:
-    rows = [
-        {"type": "track", "event": "e", "userId": f"u{i % 7}", "messageId": f"p-{i}"}
+def _progress_rows() -> list[dict[str, Any]]:
+    return [
+        {"type": "track", "event": "e", "userId": f"u{i % 7}", "messageId": f"p-{i:03}"}
         for i in range(25)
     ]
-    seen: list[int] = []
+
+
+def _write_progress_file(path: Path, rows: list[dict[str, Any]]) -> Path:
+    if path.suffix == ".parquet":
+        flat = [{**row, "properties": "{}"} for row in rows]
+        pq.write_table(pa.Table.from_pylist(flat), path)
+    elif path.suffix == ".csv":
+        lines = ["type,event,userId,messageId"]
+        lines += [f"{r['type']},{r['event']},{r['userId']},{r['messageId']}" for r in rows]
+        path.write_text("\n".join(lines) + "\n")
+    elif path.name.endswith(".gz"):
+        import gzip
+
+        path.write_bytes(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in rows)))
+    else:
+        write_jsonl(path, rows)  # type: ignore[arg-type]
+    return path
+
+
+@pytest.mark.parametrize("name", ["e.jsonl", "e.jsonl.gz", "e.csv", "e.parquet"])
+def test_progress_is_reported_per_chunk_with_the_share_of_the_file(
+    runtime: Runtime, tmp_path: Path, name: str
+) -> None:
+    path = _write_progress_file(tmp_path / name, _progress_rows())
+    seen: list[tuple[int, float | None]] = []
     import_file(
         runtime.collector,
-        write_jsonl(tmp_path / "e.jsonl", rows),
+        path,
         chunk_size=10,
-        progress=seen.append,
+        progress=lambda rows, share: seen.append((rows, share)),
+        processes=0,
     )
-    assert seen == [10, 20, 25]
+    assert [rows for rows, _ in seen] == [10, 20, 25]
+    shares = [share for _, share in seen]
+    assert all(share is not None for share in shares)
+    assert shares[-1] == 1.0 and shares == sorted(shares)
+    if name in ("e.jsonl", "e.parquet"):  # equal rows: ten of 25 are 40% of the file
+        assert shares[0] == pytest.approx(0.4, abs=0.05)
+        assert shares[1] == pytest.approx(0.8, abs=0.05)
+
+
+def test_progress_follows_the_chunks_stored_not_those_read_ahead(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """With a preparation process, blocks are read ahead of storing; each report is the share
+    of the file up to the chunk just stored."""
+    path = write_jsonl(tmp_path / "e.jsonl", _progress_rows())  # type: ignore[arg-type]
+    seen: list[tuple[int, float | None]] = []
+    import_file(
+        runtime.collector,
+        path,
+        chunk_size=5,
+        progress=lambda rows, share: seen.append((rows, share)),
+        processes=1,
+    )
+    assert [rows for rows, _ in seen] == [5, 10, 15, 20, 25]
+    for rows, share in seen:
+        assert share == pytest.approx(rows / 25, abs=0.03)
 
 
 def test_unreadable_parquet_is_a_clear_error(runtime: Runtime, tmp_path: Path) -> None:

@@ -18,16 +18,39 @@ from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
 
 
-def _progress(total: int | None) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,} rows"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    )
+class _ImportProgress:
+    """A progress bar for an import: rows done and, when the share of the input done is
+    known (a file), the percentage and the time left."""
+
+    def __init__(self, description: str) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[share]}"),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[left]}"),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal,
+        )
+        self.task = self.bar.add_task(description, total=None, share="", rows=0, left="")
+
+    def __enter__(self) -> _ImportProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def __call__(self, rows: int, share: float | None) -> None:
+        if share is None:
+            self.bar.update(self.task, rows=rows)
+            return
+        self.bar.update(self.task, total=1.0, completed=share, rows=rows, share=f"{share:4.0%}")
+        remaining = self.bar.tasks[0].time_remaining
+        left = f"{remaining:,.0f} s left" if remaining is not None and share < 1 else ""
+        self.bar.update(self.task, left=left)
 
 
 def _print_summary(summary: ImportSummary, seconds: float) -> None:
@@ -73,14 +96,13 @@ def import_command(
     runtime = Runtime.open(settings)
     try:
         start = time.perf_counter()
-        with _progress(None) as progress:
-            task = progress.add_task(f"Importing {file.name}", total=None)
+        with _ImportProgress(f"Importing {file.name}") as progress:
             summary = import_file(
                 runtime.collector,
                 file,
                 fmt=fmt,
                 rejected_path=rejected,
-                progress=lambda done: progress.update(task, completed=done),
+                progress=progress,
                 processes=processes,
             )
         _print_summary(summary, time.perf_counter() - start)
@@ -127,14 +149,13 @@ def generate_command(
     settings = load_settings()
     runtime = Runtime.open(settings)
     try:
-        with _progress(None) as progress:
-            task = progress.add_task("Generating and loading", total=None)
+        with _ImportProgress("Generating and loading") as progress:
             summary = import_rows(
                 runtime.collector,
                 (Row(i, e) for i, e in enumerate(events, start=1)),
                 source="generator",
                 rejected_path=settings.data_dir / "generated.rejected.jsonl",
-                progress=lambda done: progress.update(task, completed=done),
+                progress=progress,
             )
         _print_summary(summary, time.perf_counter() - start)
     finally:

@@ -87,16 +87,31 @@ def detect_format(path: Path, declared: str | None = None) -> str:
     )
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open("r", encoding="utf-8", newline="")
-
-
 def _open_binary(path: Path) -> IO[bytes]:
     if path.suffix.lower() == ".gz":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
+
+
+class _FileReading:
+    """A file opened for reading (a .gz file gunzipped), telling what share of the file on
+    disk has been read so far: how far an import has got."""
+
+    def __init__(self, path: Path) -> None:
+        self._disk = path.open("rb")
+        self._size = os.fstat(self._disk.fileno()).st_size
+        self.stream: IO[bytes] = (
+            gzip.GzipFile(fileobj=self._disk, mode="rb")  # type: ignore[assignment]
+            if path.suffix.lower() == ".gz"
+            else self._disk
+        )
+
+    def share_read(self) -> float | None:
+        return min(1.0, self._disk.tell() / self._size) if self._size else None
+
+    def close(self) -> None:
+        self.stream.close()
+        self._disk.close()
 
 
 # A lone carriage return ends a line too (as in text mode with newline=""); binary reading
@@ -156,15 +171,14 @@ def _numbered_lines(line: bytes) -> int:
     return sum(1 for piece in _LONE_CR.split(line) if piece)
 
 
-def _jsonl_blocks(path: Path, size: int) -> Iterator[_Payload]:
-    """The file as blocks of ``size`` lines, each with the number of its first line: what a
-    preparation process parses."""
+def _jsonl_blocks(stream: IO[bytes], size: int) -> Iterator[_Payload]:
+    """JSON lines read from ``stream`` as blocks of ``size`` lines, each with the number of
+    its first line: what a preparation process parses."""
     number = 1
-    with _open_binary(path) as handle:
-        while lines := list(islice(handle, size)):
-            block = b"".join(lines)
-            yield ("jsonl", number, block)
-            number += sum(map(_numbered_lines, lines)) if b"\r" in block else len(lines)
+    while lines := list(islice(stream, size)):
+        block = b"".join(lines)
+        yield ("jsonl", number, block)
+        number += sum(map(_numbered_lines, lines)) if b"\r" in block else len(lines)
 
 
 def _nest(flat: dict[str, str]) -> dict[str, Any]:
@@ -185,16 +199,15 @@ def _nest(flat: dict[str, str]) -> dict[str, Any]:
     return doc
 
 
-def read_csv(path: Path) -> Iterator[Row]:
-    with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            return
-        for record in reader:
-            try:
-                yield Row(reader.line_num, _nest(record))
-            except (ValueError, orjson.JSONDecodeError) as exc:
-                yield Row(reader.line_num, record, error=f"cannot read the row: {exc}")
+def _csv_rows(handle: IO[str]) -> Iterator[Row]:
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames:
+        return
+    for record in reader:
+        try:
+            yield Row(reader.line_num, _nest(record))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            yield Row(reader.line_num, record, error=f"cannot read the row: {exc}")
 
 
 def _open_parquet(path: Path) -> Any:
@@ -206,9 +219,9 @@ def _open_parquet(path: Path) -> Any:
         raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}") from None
 
 
-def _parquet_blocks(path: Path, size: int) -> Iterator[_Payload]:
+def _parquet_blocks(parquet: Any, size: int) -> Iterator[_Payload]:
     number = 1
-    for batch in _open_parquet(path).iter_batches(batch_size=size):
+    for batch in parquet.iter_batches(batch_size=size):
         yield ("parquet", number, batch)
         number += batch.num_rows
 
@@ -237,6 +250,10 @@ def _row_blocks(rows: Iterable[Row], size: int) -> Iterator[_Payload]:
 # A block of input to prepare: ("jsonl", first line, bytes), ("parquet", first row, record
 # batch) or ("rows", 0, rows already read).
 _Payload = tuple[str, int, Any]
+
+Progress = Callable[[int, "float | None"], None]
+"""Called after each stored chunk with the rows read so far and the share of the input that
+is (0 to 1; None when unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,12 +322,14 @@ def import_file(
     rejected_path: Path | None = None,
     chunk_size: int = 50_000,
     max_message_bytes: int | None = 32 * 1024,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     processes: int | None = None,
 ) -> ImportSummary:
-    """Import ``path`` through the collection pipeline; call ``progress(rows_done)`` after
-    each chunk. Rejected rows go to ``rejected_path`` (default ``<file>.rejected.jsonl``),
-    which is only created when something was rejected.
+    """Import ``path`` through the collection pipeline; after each chunk is stored, call
+    ``progress(rows_done, share_done)``, where ``share_done`` (0 to 1) is how much of the file
+    that is (of its bytes on disk; of its rows for Parquet). Rejected rows go to
+    ``rejected_path`` (default ``<file>.rejected.jsonl``), which is only created when
+    something was rejected.
 
     A file of more than one chunk is read, validated and enriched in ``processes``
     preparation processes (see :mod:`segmint.collect.workers`) while this process stores
@@ -320,21 +339,43 @@ def import_file(
     kind = detect_format(path, fmt)
     rejected_path = rejected_path or path.with_name(path.name + ".rejected.jsonl")
     _check_writable(rejected_path)
-    blocks: Iterator[_Payload]
-    if kind == "jsonl":
-        blocks = _jsonl_blocks(path, chunk_size)
-    elif kind == "parquet":
-        blocks = _parquet_blocks(path, chunk_size)
-    else:
-        blocks = _row_blocks(read_csv(path), chunk_size)
-    return _import(
-        collector,
-        _read_clearly(path, blocks),
-        _Options(utcnow(), f"import:{path.name}", max_message_bytes, chunk_size),
-        rejected_path,
-        progress,
-        processes,
-    )
+    options = _Options(utcnow(), f"import:{path.name}", max_message_bytes, chunk_size)
+    if kind == "parquet":
+        parquet = _open_parquet(path)
+        total = parquet.metadata.num_rows
+
+        def rows_read(payload: _Payload) -> float | None:
+            _, first, batch = payload
+            return (first - 1 + batch.num_rows) / total if total else None
+
+        blocks = _parquet_blocks(parquet, chunk_size)
+        return _import(
+            collector,
+            _read_clearly(path, blocks),
+            options,
+            rejected_path,
+            progress,
+            processes,
+            rows_read,
+        )
+    reading = _FileReading(path)
+    try:
+        if kind == "jsonl":
+            blocks = _jsonl_blocks(reading.stream, chunk_size)
+        else:
+            text = io.TextIOWrapper(reading.stream, encoding="utf-8", newline="")
+            blocks = _row_blocks(_csv_rows(text), chunk_size)
+        return _import(
+            collector,
+            _read_clearly(path, blocks),
+            options,
+            rejected_path,
+            progress,
+            processes,
+            lambda _: reading.share_read(),
+        )
+    finally:
+        reading.close()
 
 
 def _check_writable(rejected_path: Path) -> None:
@@ -389,12 +430,13 @@ def import_rows(
     rejected_path: Path,
     chunk_size: int = 50_000,
     max_message_bytes: int | None = 32 * 1024,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     processes: int | None = None,
 ) -> ImportSummary:
     """Validate and ingest ``rows`` in chunks of ``chunk_size`` (each chunk all or nothing);
     rejected rows are appended, with their reasons, to ``rejected_path``. Preparation
-    processes as in :func:`import_file`."""
+    processes as in :func:`import_file`; ``progress(rows_done, None)`` after each chunk (how
+    many rows are to come is not known)."""
     return _import(
         collector,
         _row_blocks(rows, chunk_size),
@@ -410,28 +452,36 @@ def _import(
     blocks: Iterator[_Payload],
     options: _Options,
     rejected_path: Path,
-    progress: Callable[[int], None] | None,
+    progress: Progress | None,
     processes: int | None,
+    share_read: Callable[[_Payload], float | None] = lambda _: None,
 ) -> ImportSummary:
     summary = ImportSummary()
     rejected_out: IO[bytes] | None = None
     # Chunks are stored one at a time, in file order, by a writer thread (DuckDB releases the
     # interpreter lock while it writes), so the outcome is that of storing them in turn;
     # meanwhile the next chunks are prepared, in preparation processes when there are more.
-    storing: tuple[Future[IngestResult], int] | None = None  # and the rows read up to it
+    # The chunk being stored, the rows read up to its end and the share of the input that is.
+    storing: tuple[Future[IngestResult], int, float | None] | None = None
+    shares: dict[int, float | None] = {}  # by id() of the payloads read and not yet stored
+
+    def read(payload: _Payload | None) -> _Payload | None:
+        if payload is not None:
+            shares[id(payload)] = share_read(payload)  # now, just after it was read
+        return payload
 
     def wait_for_stored() -> None:
         nonlocal storing
         if storing is not None:
-            (future, rows), storing = storing, None
+            (future, rows, share), storing = storing, None
             result = future.result()
             summary.imported += result.stored
             summary.duplicates += result.duplicates
             summary.merges += result.merges
             if progress:
-                progress(rows)
+                progress(rows, share)
 
-    def store(chunk: _Chunk) -> None:
+    def store(chunk: _Chunk, payload: _Payload) -> None:
         nonlocal rejected_out, storing
         summary.rows += chunk.rows
         for line, field_, reason, value in chunk.rejected:
@@ -444,13 +494,13 @@ def _import(
             rejected_out.write(orjson.dumps(record, default=str) + b"\n")
         wait_for_stored()
         future = writer.submit(collector.store, chunk.prepared, check_table=True)
-        storing = (future, summary.rows)
+        storing = (future, summary.rows, shares.pop(id(payload)))
 
     def here(payload: _Payload) -> Callable[[], _Chunk]:
         return lambda: prepare_block(payload, options, collector.enricher)
 
-    first = next(blocks, None)
-    second = next(blocks, None) if first is not None else None
+    first = read(next(blocks, None))
+    second = read(next(blocks, None)) if first is not None else None
     if processes is None:  # worth it for large chunks only: a process takes ~0.6 s to start
         processes = workers.worker_count() if options.chunk_size >= _POOL_MIN_CHUNK else 0
     # Preparation is CPU-bound: processes beyond the cores add no speed, only blocks held in
@@ -467,19 +517,19 @@ def _import(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmint-import") as writer,
     ):
         try:
-            for payload in chain((first, second), blocks):
+            for payload in chain((first, second), map(read, blocks)):
                 if payload is None:
                     break
                 if pool is None:
-                    store(here(payload)())
+                    store(here(payload)(), payload)
                     continue
                 ahead.append((payload, pool.submit(prepare_block, payload, options)))
                 if len(ahead) > pool.processes:  # keep every process busy, one block ahead
                     done, future = ahead.popleft()
-                    store(pool.result(future, here(done)))
+                    store(pool.result(future, here(done)), done)
             while ahead:
                 done, future = ahead.popleft()
-                store(pool.result(future, here(done)))  # type: ignore[union-attr]
+                store(pool.result(future, here(done)), done)  # type: ignore[union-attr]
             wait_for_stored()
         finally:
             if pool is not None:
@@ -487,5 +537,5 @@ def _import(
             if rejected_out is not None:
                 rejected_out.close()
     if progress and not summary.rows:
-        progress(0)
+        progress(0, None)
     return summary
