@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -49,7 +49,7 @@ class _ImportProgress:
             return
         self.bar.update(self.task, total=1.0, completed=share, rows=rows, share=f"{share:4.0%}")
         remaining = self.bar.tasks[0].time_remaining
-        left = f"{remaining:,.0f} s left" if remaining is not None and share < 1 else ""
+        left = f"{timedelta(seconds=round(remaining))} left" if remaining and share < 1 else ""
         self.bar.update(self.task, left=left)
 
 
