@@ -140,6 +140,21 @@ def _progress_rows() -> list[dict[str, Any]]:
     ]
 
 
+def _progress_of_import(
+    runtime: Runtime, path: Path, *, chunk_size: int, processes: int
+) -> list[tuple[int, float | None]]:
+    """What an import of ``path`` reports as it goes: (rows done, share done) per chunk."""
+    seen: list[tuple[int, float | None]] = []
+    import_file(
+        runtime.collector,
+        path,
+        chunk_size=chunk_size,
+        progress=lambda rows, share: seen.append((rows, share)),
+        processes=processes,
+    )
+    return seen
+
+
 def _write_progress_file(path: Path, rows: list[dict[str, Any]]) -> Path:
     if path.suffix == ".parquet":
         flat = [{**row, "properties": "{}"} for row in rows]
@@ -162,14 +177,7 @@ def test_progress_is_reported_per_chunk_with_the_share_of_the_file(
     runtime: Runtime, tmp_path: Path, name: str
 ) -> None:
     path = _write_progress_file(tmp_path / name, _progress_rows())
-    seen: list[tuple[int, float | None]] = []
-    import_file(
-        runtime.collector,
-        path,
-        chunk_size=10,
-        progress=lambda rows, share: seen.append((rows, share)),
-        processes=0,
-    )
+    seen = _progress_of_import(runtime, path, chunk_size=10, processes=0)
     assert [rows for rows, _ in seen] == [10, 20, 25]
     shares = [share for _, share in seen]
     assert all(share is not None for share in shares)
@@ -185,14 +193,7 @@ def test_progress_follows_the_chunks_stored_not_those_read_ahead(
     """With a preparation process, blocks are read ahead of storing; each report is the share
     of the file up to the chunk just stored."""
     path = write_jsonl(tmp_path / "e.jsonl", _progress_rows())  # type: ignore[arg-type]
-    seen: list[tuple[int, float | None]] = []
-    import_file(
-        runtime.collector,
-        path,
-        chunk_size=5,
-        progress=lambda rows, share: seen.append((rows, share)),
-        processes=1,
-    )
+    seen = _progress_of_import(runtime, path, chunk_size=5, processes=1)
     assert [rows for rows, _ in seen] == [5, 10, 15, 20, 25]
     for rows, share in seen:
         assert share == pytest.approx(rows / 25, abs=0.03)

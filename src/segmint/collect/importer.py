@@ -340,6 +340,24 @@ def import_file(
     rejected_path = rejected_path or path.with_name(path.name + ".rejected.jsonl")
     _check_writable(rejected_path)
     options = _Options(utcnow(), f"import:{path.name}", max_message_bytes, chunk_size)
+    with contextlib.ExitStack() as open_files:
+        blocks, share_read = _file_blocks(path, kind, chunk_size, open_files)
+        return _import(
+            collector,
+            _read_clearly(path, blocks),
+            options,
+            rejected_path,
+            progress,
+            processes,
+            share_read,
+        )
+
+
+def _file_blocks(
+    path: Path, kind: str, size: int, open_files: contextlib.ExitStack
+) -> tuple[Iterator[_Payload], Callable[[_Payload], float | None]]:
+    """The blocks of ``path`` and how to tell what share of the file is read up to the end of
+    one (its bytes on disk; its rows for Parquet). Files opened are closed by ``open_files``."""
     if kind == "parquet":
         parquet = _open_parquet(path)
         total = parquet.metadata.num_rows
@@ -348,34 +366,19 @@ def import_file(
             _, first, batch = payload
             return (first - 1 + batch.num_rows) / total if total else None
 
-        blocks = _parquet_blocks(parquet, chunk_size)
-        return _import(
-            collector,
-            _read_clearly(path, blocks),
-            options,
-            rejected_path,
-            progress,
-            processes,
-            rows_read,
-        )
+        return _parquet_blocks(parquet, size), rows_read
     reading = _FileReading(path)
-    try:
-        if kind == "jsonl":
-            blocks = _jsonl_blocks(reading.stream, chunk_size)
-        else:
-            text = io.TextIOWrapper(reading.stream, encoding="utf-8", newline="")
-            blocks = _row_blocks(_csv_rows(text), chunk_size)
-        return _import(
-            collector,
-            _read_clearly(path, blocks),
-            options,
-            rejected_path,
-            progress,
-            processes,
-            lambda _: reading.share_read(),
+    open_files.callback(reading.close)
+    if kind == "jsonl":
+        blocks = _jsonl_blocks(reading.stream, size)
+    else:
+        # Held until the import ends: dropped when the rows run out, it would close the file
+        # before the share read up to the last block is told.
+        text = open_files.enter_context(
+            io.TextIOWrapper(reading.stream, encoding="utf-8", newline="")
         )
-    finally:
-        reading.close()
+        blocks = _row_blocks(_csv_rows(text), size)
+    return blocks, lambda _: reading.share_read()
 
 
 def _check_writable(rejected_path: Path) -> None:
