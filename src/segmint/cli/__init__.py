@@ -4,7 +4,7 @@
 :mod:`segmint.cli.main`, which loads every command and what they use (the web app, the
 catalog, the compiler...): a preparation process (:mod:`segmint.collect.workers`) is started
 by running the parent's main script again, and with the ``segmint`` script that now costs an
-import of this package only, instead of the whole command line (seconds of CPU per process).
+import of this package only, instead of the whole command line (~0.8 s of CPU per process).
 """
 
 

@@ -504,7 +504,7 @@ def _import(
 
     first = read(next(blocks, None))
     second = read(next(blocks, None)) if first is not None else None
-    if processes is None:  # worth it for large chunks only: a process takes ~0.6 s to start
+    if processes is None:  # worth it for large chunks only: a process takes ~1 s to start
         processes = workers.worker_count() if options.chunk_size >= _POOL_MIN_CHUNK else 0
     # Preparation is CPU-bound: processes beyond the cores add no speed, only blocks held in
     # memory (each process keeps one in hand and one waiting).
