@@ -6,6 +6,7 @@ back-pressure, and the commit acknowledgement mode."""
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import signal
 import subprocess
@@ -552,7 +553,10 @@ def test_commit_mode_requests_still_queued_at_shutdown_get_an_error(
 
 
 def test_the_writer_keeps_the_preparation_processes_the_settings_ask_for(
-    settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def processes(**changes: Any) -> int | None:
         writer = open_writer(runtime, settings.model_copy(update=changes))
@@ -563,7 +567,13 @@ def test_the_writer_keeps_the_preparation_processes_the_settings_ask_for(
 
     monkeypatch.setattr(app_module, "worker_count", lambda: 8)
     assert processes() == 2
-    assert processes(ingest_processes=3) == 3
+    with caplog.at_level(logging.WARNING, logger="segmint.api.app"):
+        assert processes(ingest_processes=3) == 3
+    assert not caplog.records
+    monkeypatch.setattr(app_module, "worker_count", lambda: 2)
+    with caplog.at_level(logging.WARNING, logger="segmint.api.app"):
+        assert processes(ingest_processes=3) == 3  # more than the cores: honoured, with a word
+    assert "SEGMINT_INGEST_PROCESSES=3 is more than the 2 cores" in caplog.text
     assert processes(ingest_processes=0) is None  # prepared in the writer thread
     assert processes(ingest_ack="commit") is None  # commit mode prepares in the writer
     monkeypatch.setattr(app_module, "worker_count", lambda: 1)
