@@ -225,7 +225,7 @@ def test_the_segmint_program_starts_preparation_processes_without_the_command_li
 ) -> None:
     """A preparation process starts by running its parent's main script again: the
     ``segmint`` script must be light, or every process loads all the commands, the web app and
-    the catalog first (seconds of CPU each). Python's import-time report, which preparation
+    the catalog first (~0.8 s more CPU each). Python's import-time report, which preparation
     processes inherit, shows what each process imported."""
     program = Path(sys.executable).with_name("segmint")
     assert program.exists(), "the segmint program is installed beside the test's Python"

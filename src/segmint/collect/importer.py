@@ -87,12 +87,6 @@ def detect_format(path: Path, declared: str | None = None) -> str:
     )
 
 
-def _open_binary(path: Path) -> IO[bytes]:
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
 class _FileReading:
     """A file opened for reading (a .gz file gunzipped), telling what share of the file on
     disk has been read so far: how far an import has got."""
@@ -113,6 +107,12 @@ class _FileReading:
         self.stream.close()
         self._disk.close()
 
+    def __enter__(self) -> _FileReading:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # A lone carriage return ends a line too (as in text mode with newline=""); binary reading
 # only splits at "\n", so such lines are split again after each "\r" not followed by "\n".
@@ -123,8 +123,8 @@ def read_jsonl(path: Path) -> Iterator[Row]:
     """Rows of a JSON-lines file. Read as bytes (orjson parses UTF-8 bytes directly, which
     saves decoding every line to text first); lines are numbered as a text reader would. A
     line that is not UTF-8 is a rejected row (the others are imported)."""
-    with _open_binary(path) as handle:
-        yield from _jsonl_rows(handle, 1)
+    with _FileReading(path) as reading:
+        yield from _jsonl_rows(reading.stream, 1)
 
 
 def _jsonl_rows(lines: Iterable[bytes], number: int) -> Iterator[Row]:
@@ -251,7 +251,7 @@ def _row_blocks(rows: Iterable[Row], size: int) -> Iterator[_Payload]:
 # batch) or ("rows", 0, rows already read).
 _Payload = tuple[str, int, Any]
 
-Progress = Callable[[int, "float | None"], None]
+Progress = Callable[[int, float | None], None]
 """Called after each stored chunk with the rows read so far and the share of the input that
 is (0 to 1; None when unknown)."""
 
@@ -367,8 +367,7 @@ def _file_blocks(
             return (first - 1 + batch.num_rows) / total if total else None
 
         return _parquet_blocks(parquet, size), rows_read
-    reading = _FileReading(path)
-    open_files.callback(reading.close)
+    reading = open_files.enter_context(_FileReading(path))
     if kind == "jsonl":
         blocks = _jsonl_blocks(reading.stream, size)
     else:
@@ -466,12 +465,9 @@ def _import(
     # meanwhile the next chunks are prepared, in preparation processes when there are more.
     # The chunk being stored, the rows read up to its end and the share of the input that is.
     storing: tuple[Future[IngestResult], int, float | None] | None = None
-    shares: dict[int, float | None] = {}  # by id() of the payloads read and not yet stored
-
-    def read(payload: _Payload | None) -> _Payload | None:
-        if payload is not None:
-            shares[id(payload)] = share_read(payload)  # now, just after it was read
-        return payload
+    # Each block with the share of the input read up to its end, taken just after reading it
+    # (blocks are read ahead of storing when there are preparation processes).
+    measured = ((payload, share_read(payload)) for payload in blocks)
 
     def wait_for_stored() -> None:
         nonlocal storing
@@ -484,7 +480,7 @@ def _import(
             if progress:
                 progress(rows, share)
 
-    def store(chunk: _Chunk, payload: _Payload) -> None:
+    def store(chunk: _Chunk, share: float | None) -> None:
         nonlocal rejected_out, storing
         summary.rows += chunk.rows
         for line, field_, reason, value in chunk.rejected:
@@ -497,13 +493,13 @@ def _import(
             rejected_out.write(orjson.dumps(record, default=str) + b"\n")
         wait_for_stored()
         future = writer.submit(collector.store, chunk.prepared, check_table=True)
-        storing = (future, summary.rows, shares.pop(id(payload)))
+        storing = (future, summary.rows, share)
 
     def here(payload: _Payload) -> Callable[[], _Chunk]:
         return lambda: prepare_block(payload, options, collector.enricher)
 
-    first = read(next(blocks, None))
-    second = read(next(blocks, None)) if first is not None else None
+    first = next(measured, None)
+    second = next(measured, None) if first is not None else None
     if processes is None:  # worth it for large chunks only: a process takes ~1 s to start
         processes = workers.worker_count() if options.chunk_size >= _POOL_MIN_CHUNK else 0
     # Preparation is CPU-bound: processes beyond the cores add no speed, only blocks held in
@@ -514,25 +510,26 @@ def _import(
         if second is not None and processes > 0
         else None
     )
-    ahead: deque[tuple[_Payload, Future[str]]] = deque()
+    ahead: deque[tuple[_Payload, float | None, Future[str]]] = deque()
     with (
         cyclic_gc_paused(),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmint-import") as writer,
     ):
         try:
-            for payload in chain((first, second), map(read, blocks)):
-                if payload is None:
+            for item in chain((first, second), measured):
+                if item is None:
                     break
+                payload, share = item
                 if pool is None:
-                    store(here(payload)(), payload)
+                    store(here(payload)(), share)
                     continue
-                ahead.append((payload, pool.submit(prepare_block, payload, options)))
+                ahead.append((payload, share, pool.submit(prepare_block, payload, options)))
                 if len(ahead) > pool.processes:  # keep every process busy, one block ahead
-                    done, future = ahead.popleft()
-                    store(pool.result(future, here(done)), done)
+                    done, done_share, future = ahead.popleft()
+                    store(pool.result(future, here(done)), done_share)
             while ahead:
-                done, future = ahead.popleft()
-                store(pool.result(future, here(done)), done)  # type: ignore[union-attr]
+                done, done_share, future = ahead.popleft()
+                store(pool.result(future, here(done)), done_share)  # type: ignore[union-attr]
             wait_for_stored()
         finally:
             if pool is not None:
