@@ -1,9 +1,10 @@
 """A small, readable warehouse built in code, and a helper that evaluates a definition on it.
 
 Every definition evaluated through :class:`Warehouse.members` is also compiled for and
-rendered in the ClickHouse and Spark dialects, so each example doubles as a transpile test;
-``form="portable"`` evaluates the portable SQL (what Spark gets) on DuckDB instead of the
-DuckDB-specific form.
+rendered in the ClickHouse and Spark dialects, so each example doubles as a transpile test,
+and (in the default form) run on embedded ClickHouse over a copy of the same rows, whose
+members must be DuckDB's (PRODUCT B7); ``form="portable"`` evaluates the portable SQL (what
+Spark gets) on DuckDB instead of the DuckDB-specific form.
 """
 
 from __future__ import annotations
@@ -17,11 +18,30 @@ from typing import Any
 from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition, parse_definition
 from segmint.warehouse import DuckDBEngine
+from segmint.warehouse.clickhouse import ChDBEngine
 from tests.reference.evaluator import SEGMENT_EVENT_NAMES
 from tests.reference.loading import store_segment_events
 
 AS_OF = dt.datetime(2025, 3, 15, 12, 0)  # a Saturday, UTC
 OTHER_DIALECTS = ("clickhouse", "spark")
+# The tables a compiled definition reads, copied to ClickHouse before it runs there.
+READ_TABLES = ("profiles", "events", "audience_refreshes", "segment_events")
+_clickhouse: list[ChDBEngine] = []  # one embedded ClickHouse per test process, made on first use
+
+
+def clickhouse() -> ChDBEngine:
+    if not _clickhouse:
+        _clickhouse.append(ChDBEngine.with_tables())
+    return _clickhouse[0]
+
+
+def copy_to_clickhouse(engine: DuckDBEngine) -> ChDBEngine:
+    """The embedded ClickHouse holding exactly the rows of ``engine``'s READ_TABLES."""
+    target = clickhouse()
+    for table in READ_TABLES:
+        target.execute(f"TRUNCATE TABLE {table}")
+        target.append(table, engine.arrow(f"SELECT * FROM {table}"))  # JSON comes as text
+    return target
 
 
 def at(days_ago: float = 0, **delta: float) -> dt.datetime:
@@ -122,7 +142,19 @@ class Warehouse:
             dialect=None if form == "portable" else "duckdb",
             resolve_audience=resolver,
         )
-        return {row[0] for row in self.engine.rows(to_sql(query, "duckdb"))}
+        found = {row[0] for row in self.engine.rows(to_sql(query, "duckdb"))}
+        if form == "duckdb":
+            on_clickhouse = compile_definition(
+                definition,
+                as_of=as_of,
+                timezone=timezone,
+                dialect="clickhouse",
+                resolve_audience=resolver,
+            )
+            sql = to_sql(on_clickhouse, "clickhouse")
+            other = {row[0] for row in copy_to_clickhouse(self.engine).rows(sql)}
+            assert other == found, f"on ClickHouse {sorted(other)}, on DuckDB {sorted(found)}"
+        return found
 
 
 def _resolver(audiences: dict[str, dict[str, Any]]) -> Callable[[str], Definition | None]:

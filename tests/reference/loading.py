@@ -32,18 +32,31 @@ def store_segment_events(engine: Engine, events: Sequence[dict[str, Any]]) -> No
         marker = (p["audience_id"], p["audience_name"], event["timestamp"])
         if markers.setdefault(p["refresh_id"], marker) != marker:
             raise ValueError(f"refresh {p['refresh_id']} has events of different instants")
-    numbers: dict[str, int] = {}
-    for refresh_id, (audience_id, name, as_of) in markers.items():
-        engine.execute(
-            "INSERT INTO audience_refreshes (refresh_id, audience_id, version, as_of, size, "
-            'entered, "left", committed_at, audience_name, seq) '
-            "SELECT ?, ?, 1, ?, 0, 0, 0, ?, ?, coalesce(max(seq), 0) + 1 "
-            "FROM audience_refreshes ON CONFLICT DO NOTHING",
-            [refresh_id, audience_id, as_of, as_of, name],
+    # Plain reads and Arrow appends, so every engine (DuckDB, ClickHouse) loads the same way.
+    numbers = dict(engine.rows("SELECT refresh_id, seq FROM audience_refreshes"))
+    last = max(numbers.values(), default=0)
+    new = [refresh_id for refresh_id in markers if refresh_id not in numbers]
+    for offset, refresh_id in enumerate(new, start=1):
+        numbers[refresh_id] = last + offset
+    if new:
+        stamps = pa.array([markers[r][2] for r in new], pa.timestamp("us"))
+        engine.append(
+            "audience_refreshes",
+            pa.table(
+                {
+                    "refresh_id": pa.array(new, pa.string()),
+                    "audience_id": pa.array([markers[r][0] for r in new], pa.int64()),
+                    "version": pa.array([1] * len(new), pa.int32()),
+                    "as_of": stamps,
+                    "size": pa.array([0] * len(new), pa.int64()),
+                    "entered": pa.array([0] * len(new), pa.int64()),
+                    "left": pa.array([0] * len(new), pa.int64()),
+                    "committed_at": stamps,
+                    "audience_name": pa.array([markers[r][1] for r in new], pa.string()),
+                    "seq": pa.array([numbers[r] for r in new], pa.int64()),
+                }
+            ),
         )
-        (numbers[refresh_id],) = engine.rows(
-            "SELECT seq FROM audience_refreshes WHERE refresh_id = ?", [refresh_id]
-        )[0]
     table = pa.table(
         {
             "refresh_seq": pa.array([numbers[p["refresh_id"]] for p in props], pa.int64()),
@@ -56,7 +69,7 @@ def store_segment_events(engine: Engine, events: Sequence[dict[str, Any]]) -> No
 
 def clear_events(engine: Engine) -> None:
     for table in ("events", "segment_events", "audience_refreshes"):
-        engine.execute(f"DELETE FROM {table}")
+        engine.execute(f"TRUNCATE TABLE {table}")
 
 
 def _json(value: Any) -> str | None:
@@ -99,7 +112,7 @@ def load_scenario(
     """Replace the warehouse's profiles and events by generated rows (segment events in
     their own table, as refreshes store them)."""
     clear_events(engine)
-    engine.execute("DELETE FROM profiles")
+    engine.execute("TRUNCATE TABLE profiles")
     engine.append("profiles", profiles_table(profiles))
     engine.append(
         "events", events_table([e for e in events if e["event"] not in SEGMENT_EVENT_NAMES])

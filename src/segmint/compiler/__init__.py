@@ -19,6 +19,7 @@ from segmint.compiler.tree import compile_node
 from segmint.compiler.windows import Bounds, Clock, window_bounds
 from segmint.definitions.model import Definition, Node
 from segmint.definitions.validation import AudienceResolver
+from segmint.warehouse.dialects import render
 
 
 def compile_definition(
@@ -71,7 +72,7 @@ def to_sql(expression: exp.Expr, dialect: str = "duckdb", *, pretty: bool = Fals
             f"this query uses an ASOF join, which {dialect} does not have: compile the "
             f"definition with dialect={dialect!r} (or None for portable SQL)"
         )
-    return expression.sql(dialect=dialect, pretty=pretty)
+    return render(expression, dialect, pretty=pretty)
 
 
 def _is_asof(join: exp.Join) -> bool:

@@ -1,0 +1,174 @@
+"""Rendering SQL for an engine with DuckDB's meaning kept (PRODUCT B7).
+
+Compiled definitions are sqlglot trees whose functions mean what they mean in DuckDB, the
+engine the reference evaluator is checked against first. sqlglot translates syntax between
+dialects, but a few functions keep their name and change their meaning on the way; those are
+rewritten here, before rendering, into the target engine's functions of the same meaning:
+
+- ``JSONExtractScalar`` (DuckDB's ``->>``): the value at a path as text — a string unquoted,
+  a number or boolean as its JSON text, NULL when missing or JSON ``null``. sqlglot renders
+  it for ClickHouse as ``JSONExtractString``, which gives ``''`` for every non-string.
+- ``JSONType``: DuckDB's type names (``VARCHAR``, ``BIGINT``, ``UBIGINT``, ``DOUBLE``,
+  ``BOOLEAN``, ``NULL``, ``ARRAY``, ``OBJECT``), NULL when the path is missing.
+- ``TRY_CAST`` to a number, date or timestamp: NULL for text that is not one. ClickHouse's
+  ``CAST`` to ``Nullable`` raises on bad text instead, and its lenient parsers roll
+  impossible dates over (``2024-02-30`` becomes 1 March): a parsed date counts only when it
+  prints back as the text it came from.
+- ``LOWER`` and ``SUBSTRING`` work on characters; ClickHouse's work on bytes (``lower``
+  leaves ``É`` as it is), its ``lowerUTF8`` and ``substringUTF8`` on characters.
+- ``TIMESTAMP`` / ``DATE``: ClickHouse's ``DateTime`` has whole seconds and ``Date`` starts in
+  1970; they become ``DateTime64(6)`` and ``Date32`` (1900-01-01 to 2299-12-31, so a date
+  outside those years is not a date on ClickHouse).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+# DuckDB's JSON_TYPE name of each ClickHouse JSONType name.
+_CLICKHOUSE_JSON_TYPES = {
+    "String": "VARCHAR",
+    "Int64": "BIGINT",
+    "UInt64": "UBIGINT",
+    "Double": "DOUBLE",
+    "Bool": "BOOLEAN",
+    "Null": "NULL",
+    "Array": "ARRAY",
+    "Object": "OBJECT",
+}
+
+
+def render(expression: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
+    """``expression`` as SQL of ``dialect``, with DuckDB's meaning of the functions above."""
+    if dialect == "clickhouse":
+        # A rewritten node's new subtree is not visited by the same pass (a TRY_CAST of a
+        # JSON value becomes a call holding the JSON node): pass again until nothing changes.
+        while any(_rewritten(node) for node in expression.walk()):
+            expression = expression.transform(_for_clickhouse)
+    return expression.sql(dialect=dialect, pretty=pretty)
+
+
+def _call(name: str, *args: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this=name, expressions=[arg.copy() for arg in args])
+
+
+def _text(value: str) -> exp.Expr:
+    return exp.Literal.string(value)
+
+
+def _json_keys(path: exp.Expr) -> list[exp.Expr]:
+    """The keys of a ``$.a.b`` path as ClickHouse's JSON functions take them."""
+    if not isinstance(path, exp.JSONPath):
+        raise ValueError(f"a JSON path of keys is needed here, not {path.sql()!r}")
+    keys: list[exp.Expr] = []
+    for part in path.expressions:
+        if isinstance(part, exp.JSONPathRoot):
+            continue
+        if not isinstance(part, exp.JSONPathKey):
+            raise ValueError(f"only keys are supported in JSON paths, not {part!r}")
+        keys.append(_text(str(part.this)))
+    return keys
+
+
+def _json_present(document: exp.Expr, keys: list[exp.Expr]) -> exp.Expr:
+    """True when ``keys`` lead to a value (JSON ``null`` included)."""
+    return exp.EQ(this=_call("JSONHas", document, *keys), expression=exp.Literal.number(1))
+
+
+def _json_type_name(document: exp.Expr, keys: list[exp.Expr]) -> exp.Expr:
+    kind = _call("toString", _call("JSONType", document, *keys))
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.EQ(this=kind.copy(), expression=_text(name)), true=_text(duck))
+            for name, duck in _CLICKHOUSE_JSON_TYPES.items()
+        ]
+    )
+
+
+def _json_scalar(node: exp.JSONExtractScalar) -> exp.Expr:
+    document, keys = node.this, _json_keys(node.expression)
+    kind = _call("toString", _call("JSONType", document, *keys))
+    return exp.Case(
+        ifs=[
+            exp.If(this=exp.Not(this=_json_present(document, keys)), true=exp.Null()),
+            exp.If(this=exp.EQ(this=kind.copy(), expression=_text("Null")), true=exp.Null()),
+            exp.If(
+                this=exp.EQ(this=kind, expression=_text("String")),
+                true=_call("toNullable", _call("JSONExtractString", document, *keys)),
+            ),
+        ],
+        default=_call("toNullable", _call("JSONExtractRaw", document, *keys)),
+    )
+
+
+def _json_type(node: exp.JSONType) -> exp.Expr:
+    document, keys = node.this, _json_keys(node.expression)
+    return exp.Case(
+        ifs=[exp.If(this=_json_present(document, keys), true=_json_type_name(document, keys))]
+    )
+
+
+def _strict_date(text: exp.Expr) -> exp.Expr:
+    """The Date32 of ``YYYY-MM-DD`` text, NULL unless it prints back as that text."""
+    parsed = _call("toDate32OrNull", text)
+    same = exp.EQ(this=_call("toString", parsed), expression=text.copy())
+    return exp.Case(ifs=[exp.If(this=same, true=parsed.copy())])
+
+
+def _strict_timestamp(text: exp.Expr) -> exp.Expr:
+    """The DateTime64(6) of ``YYYY-MM-DD HH:MM:SS[.f]`` text whose date part is a real date
+    (the time part's ranges are the caller's to check), else NULL."""
+    parsed = _call("toDateTime64OrNull", text, exp.Literal.number(6), _text("UTC"))
+    day = exp.Substring(
+        this=text.copy(), start=exp.Literal.number(1), length=exp.Literal.number(10)
+    )
+    real_day = exp.Not(this=exp.Is(this=_strict_date(day), expression=exp.Null()))
+    return exp.Case(ifs=[exp.If(this=real_day, true=parsed)])
+
+
+_TRIED = (exp.DataType.Type.DOUBLE, exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP)
+_CAST = (exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP)
+
+
+def _try_cast(node: exp.TryCast) -> exp.Expr:
+    if node.to.is_type(exp.DataType.Type.DOUBLE):
+        return _call("toFloat64OrNull", node.this)
+    if node.to.is_type(exp.DataType.Type.DATE):
+        return _strict_date(node.this)
+    return _strict_timestamp(node.this)
+
+
+def _cast(node: exp.Cast) -> exp.Expr:
+    kind = "Date32" if node.to.is_type(exp.DataType.Type.DATE) else "DateTime64(6)"
+    return exp.cast(node.this, kind, dialect="clickhouse")
+
+
+def _substring(node: exp.Substring) -> exp.Expr:
+    length = node.args.get("length")
+    return _call("substringUTF8", node.this, node.args["start"], *([length] if length else []))
+
+
+def _rewritten(node: exp.Expr) -> bool:
+    """Whether ``_for_clickhouse`` replaces ``node`` (by nodes it leaves alone)."""
+    if isinstance(node, exp.JSONExtractScalar | exp.JSONType | exp.Lower | exp.Substring):
+        return True
+    if isinstance(node, exp.TryCast):
+        return node.to.is_type(*_TRIED)
+    return isinstance(node, exp.Cast) and node.to.is_type(*_CAST)
+
+
+def _for_clickhouse(node: exp.Expr) -> exp.Expr:
+    if not _rewritten(node):
+        return node
+    if isinstance(node, exp.JSONExtractScalar):
+        return _json_scalar(node)
+    if isinstance(node, exp.JSONType):
+        return _json_type(node)
+    if isinstance(node, exp.Lower):
+        return _call("lowerUTF8", node.this)
+    if isinstance(node, exp.Substring):
+        return _substring(node)
+    if isinstance(node, exp.TryCast):
+        return _try_cast(node)
+    assert isinstance(node, exp.Cast)
+    return _cast(node)
