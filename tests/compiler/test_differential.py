@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from segmint.audiences.refresh import RefreshTarget, write_membership
 from segmint.compiler import compile_definition, compile_node_query, to_sql
 from segmint.definitions import iter_nodes
-from segmint.warehouse import DuckDBEngine, open_warehouse
+from segmint.warehouse import DuckDBEngine, Engine, open_warehouse
 from tests.reference.evaluator import Evaluation, evaluate
 from tests.reference.loading import load_scenario
 from tests.reference.strategies import Scenario, scenarios
@@ -31,27 +31,25 @@ OTHER_DIALECTS = ("clickhouse", "spark")
 UNDONE_AUDIENCE = 999_999  # no generated definition refers to it
 
 
-def load(engine: DuckDBEngine, scenario: Scenario) -> None:
+def load(engine: Engine, scenario: Scenario) -> None:
     load_scenario(engine, scenario.profiles, scenario.events)
 
 
-def compiled_members(engine: DuckDBEngine, scenario: Scenario, node: Any = None) -> set[int]:
-    """Members from the compiled SQL (of the whole definition, or of one node)."""
-    if node is None:
-        query = compile_definition(
-            scenario.definition,
-            as_of=scenario.as_of,
-            timezone=scenario.timezone,
-            resolve_audience=scenario.audiences.get,
-        )
-    else:
-        query = compile_node_query(
-            node,
-            as_of=scenario.as_of,
-            timezone=scenario.timezone,
-            resolve_audience=scenario.audiences.get,
-        )
-    return {row[0] for row in engine.rows(to_sql(query, "duckdb"))}
+def compiled_members(engine: Engine, scenario: Scenario, node: Any = None) -> set[int]:
+    """Members from the SQL compiled for the engine's dialect (of the whole definition, or
+    of one node)."""
+    options: dict[str, Any] = dict(
+        as_of=scenario.as_of,
+        timezone=scenario.timezone,
+        dialect=engine.dialect,
+        resolve_audience=scenario.audiences.get,
+    )
+    query = (
+        compile_definition(scenario.definition, **options)
+        if node is None
+        else compile_node_query(node, **options)
+    )
+    return {row[0] for row in engine.rows(to_sql(query, engine.dialect))}
 
 
 class _Undo(Exception):

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import iter_nodes
-from segmint.warehouse import DuckDBEngine
+from segmint.warehouse import DuckDBEngine, Engine
 from tests.compiler.test_differential import (
     OTHER_DIALECTS,
     compiled_members,
@@ -45,7 +45,7 @@ from tests.reference.strategies import Scenario, boundary_scenarios
 __all__ = ["engine"]  # the module-scoped warehouse fixture, shared with test_differential
 
 EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300"))
-_SETTINGS = dict(
+BOUNDARY_SETTINGS = dict(
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -79,7 +79,7 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check(engine: DuckDBEngine, scenario: Scenario) -> None:
+def check(engine: Engine, scenario: Scenario) -> None:
     """The definition and each of its nodes give the reference members, profile for profile."""
     load(engine, scenario)
     expected = reference(scenario)
@@ -99,7 +99,7 @@ def check(engine: DuckDBEngine, scenario: Scenario) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES, **_SETTINGS)
+@settings(max_examples=EXAMPLES, **BOUNDARY_SETTINGS)
 @given(scenario=boundary_scenarios())
 def test_compiled_sql_gives_the_reference_members_at_boundaries(
     engine: DuckDBEngine, scenario: Scenario
@@ -107,7 +107,7 @@ def test_compiled_sql_gives_the_reference_members_at_boundaries(
     check(engine, scenario)
 
 
-@settings(max_examples=20, **_SETTINGS)
+@settings(max_examples=20, **BOUNDARY_SETTINGS)
 @given(scenario=boundary_scenarios())
 def test_compiled_sql_gives_the_reference_members_at_boundaries_quick(
     engine: DuckDBEngine, scenario: Scenario
