@@ -8,7 +8,8 @@ loaded into it (``append`` takes Arrow tables shaped like the DuckDB warehouse's
 
 Compiled SQL relies on standard SQL NULLs; ClickHouse needs two settings for that, applied to
 every session (``SETTINGS``): an outer join fills unmatched columns with NULL rather than
-the type's default (``join_use_nulls``), and a bare ``UNION`` means ``UNION DISTINCT``.
+the type's default (``join_use_nulls``), and a bare ``UNION`` means ``UNION DISTINCT``; text
+becomes a timestamp in UTC whatever the machine's time zone.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from segmint.warehouse.schema import (
 SETTINGS = {
     "join_use_nulls": 1,
     "union_default_mode": "'DISTINCT'",
+    # Timestamps are naive UTC, as in the DuckDB warehouse, whatever the machine's zone.
+    "session_timezone": "'UTC'",
 }
 
 _TEXT = "Nullable(String)"
@@ -171,6 +174,19 @@ INNER JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
 )
 
 
+def _naive_utc(table: pa.Table) -> pa.Table:
+    """``table`` with its UTC timestamps naive, as every engine returns them."""
+    schema = pa.schema(
+        [
+            field.with_type(pa.timestamp(field.type.unit))
+            if pa.types.is_timestamp(field.type) and field.type.tz is not None
+            else field
+            for field in table.schema
+        ]
+    )
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
 class ClickHouseUnavailable(SegmintError):
     """chDB is not installed."""
 
@@ -219,9 +235,8 @@ class ChDBEngine:
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
         with self._lock:
-            result = self._session.query(self._sql(sql, params), "ArrowTable")
-        table: pa.Table = result
-        return table
+            table: pa.Table = self._session.query(self._sql(sql, params), "ArrowTable")
+        return _naive_utc(table)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
         table = self.arrow(sql, params)

@@ -9,7 +9,10 @@ rewritten here, before rendering, into the target engine's functions of the same
   a number or boolean as its JSON text, NULL when missing or JSON ``null``. sqlglot renders
   it for ClickHouse as ``JSONExtractString``, which gives ``''`` for every non-string.
 - ``JSONType``: DuckDB's type names (``VARCHAR``, ``BIGINT``, ``UBIGINT``, ``DOUBLE``,
-  ``BOOLEAN``, ``NULL``, ``ARRAY``, ``OBJECT``), NULL when the path is missing.
+  ``BOOLEAN``, ``NULL``, ``ARRAY``, ``OBJECT``), NULL when the path is missing. (A
+  non-negative integer is ``UBIGINT`` on DuckDB and ``BIGINT`` here when it fits in 63 bits;
+  compiled SQL takes both as numbers. An integer beyond 64 bits is a ``DOUBLE`` on DuckDB
+  and, since ClickHouse reads it as a string, a ``VARCHAR`` here.)
 - ``TRY_CAST`` to a number, date or timestamp: NULL for text that is not one. ClickHouse's
   ``CAST`` to ``Nullable`` raises on bad text instead, and its lenient parsers roll
   impossible dates over (``2024-02-30`` becomes 1 March): a parsed date counts only when it
@@ -24,18 +27,6 @@ rewritten here, before rendering, into the target engine's functions of the same
 from __future__ import annotations
 
 from sqlglot import exp
-
-# DuckDB's JSON_TYPE name of each ClickHouse JSONType name.
-_CLICKHOUSE_JSON_TYPES = {
-    "String": "VARCHAR",
-    "Int64": "BIGINT",
-    "UInt64": "UBIGINT",
-    "Double": "DOUBLE",
-    "Bool": "BOOLEAN",
-    "Null": "NULL",
-    "Array": "ARRAY",
-    "Object": "OBJECT",
-}
 
 
 def render(expression: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
@@ -70,41 +61,47 @@ def _json_keys(path: exp.Expr) -> list[exp.Expr]:
     return keys
 
 
-def _json_present(document: exp.Expr, keys: list[exp.Expr]) -> exp.Expr:
-    """True when ``keys`` lead to a value (JSON ``null`` included)."""
-    return exp.EQ(this=_call("JSONHas", document, *keys), expression=exp.Literal.number(1))
+def _json_raw(node: exp.JSONExtractScalar | exp.JSONType) -> exp.Expr:
+    """The JSON text of the value at the node's path: ``''`` when there is none."""
+    return _call("JSONExtractRaw", node.this, *_json_keys(node.expression))
 
 
-def _json_type_name(document: exp.Expr, keys: list[exp.Expr]) -> exp.Expr:
-    kind = _call("toString", _call("JSONType", document, *keys))
-    return exp.Case(
-        ifs=[
-            exp.If(this=exp.EQ(this=kind.copy(), expression=_text(name)), true=_text(duck))
-            for name, duck in _CLICKHOUSE_JSON_TYPES.items()
-        ]
-    )
+def _starts(raw: exp.Expr, prefix: str) -> exp.Expr:
+    return _call("startsWith", raw, _text(prefix))
 
 
 def _json_scalar(node: exp.JSONExtractScalar) -> exp.Expr:
-    document, keys = node.this, _json_keys(node.expression)
-    kind = _call("toString", _call("JSONType", document, *keys))
+    raw = _json_raw(node)
+    missing = exp.Or(
+        this=exp.EQ(this=raw.copy(), expression=_text("")),
+        expression=exp.EQ(this=raw.copy(), expression=_text("null")),
+    )
+    string = _call("JSONExtractString", node.this, *_json_keys(node.expression))
     return exp.Case(
         ifs=[
-            exp.If(this=exp.Not(this=_json_present(document, keys)), true=exp.Null()),
-            exp.If(this=exp.EQ(this=kind.copy(), expression=_text("Null")), true=exp.Null()),
-            exp.If(
-                this=exp.EQ(this=kind, expression=_text("String")),
-                true=_call("toNullable", _call("JSONExtractString", document, *keys)),
-            ),
+            exp.If(this=missing, true=exp.Null()),
+            exp.If(this=_starts(raw, '"'), true=_call("toNullable", string)),
         ],
-        default=_call("toNullable", _call("JSONExtractRaw", document, *keys)),
+        default=_call("toNullable", raw),
     )
 
 
 def _json_type(node: exp.JSONType) -> exp.Expr:
-    document, keys = node.this, _json_keys(node.expression)
+    """DuckDB's type name, read from the value's first character (ClickHouse's ``JSONType``
+    calls an integer beyond 64 bits a string), numbers by ``JSONType``."""
+    raw = _json_raw(node)
+    kind = _call("toString", _call("JSONType", node.this, *_json_keys(node.expression)))
+    first = [('"', "VARCHAR"), ("{", "OBJECT"), ("[", "ARRAY"), ("t", "BOOLEAN"), ("f", "BOOLEAN")]
     return exp.Case(
-        ifs=[exp.If(this=_json_present(document, keys), true=_json_type_name(document, keys))]
+        ifs=[
+            exp.If(this=exp.Is(this=raw.copy(), expression=exp.Null()), true=exp.Null()),
+            exp.If(this=exp.EQ(this=raw.copy(), expression=_text("")), true=exp.Null()),
+            exp.If(this=exp.EQ(this=raw.copy(), expression=_text("null")), true=_text("NULL")),
+            *(exp.If(this=_starts(raw, prefix), true=_text(name)) for prefix, name in first),
+            exp.If(this=exp.EQ(this=kind.copy(), expression=_text("Int64")), true=_text("BIGINT")),
+            exp.If(this=exp.EQ(this=kind, expression=_text("UInt64")), true=_text("UBIGINT")),
+        ],
+        default=_text("DOUBLE"),
     )
 
 
@@ -118,7 +115,7 @@ def _strict_date(text: exp.Expr) -> exp.Expr:
 def _strict_timestamp(text: exp.Expr) -> exp.Expr:
     """The DateTime64(6) of ``YYYY-MM-DD HH:MM:SS[.f]`` text whose date part is a real date
     (the time part's ranges are the caller's to check), else NULL."""
-    parsed = _call("toDateTime64OrNull", text, exp.Literal.number(6), _text("UTC"))
+    parsed = _call("toDateTime64OrNull", text, exp.Literal.number(6))
     day = exp.Substring(
         this=text.copy(), start=exp.Literal.number(1), length=exp.Literal.number(10)
     )
