@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The tests also need the other engines audiences run on (ClickHouse, Spark).
+TEST_STAMP := $(VENV)/.installed-test-stamp
 PYTEST_ARGS ?=
 
 .PHONY: install demo test lint typecheck unit bench format clean
@@ -13,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
 	@touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,clickhouse,spark]'
+	@touch $(TEST_STAMP)
+
 install: $(STAMP)
 
 ## make demo: install, load a generated shop data set (first run only), start the server.
@@ -20,7 +26,7 @@ demo: install
 	$(BIN)/segmint demo
 
 ## make test: lint, format check, type check and the whole test suite.
-test: install lint typecheck unit
+test: install $(TEST_STAMP) lint typecheck unit
 
 lint:
 	$(BIN)/ruff check src tests benchmarks
@@ -30,7 +36,7 @@ typecheck:
 	$(BIN)/mypy
 
 unit:
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 format: install
 	$(BIN)/ruff format src tests benchmarks

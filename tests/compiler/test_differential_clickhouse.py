@@ -22,6 +22,8 @@ from tests.compiler.test_differential_boundaries import BOUNDARY_SETTINGS, check
 from tests.reference.strategies import Scenario, boundary_scenarios, scenarios
 
 EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300"))
+# One embedded ClickHouse per test process: these tests run on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("clickhouse")
 _SETTINGS = dict(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -113,6 +113,18 @@ def _class_end(pattern: str, start: int) -> int | str:
 
 def python_pattern(pattern: str) -> str:
     """The Python ``re`` pattern with RE2's meaning: ``$`` outside a class becomes ``\\Z``."""
+    return _end_of_text(pattern, r"\Z")
+
+
+def java_pattern(pattern: str) -> str:
+    """The Java pattern (Spark's ``RLIKE``) with RE2's meaning: only ``\\n`` ends a line
+    (``(?d)``; Java's ``.`` also stops at ``\\r`` and other line ends), and ``$`` outside a
+    class becomes ``\\z`` (Java's ``$``, like Python's, also matches before a final line end)."""
+    return "(?d)" + _end_of_text(pattern, r"\z")
+
+
+def _end_of_text(pattern: str, anchor: str) -> str:
+    """``pattern`` with each ``$`` outside a class replaced by ``anchor``."""
     out: list[str] = []
     i = 0
     in_class = False
@@ -132,7 +144,7 @@ def python_pattern(pattern: str) -> str:
                 i += 2
                 continue
         elif char == "$":
-            out.append(r"\Z")
+            out.append(anchor)
             i += 1
             continue
         out.append(char)

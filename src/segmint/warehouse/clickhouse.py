@@ -24,14 +24,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from segmint.errors import SegmintError
-from segmint.warehouse.engine import SQL, Params
-from segmint.warehouse.schema import (
-    CLICK_ID_COLUMNS,
-    COOKIE_COLUMNS,
-    GEO_COLUMNS,
-    TECH_COLUMNS,
-    UTM_COLUMNS,
-)
+from segmint.warehouse.engine import SQL, Params, naive_utc
+from segmint.warehouse.portable import READ_TABLES, column_types
 
 # Session settings the compiled SQL's meaning depends on (see the module's docstring).
 SETTINGS = {
@@ -41,120 +35,41 @@ SETTINGS = {
     "session_timezone": "'UTC'",
 }
 
-_TEXT = "Nullable(String)"
-_TIME = "DateTime64(6)"
-
-_ENRICHED = (
-    *UTM_COLUMNS,
-    *CLICK_ID_COLUMNS,
-    *COOKIE_COLUMNS,
-    "page_url",
-    "page_path",
-    "referrer",
-    "ip",
-    "user_agent",
-    *TECH_COLUMNS,
-    "locale",
-    "language",
-    *GEO_COLUMNS,
-    "timezone",
-)
-
-_PROFILE_LATEST = (
-    *(f"first_{c}" for c in UTM_COLUMNS),
-    *(f"last_{c}" for c in UTM_COLUMNS),
-    *CLICK_ID_COLUMNS,
-    *COOKIE_COLUMNS,
-    *TECH_COLUMNS,
-    "locale",
-    "language",
-    *GEO_COLUMNS,
-    "timezone",
-    "device_id",
-    "advertising_id",
-)
+# ClickHouse's type for each DuckDB type of the read tables (JSON is text, which ClickHouse's
+# JSON functions read; timestamps are naive UTC with microseconds, as in DuckDB).
+TYPES = {
+    "VARCHAR": "String",
+    "JSON": "String",
+    "BIGINT": "Int64",
+    "INTEGER": "Int32",
+    "TIMESTAMP": "DateTime64(6)",
+    "BOOLEAN": "Bool",
+}
+# Sort keys: events are read by name, then profile and time.
+_ORDER = {
+    "events": "(event, profile_id, timestamp)",
+    "profiles": "profile_id",
+    "audience_refreshes": "refresh_id",
+    "segment_events": "(refresh_seq, profile_id)",
+}
 
 
-def _columns(*pairs: tuple[str, str]) -> str:
-    return ",\n    ".join(f"`{name}` {kind}" for name, kind in pairs)
-
-
-# JSON columns are text (ClickHouse's JSON functions read String); timestamps are naive UTC
-# with microseconds, as in DuckDB.
-TABLES = (
-    f"""
-CREATE TABLE events (
-    {
-        _columns(
-            ("message_id", "String"),
-            ("profile_id", "Int64"),
-            ("type", "String"),
-            ("event", "String"),
-            ("name", _TEXT),
-            ("user_id", _TEXT),
-            ("anonymous_id", _TEXT),
-            ("group_id", _TEXT),
-            ("previous_id", _TEXT),
-            ("timestamp", _TIME),
-            ("original_timestamp", f"Nullable({_TIME})"),
-            ("sent_at", f"Nullable({_TIME})"),
-            ("received_at", _TIME),
-            ("properties", _TEXT),
-            ("traits", _TEXT),
-            ("context", _TEXT),
-            ("integrations", _TEXT),
-            ("source", _TEXT),
-            *((name, _TEXT) for name in _ENRICHED),
+def create_statements() -> list[str]:
+    """The statements creating READ_TABLES and the view of segment events as event rows."""
+    statements = []
+    for table in READ_TABLES:
+        columns = ",\n    ".join(
+            f"`{column.name}` " + (f"Nullable({kind})" if column.nullable else kind)
+            for column, kind in column_types(table, TYPES)
         )
-    }
-) ENGINE = MergeTree ORDER BY (event, profile_id, timestamp)
-""",
-    f"""
-CREATE TABLE profiles (
-    {
-        _columns(
-            ("profile_id", "Int64"),
-            ("user_id", _TEXT),
-            ("email", _TEXT),
-            ("phone", _TEXT),
-            ("anonymous_id", _TEXT),
-            ("traits", "String DEFAULT '{}'"),
-            ("traits_updated_at", f"Nullable({_TIME})"),
-            ("first_seen", _TIME),
-            ("last_seen", _TIME),
-            ("first_touch_at", f"Nullable({_TIME})"),
-            ("last_touch_at", f"Nullable({_TIME})"),
-            ("context_updated_at", f"Nullable({_TIME})"),
-            ("event_count", "Int64 DEFAULT 0"),
-            *((name, _TEXT) for name in _PROFILE_LATEST),
-        )
-    }
-) ENGINE = MergeTree ORDER BY profile_id
-""",
-    """
-CREATE TABLE audience_refreshes (
-    refresh_id String,
-    audience_id Int64,
-    version Int32,
-    as_of DateTime64(6),
-    size Int64,
-    entered Int64,
-    `left` Int64,
-    committed_at DateTime64(6),
-    audience_name Nullable(String),
-    seq Int64
-) ENGINE = MergeTree ORDER BY seq
-""",
-    """
-CREATE TABLE segment_events (
-    refresh_seq Int64,
-    profile_id Int64,
-    added Bool
-) ENGINE = MergeTree ORDER BY (refresh_seq, profile_id)
-""",
-    # The segment events shaped like ``events`` rows, as the DuckDB warehouse's view of the
-    # same name (properties: the audience id as a JSON number, its name, the refresh id).
-    """
+        engine = f"ENGINE = MergeTree ORDER BY {_ORDER[table]}"
+        statements.append(f"CREATE TABLE `{table}` (\n    {columns}\n) {engine}")
+    return [*statements, SEGMENT_EVENT_ROWS]
+
+
+# The segment events shaped like ``events`` rows, as the DuckDB warehouse's view of the same
+# name (properties: the audience id as a JSON number, its name, the refresh id).
+SEGMENT_EVENT_ROWS = """
 CREATE VIEW segment_event_rows AS
 SELECT concat(r.refresh_id, ':', toString(s.profile_id), ':',
               if(s.added, 'added', 'removed')) AS message_id,
@@ -170,21 +85,7 @@ SELECT concat(r.refresh_id, ':', toString(s.profile_id), ':',
        'segmint' AS source
 FROM segment_events AS s
 INNER JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
-""",
-)
-
-
-def _naive_utc(table: pa.Table) -> pa.Table:
-    """``table`` with its UTC timestamps naive, as every engine returns them."""
-    schema = pa.schema(
-        [
-            field.with_type(pa.timestamp(field.type.unit))
-            if pa.types.is_timestamp(field.type) and field.type.tz is not None
-            else field
-            for field in table.schema
-        ]
-    )
-    return table if schema.equals(table.schema) else table.cast(schema)
+"""
 
 
 class ClickHouseUnavailable(SegmintError):
@@ -215,9 +116,9 @@ class ChDBEngine:
 
     @classmethod
     def with_tables(cls, path: str | Path | None = None) -> ChDBEngine:
-        """An engine with the tables audience queries read, created empty."""
+        """An engine with the tables audience queries read (READ_TABLES), created empty."""
         engine = cls(path)
-        for statement in TABLES:
+        for statement in create_statements():
             engine.execute(statement)
         return engine
 
@@ -236,7 +137,7 @@ class ChDBEngine:
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
         with self._lock:
             table: pa.Table = self._session.query(self._sql(sql, params), "ArrowTable")
-        return _naive_utc(table)
+        return naive_utc(table)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
         table = self.arrow(sql, params)

@@ -3,11 +3,12 @@
 Compiled definitions are sqlglot trees whose functions mean what they mean in DuckDB, the
 engine the reference evaluator is checked against first. sqlglot translates syntax between
 dialects, but a few functions keep their name and change their meaning on the way; those are
-rewritten here, before rendering, into the target engine's functions of the same meaning:
+rewritten here, before rendering, into the target engine's functions of the same meaning.
 
+ClickHouse:
 - ``JSONExtractScalar`` (DuckDB's ``->>``): the value at a path as text — a string unquoted,
   a number or boolean as its JSON text, NULL when missing or JSON ``null``. sqlglot renders
-  it for ClickHouse as ``JSONExtractString``, which gives ``''`` for every non-string.
+  it as ``JSONExtractString``, which gives ``''`` for every non-string.
 - ``JSONType``: DuckDB's type names (``VARCHAR``, ``BIGINT``, ``UBIGINT``, ``DOUBLE``,
   ``BOOLEAN``, ``NULL``, ``ARRAY``, ``OBJECT``), NULL when the path is missing. (A
   non-negative integer is ``UBIGINT`` on DuckDB and ``BIGINT`` here when it fits in 63 bits;
@@ -19,23 +20,37 @@ rewritten here, before rendering, into the target engine's functions of the same
   prints back as the text it came from.
 - ``LOWER`` and ``SUBSTRING`` work on characters; ClickHouse's work on bytes (``lower``
   leaves ``É`` as it is), its ``lowerUTF8`` and ``substringUTF8`` on characters.
-- ``TIMESTAMP`` / ``DATE``: ClickHouse's ``DateTime`` has whole seconds and ``Date`` starts in
-  1970; they become ``DateTime64(6)`` and ``Date32`` (1900-01-01 to 2299-12-31, so a date
+- ``TIMESTAMP`` / ``DATE``: ClickHouse's ``DateTime`` has whole seconds and ``Date`` starts
+  in 1970; they become ``DateTime64(6)`` and ``Date32`` (1900-01-01 to 2299-12-31, so a date
   outside those years is not a date on ClickHouse).
+
+Spark (sqlglot renders ``->>`` as ``GET_JSON_OBJECT``, which means the same):
+- ``JSONType`` does not exist: the type is read from the value's JSON text, through
+  Spark 4's VARIANT type (integers are ``BIGINT``, other numbers ``DOUBLE``).
+- ``TRY_CAST`` is rendered as ``CAST`` by sqlglot, which raises on bad text when the session
+  is in ANSI mode (Spark 4's default): it stays ``TRY_CAST``.
+- Regular expressions are Java's: ``$`` also matches before a final line end and ``.`` stops
+  at ``\r`` too; patterns are rewritten to RE2's meaning (``definitions.regex.java_pattern``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
+
+from segmint.definitions.regex import java_pattern
 
 
 def render(expression: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
     """``expression`` as SQL of ``dialect``, with DuckDB's meaning of the functions above."""
-    if dialect == "clickhouse":
+    rules = _RULES.get(dialect)
+    if rules is not None:
+        needs, rewrite = rules
         # A rewritten node's new subtree is not visited by the same pass (a TRY_CAST of a
-        # JSON value becomes a call holding the JSON node): pass again until nothing changes.
-        while any(_rewritten(node) for node in expression.walk()):
-            expression = expression.transform(_for_clickhouse)
+        # JSON value becomes a call holding the JSON node): pass again until none is left.
+        while any(needs(node) for node in expression.walk()):
+            expression = expression.transform(rewrite)
     return expression.sql(dialect=dialect, pretty=pretty)
 
 
@@ -86,23 +101,84 @@ def _json_scalar(node: exp.JSONExtractScalar) -> exp.Expr:
     )
 
 
-def _json_type(node: exp.JSONType) -> exp.Expr:
-    """DuckDB's type name, read from the value's first character (ClickHouse's ``JSONType``
-    calls an integer beyond 64 bits a string), numbers by ``JSONType``."""
-    raw = _json_raw(node)
-    kind = _call("toString", _call("JSONType", node.this, *_json_keys(node.expression)))
-    first = [('"', "VARCHAR"), ("{", "OBJECT"), ("[", "ARRAY"), ("t", "BOOLEAN"), ("f", "BOOLEAN")]
+_FIRST_CHARACTER = (
+    ('"', "VARCHAR"),
+    ("{", "OBJECT"),
+    ("[", "ARRAY"),
+    ("t", "BOOLEAN"),
+    ("f", "BOOLEAN"),
+)
+
+
+def _type_of_json_text(raw: exp.Expr, numbers: list[exp.If]) -> exp.Expr:
+    """DuckDB's type name of the value whose JSON text is ``raw`` (NULL or ``''`` when there
+    is none), read from its first character; ``numbers`` name the integer types."""
     return exp.Case(
         ifs=[
             exp.If(this=exp.Is(this=raw.copy(), expression=exp.Null()), true=exp.Null()),
             exp.If(this=exp.EQ(this=raw.copy(), expression=_text("")), true=exp.Null()),
             exp.If(this=exp.EQ(this=raw.copy(), expression=_text("null")), true=_text("NULL")),
-            *(exp.If(this=_starts(raw, prefix), true=_text(name)) for prefix, name in first),
-            exp.If(this=exp.EQ(this=kind.copy(), expression=_text("Int64")), true=_text("BIGINT")),
-            exp.If(this=exp.EQ(this=kind, expression=_text("UInt64")), true=_text("UBIGINT")),
+            *(
+                exp.If(this=_starts(raw, prefix), true=_text(name))
+                for prefix, name in _FIRST_CHARACTER
+            ),
+            *numbers,
         ],
         default=_text("DOUBLE"),
     )
+
+
+def _json_type(node: exp.JSONType) -> exp.Expr:
+    """ClickHouse: the JSON text's first character (its ``JSONType`` calls an integer beyond
+    64 bits a string), integers by ``JSONType``."""
+    kind = _call("toString", _call("JSONType", node.this, *_json_keys(node.expression)))
+    integers = [
+        exp.If(this=exp.EQ(this=kind.copy(), expression=_text("Int64")), true=_text("BIGINT")),
+        exp.If(this=exp.EQ(this=kind, expression=_text("UInt64")), true=_text("UBIGINT")),
+    ]
+    return _type_of_json_text(_json_raw(node), integers)
+
+
+def _spark_json_type(node: exp.JSONType) -> exp.Expr:
+    """Spark: the JSON text of the value (through its VARIANT type), integers by pattern."""
+    variant = _call("variant_get", _call("try_parse_json", node.this), node.expression)
+    raw = _call("to_json", variant)
+    integer = exp.RegexpLike(this=raw.copy(), expression=_text("^-?[0-9]+$"))
+    return _type_of_json_text(raw, [exp.If(this=integer, true=_text("BIGINT"))])
+
+
+def _java_regex(node: exp.Expr) -> bool:
+    """A regex match whose RE2 pattern has not been made a Java one yet."""
+    pattern = node.expression if isinstance(node, exp.RegexpLike) else None
+    return (
+        isinstance(pattern, exp.Literal)
+        and pattern.is_string
+        and not pattern.this.startswith(_JAVA_PREFIX)
+    )
+
+
+_JAVA_PREFIX = java_pattern("")
+
+
+def _spark_rewritten(node: exp.Expr) -> bool:
+    """Whether ``_for_spark`` replaces ``node`` (by nodes it leaves alone)."""
+    if isinstance(node, exp.JSONType) or _java_regex(node):
+        return True
+    return isinstance(node, exp.TryCast) and not node.args.get("safe")
+
+
+def _for_spark(node: exp.Expr) -> exp.Expr:
+    if not _spark_rewritten(node):
+        return node
+    if isinstance(node, exp.JSONType):
+        return _spark_json_type(node)
+    if isinstance(node, exp.RegexpLike):
+        return exp.RegexpLike(
+            this=node.this.copy(), expression=_text(java_pattern(node.expression.this))
+        )
+    cast = node.copy()
+    cast.set("safe", True)  # TRY_CAST whether or not the session is in ANSI mode
+    return cast
 
 
 def _strict_date(text: exp.Expr) -> exp.Expr:
@@ -169,3 +245,9 @@ def _for_clickhouse(node: exp.Expr) -> exp.Expr:
         return _try_cast(node)
     assert isinstance(node, exp.Cast)
     return _cast(node)
+
+
+_RULES: dict[str, tuple[Callable[[exp.Expr], bool], Callable[[exp.Expr], exp.Expr]]] = {
+    "clickhouse": (_rewritten, _for_clickhouse),
+    "spark": (_spark_rewritten, _for_spark),
+}

@@ -46,3 +46,17 @@ def iter_batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
     """Slice an Arrow table into pieces of at most ``size`` rows."""
     for offset in range(0, table.num_rows, size):
         yield table.slice(offset, size)
+
+
+def naive_utc(table: pa.Table) -> pa.Table:
+    """``table`` with its UTC timestamps naive, as every engine returns them (ClickHouse and
+    Spark give them the session's zone, UTC)."""
+    schema = pa.schema(
+        [
+            field.with_type(pa.timestamp(field.type.unit))
+            if pa.types.is_timestamp(field.type) and field.type.tz is not None
+            else field
+            for field in table.schema
+        ]
+    )
+    return table if schema.equals(table.schema) else table.cast(schema)

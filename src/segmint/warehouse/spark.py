@@ -1,0 +1,188 @@
+"""Spark engine for audience evaluation (PRODUCT B7): the tables audience queries read, in
+Spark SQL's types, and an engine that runs compiled definitions on them.
+
+``pip install 'segmint[spark]'`` (PySpark 4, which needs Java 17 or newer). Give it a
+``SparkSession`` (a cluster's; its session time zone is set to UTC, as compiled SQL's instants
+are), or it starts a local one: two cores, no web UI, tables as Parquet under a temporary
+directory. As with ClickHouse, collection, refreshes and
+sync stay on the DuckDB warehouse; this engine answers audience queries over events and
+profiles loaded into it (``append`` takes Arrow tables shaped like the DuckDB warehouse's).
+
+Compiled SQL relies on standard SQL NULLs and on ``TRY_CAST`` (SQL rendered for Spark by
+segmint.warehouse.dialects uses it), so the session's ANSI mode may be on or off.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from segmint.errors import SegmintError
+from segmint.warehouse.engine import SQL, Params, naive_utc
+from segmint.warehouse.portable import READ_TABLES, column_types
+
+# Spark SQL's type for each DuckDB type of the read tables (JSON is text, which Spark's JSON
+# functions read). Every column may be NULL: Parquet tables would refuse rows appended
+# without a column the DuckDB warehouse fills by default.
+TYPES = {
+    "VARCHAR": "STRING",
+    "JSON": "STRING",
+    "BIGINT": "BIGINT",
+    "INTEGER": "INT",
+    "TIMESTAMP": "TIMESTAMP",
+    "BOOLEAN": "BOOLEAN",
+}
+
+# The segment events shaped like ``events`` rows, as the DuckDB warehouse's view of the same
+# name (properties: the audience id as a JSON number, its name, the refresh id).
+SEGMENT_EVENT_ROWS = """
+CREATE OR REPLACE VIEW segment_event_rows AS
+SELECT concat(r.refresh_id, ':', CAST(s.profile_id AS STRING), ':',
+              CASE WHEN s.added THEN 'added' ELSE 'removed' END) AS message_id,
+       s.profile_id AS profile_id,
+       'track' AS type,
+       CASE WHEN s.added THEN 'added_to_segment' ELSE 'removed_from_segment' END AS event,
+       r.as_of AS `timestamp`,
+       r.committed_at AS received_at,
+       to_json(named_struct('audience_id', r.audience_id, 'audience_name', r.audience_name,
+                            'refresh_id', r.refresh_id)) AS properties,
+       'segmint' AS source
+FROM segment_events AS s
+JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
+"""
+
+
+class SparkUnavailable(SegmintError):
+    """PySpark (or the Java it needs) is not installed."""
+
+
+def create_statements() -> list[str]:
+    """The statements creating READ_TABLES (Parquet) and the view of segment events."""
+    statements = []
+    for table in READ_TABLES:
+        columns = ", ".join(
+            f"`{column.name}` {kind}" for column, kind in column_types(table, TYPES)
+        )
+        statements.append(f"CREATE TABLE `{table}` ({columns}) USING parquet")
+    return [*statements, SEGMENT_EVENT_ROWS]
+
+
+def local_session(directory: str) -> Any:
+    """A local SparkSession on two cores, its tables under ``directory``."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise SparkUnavailable(
+            "the Spark engine needs PySpark: pip install 'segmint[spark]' (and Java 17+)"
+        ) from None
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("segmint")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", directory)
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={directory}")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkEngine:
+    """Spark SQL holding the tables audience queries read.
+
+    Spark has no multi-statement transactions: ``transaction`` only serializes the statements
+    inside it, and a failure does not undo the ones before it."""
+
+    dialect = "spark"
+
+    def __init__(self, session: Any = None, *, database: str = "segmint") -> None:
+        self._directory: str | None = None
+        if session is None:
+            self._directory = tempfile.mkdtemp(prefix="segmint-spark-")
+            session = local_session(self._directory)
+        self._spark = session
+        # Compiled SQL's instants are UTC; so must be the session's reading of timestamps.
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+        self._lock = threading.RLock()
+        self._spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        self._spark.sql(f"USE `{database}`")
+        self.database = database
+
+    @classmethod
+    def with_tables(cls, session: Any = None, *, database: str = "segmint") -> SparkEngine:
+        """An engine with the tables audience queries read (READ_TABLES), created empty
+        (tables of the same names in ``database`` are replaced)."""
+        engine = cls(session, database=database)
+        for table in READ_TABLES:
+            engine.execute(f"DROP TABLE IF EXISTS `{table}`")
+        for statement in create_statements():
+            engine.execute(statement)
+        return engine
+
+    def _sql(self, sql: SQL, params: Params) -> str:
+        if params:
+            raise TypeError(
+                "the Spark engine takes no bound parameters: build the statement with "
+                "sqlglot (values become literals of the statement)"
+            )
+        return sql.sql(dialect=self.dialect) if isinstance(sql, exp.Expression) else sql
+
+    def execute(self, sql: SQL, params: Params = None) -> None:
+        with self._lock:
+            self._spark.sql(self._sql(sql, params)).collect()
+
+    def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
+        with self._lock:
+            table: pa.Table = self._spark.sql(self._sql(sql, params)).toArrow()
+        return naive_utc(table)
+
+    def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
+        table = self.arrow(sql, params)
+        columns = [column.to_pylist() for column in table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
+
+    def append(self, table: str, data: pa.Table) -> int:
+        """Append rows (columns matched by name; a column ``data`` lacks is NULL)."""
+        if not data.num_rows:
+            return 0
+        from pyspark.sql import functions
+
+        with self._lock:
+            target = self._spark.table(table).schema
+            frame = self._spark.createDataFrame(data)
+            present = set(data.column_names)
+            frame = frame.select(
+                *(
+                    (
+                        functions.col(f"`{field.name}`")
+                        if field.name in present
+                        else functions.lit(None)
+                    )
+                    .cast(field.dataType)
+                    .alias(field.name)
+                    for field in target.fields
+                )
+            )
+            frame.write.insertInto(table)
+        return data.num_rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def close(self) -> None:
+        """Drop nothing; stop the local session this engine started (and its files)."""
+        with self._lock:
+            if self._directory is not None:
+                self._spark.stop()
+                shutil.rmtree(self._directory, ignore_errors=True)
