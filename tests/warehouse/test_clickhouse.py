@@ -21,6 +21,7 @@ from segmint.compiler.values import json_field, json_type
 from segmint.warehouse import DuckDBEngine, open_warehouse
 from segmint.warehouse.clickhouse import ChDBEngine, ClickHouseUnavailable
 from segmint.warehouse.dialects import render
+from segmint.warehouse.portable import read_tables
 
 DOCUMENTS: list[str | None] = [
     json.dumps(value, ensure_ascii=False)
@@ -220,3 +221,45 @@ def test_a_missing_chdb_is_named_with_the_extra_to_install(
     monkeypatch.setattr(builtins, "__import__", without_chdb)
     with pytest.raises(ClickHouseUnavailable, match=r"pip install 'segmint\[clickhouse\]'"):
         ChDBEngine()
+
+
+def test_expressions_given_to_the_engine_keep_duckdb_meaning() -> None:
+    """The engine renders a sqlglot expression as to_sql does (dialects.render), so library
+    code that hands it compiled expressions gets the same answers."""
+    engine = ChDBEngine()
+    try:
+        query = exp.select(exp.Lower(this=exp.Literal.string("CAFÉ")))
+        assert engine.rows(query) == [("café",)]
+    finally:
+        engine.close()
+
+
+def test_the_tables_have_the_warehouse_columns() -> None:
+    engine = ChDBEngine.with_tables()
+    try:
+        for table, columns in read_tables().items():
+            described = engine.rows(f"DESCRIBE TABLE {table}")
+            assert [row[0] for row in described] == [c.name for c in columns]
+            nullable = [row[1].startswith("Nullable(") for row in described]
+            assert nullable == [c.nullable for c in columns]
+    finally:
+        engine.close()
+
+
+def test_engines_in_one_process_keep_their_tables_apart() -> None:
+    """chDB has one server per process: each engine works in a database of its own."""
+    first, second = ChDBEngine.with_tables(), ChDBEngine.with_tables()
+    try:
+        first.append(
+            "segment_events", pa.table({"refresh_seq": [1], "profile_id": [7], "added": [True]})
+        )
+        assert second.rows("SELECT count() FROM segment_events") == [(0,)]
+        assert first.rows("SELECT profile_id FROM segment_events") == [(7,)]
+    finally:
+        first.close()
+        second.close()
+    other = ChDBEngine()
+    try:
+        assert (first.database,) not in other.rows("SHOW DATABASES")  # dropped at close
+    finally:
+        other.close()

@@ -18,6 +18,7 @@ from sqlglot import exp
 from segmint.compiler import to_sql
 from segmint.compiler.values import json_field, json_type, regexp
 from segmint.warehouse import DuckDBEngine, open_warehouse
+from segmint.warehouse.portable import read_tables
 from segmint.warehouse.spark import SparkEngine
 from tests.definitions.test_regex import ACCEPTED
 from tests.warehouse.test_clickhouse import DOCUMENTS
@@ -118,3 +119,22 @@ def test_the_engine_appends_arrow_tables_and_reads_rows(
     ]
     with pytest.raises(TypeError, match="no bound parameters: build the statement"):
         spark.rows("SELECT ?", [1])
+
+
+def test_the_tables_have_the_warehouse_columns(engines: tuple[DuckDBEngine, SparkEngine]) -> None:
+    _, spark = engines
+    for table, columns in read_tables().items():
+        described = spark.rows(f"DESCRIBE TABLE {table}")
+        assert [row[0] for row in described][: len(columns)] == [c.name for c in columns]
+
+
+def test_a_sparksession_given_reads_timestamps_in_utc(
+    engines: tuple[DuckDBEngine, SparkEngine],
+) -> None:
+    _, spark = engines
+    spark.execute("SET spark.sql.session.timeZone = America/New_York")
+    try:
+        again = SparkEngine(spark._spark)  # an engine over a session someone else made
+        assert again.rows("SELECT current_timezone()") == [("UTC",)]
+    finally:
+        spark.execute("SET spark.sql.session.timeZone = UTC")

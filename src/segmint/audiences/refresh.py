@@ -42,6 +42,7 @@ from segmint.catalog.models import Audience, AudienceVersion, RefreshRun
 from segmint.compiler import compile_definition
 from segmint.definitions import Definition, load_definition
 from segmint.errors import Conflict, NotFound, SegmintError
+from segmint.warehouse.dialects import render
 from segmint.warehouse.engine import Engine
 from segmint.warehouse.schema import (
     EVERY_BIT,
@@ -331,7 +332,7 @@ def write_membership(
     audience_id = target.audience_id
     with warehouse.transaction():
         (seq,) = warehouse.rows(_NEXT_SEQ_SQL)[0]
-        members = folding_duplicates(query).sql(dialect=warehouse.dialect)
+        members = render(folding_duplicates(query), warehouse.dialect)
         warehouse.execute(_NEW_SQL.format(query=members))
         step("materialize")
         warehouse.execute(_changed_sql(_CHANGED, _STORED_WORDS), [audience_id])

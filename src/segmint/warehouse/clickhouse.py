@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pyarrow as pa
 from sqlglot import exp
 
 from segmint.errors import SegmintError
+from segmint.warehouse.dialects import render
 from segmint.warehouse.engine import SQL, Params, naive_utc
 from segmint.warehouse.portable import READ_TABLES, column_types
 
@@ -92,32 +94,48 @@ class ClickHouseUnavailable(SegmintError):
     """chDB is not installed."""
 
 
-class ChDBEngine:
-    """Embedded ClickHouse (chDB) holding the tables audience queries read (``TABLES``).
+# chDB runs one ClickHouse server per process, which every session shares (tables made in
+# one are seen by all): each engine works in a database of its own, selected before each of
+# its statements under this lock.
+_SERVER = threading.RLock()
 
-    ``path`` is a directory for the data (a temporary one, removed at ``close``, when None).
-    ClickHouse has no multi-statement transactions: ``transaction`` only serializes the
-    statements inside it, and a failure does not undo the ones before it."""
+
+class ChDBEngine:
+    """Embedded ClickHouse (chDB) holding the tables audience queries read (READ_TABLES).
+
+    ``path`` is a directory for the data, kept between runs, with the tables in ``database``
+    (``segmint`` by default); without a path the data is in a temporary directory and in a
+    database of the engine's own, dropped at ``close``. ClickHouse has no multi-statement
+    transactions: ``transaction`` only serializes the statements inside it, and a failure does
+    not undo the ones before it."""
 
     dialect = "clickhouse"
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, database: str | None = None) -> None:
         try:
             from chdb import session
         except ImportError:  # pragma: no cover - depends on the installation
             raise ClickHouseUnavailable(
                 "the ClickHouse engine needs chDB: pip install 'segmint[clickhouse]'"
             ) from None
-        self._session = session.Session(str(path) if path is not None else None)
-        self._lock = threading.RLock()
         self.path = path
-        for name, value in SETTINGS.items():
-            self._session.query(f"SET {name} = {value}")
+        self._temporary = database is None and path is None
+        self.database = database or ("segmint" if path is not None else f"segmint_{uuid4().hex}")
+        with _SERVER:
+            self._session = session.Session(str(path) if path is not None else None)
+            for name, value in SETTINGS.items():
+                self._session.query(f"SET {name} = {value}")
+            self._session.query(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
 
     @classmethod
-    def with_tables(cls, path: str | Path | None = None) -> ChDBEngine:
-        """An engine with the tables audience queries read (READ_TABLES), created empty."""
-        engine = cls(path)
+    def with_tables(
+        cls, path: str | Path | None = None, *, database: str | None = None
+    ) -> ChDBEngine:
+        """An engine with the tables audience queries read (READ_TABLES), created empty
+        (tables of the same names in its database are replaced)."""
+        engine = cls(path, database=database)
+        for table in (*READ_TABLES, "segment_event_rows"):
+            engine.execute(f"DROP TABLE IF EXISTS `{table}`")
         for statement in create_statements():
             engine.execute(statement)
         return engine
@@ -128,15 +146,23 @@ class ChDBEngine:
                 "the ClickHouse engine takes no bound parameters: build the statement with "
                 "sqlglot (values become literals of the statement)"
             )
-        return sql.sql(dialect=self.dialect) if isinstance(sql, exp.Expression) else sql
+        return render(sql, self.dialect) if isinstance(sql, exp.Expression) else sql
+
+    def _use(self) -> None:
+        """Make this engine's database the current one (call holding ``_SERVER``)."""
+        self._session.query(f"USE `{self.database}`")
 
     def execute(self, sql: SQL, params: Params = None) -> None:
-        with self._lock:
-            self._session.query(self._sql(sql, params))
+        statement = self._sql(sql, params)
+        with _SERVER:
+            self._use()
+            self._session.query(statement)
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
-        with self._lock:
-            table: pa.Table = self._session.query(self._sql(sql, params), "ArrowTable")
+        statement = self._sql(sql, params)
+        with _SERVER:
+            self._use()
+            table: pa.Table = self._session.query(statement, "ArrowTable")
         return naive_utc(table)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
@@ -148,7 +174,8 @@ class ChDBEngine:
         if not data.num_rows:
             return 0
         names = ", ".join(f"`{name}`" for name in data.column_names)
-        with self._lock:
+        with _SERVER:
+            self._use()
             # chDB's Python() table function reads the Arrow table held in this frame.
             source = data  # noqa: F841 - named in the statement below
             self._session.query(
@@ -158,9 +185,12 @@ class ChDBEngine:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock:
+        with _SERVER:
             yield
 
     def close(self) -> None:
-        with self._lock:
-            self._session.close()
+        """Drop the engine's database when it is its own (no ``path`` and no ``database``
+        given); the embedded server stays for the process's other engines."""
+        with _SERVER:
+            if self._temporary:
+                self._session.query(f"DROP DATABASE IF EXISTS `{self.database}`")

@@ -25,6 +25,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from segmint.errors import SegmintError
+from segmint.warehouse.dialects import render
 from segmint.warehouse.engine import SQL, Params, naive_utc
 from segmint.warehouse.portable import READ_TABLES, column_types
 
@@ -134,7 +135,7 @@ class SparkEngine:
                 "the Spark engine takes no bound parameters: build the statement with "
                 "sqlglot (values become literals of the statement)"
             )
-        return sql.sql(dialect=self.dialect) if isinstance(sql, exp.Expression) else sql
+        return render(sql, self.dialect) if isinstance(sql, exp.Expression) else sql
 
     def execute(self, sql: SQL, params: Params = None) -> None:
         with self._lock:
