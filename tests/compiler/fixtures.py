@@ -19,13 +19,12 @@ from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition, parse_definition
 from segmint.warehouse import DuckDBEngine
 from segmint.warehouse.clickhouse import ChDBEngine
+from segmint.warehouse.portable import copy_read_tables
 from tests.reference.evaluator import SEGMENT_EVENT_NAMES
 from tests.reference.loading import store_segment_events
 
 AS_OF = dt.datetime(2025, 3, 15, 12, 0)  # a Saturday, UTC
 OTHER_DIALECTS = ("clickhouse", "spark")
-# The tables a compiled definition reads, copied to ClickHouse before it runs there.
-READ_TABLES = ("profiles", "events", "audience_refreshes", "segment_events")
 _clickhouse: list[ChDBEngine] = []  # one embedded ClickHouse per test process, made on first use
 
 
@@ -36,11 +35,9 @@ def clickhouse() -> ChDBEngine:
 
 
 def copy_to_clickhouse(engine: DuckDBEngine) -> ChDBEngine:
-    """The embedded ClickHouse holding exactly the rows of ``engine``'s READ_TABLES."""
+    """The embedded ClickHouse holding exactly the rows of ``engine``'s read tables."""
     target = clickhouse()
-    for table in READ_TABLES:
-        target.execute(f"TRUNCATE TABLE {table}")
-        target.append(table, engine.arrow(f"SELECT * FROM {table}"))  # JSON comes as text
+    copy_read_tables(engine, target)
     return target
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segmint.warehouse.engine import Engine
 
 READ_TABLES = ("events", "profiles", "audience_refreshes", "segment_events")
 
@@ -51,3 +55,14 @@ def column_types(table: str, types: dict[str, str]) -> list[tuple[Column, str]]:
     if missing:
         raise ValueError(f"no type for DuckDB's {', '.join(missing)} in table {table}")
     return [(column, types[column.duckdb_type]) for column in columns]
+
+
+def copy_read_tables(source: Engine, target: Engine) -> dict[str, int]:
+    """Replace the rows of READ_TABLES in ``target`` by those of ``source`` (a warehouse);
+    return the rows copied per table. Each table passes through memory whole, as Arrow: for
+    a laptop-sized warehouse, or a sample; at scale, load the engine from Parquet exports."""
+    copied = {}
+    for table in READ_TABLES:
+        target.execute(f"TRUNCATE TABLE {table}")
+        copied[table] = target.append(table, source.arrow(f"SELECT * FROM {table}"))
+    return copied
