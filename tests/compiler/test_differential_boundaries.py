@@ -85,7 +85,11 @@ def check(engine: Engine, scenario: Scenario) -> None:
     expected = reference(scenario)
     for dialect in OTHER_DIALECTS:  # each dialect's own SQL must transpile without error
         query = compile_definition(
-            scenario.definition, as_of=scenario.as_of, timezone=scenario.timezone, dialect=dialect
+            scenario.definition,
+            as_of=scenario.as_of,
+            timezone=scenario.timezone,
+            dialect=dialect,
+            resolve_audience=scenario.audiences.get,
         )
         to_sql(query, dialect)
     actual = compiled_members(engine, scenario)

@@ -22,11 +22,10 @@ from typing import Any
 from uuid import uuid4
 
 import pyarrow as pa
-from sqlglot import exp
 
 from segmint.errors import SegmintError
-from segmint.warehouse.dialects import render
-from segmint.warehouse.engine import SQL, Params, naive_utc
+from segmint.warehouse.dialects import statement
+from segmint.warehouse.engine import SQL, Params, naive_utc, rows_of
 from segmint.warehouse.portable import READ_TABLES, column_types
 
 # Session settings the compiled SQL's meaning depends on (see the module's docstring).
@@ -136,39 +135,32 @@ class ChDBEngine:
         engine = cls(path, database=database)
         for table in (*READ_TABLES, "segment_event_rows"):
             engine.execute(f"DROP TABLE IF EXISTS `{table}`")
-        for statement in create_statements():
-            engine.execute(statement)
+        for created in create_statements():
+            engine.execute(created)
         return engine
 
     def _sql(self, sql: SQL, params: Params) -> str:
-        if params:
-            raise TypeError(
-                "the ClickHouse engine takes no bound parameters: build the statement with "
-                "sqlglot (values become literals of the statement)"
-            )
-        return render(sql, self.dialect) if isinstance(sql, exp.Expression) else sql
+        return statement(sql, params, self.dialect, "ClickHouse")
 
     def _use(self) -> None:
         """Make this engine's database the current one (call holding ``_SERVER``)."""
         self._session.query(f"USE `{self.database}`")
 
     def execute(self, sql: SQL, params: Params = None) -> None:
-        statement = self._sql(sql, params)
+        text = self._sql(sql, params)
         with _SERVER:
             self._use()
-            self._session.query(statement)
+            self._session.query(text)
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
-        statement = self._sql(sql, params)
+        text = self._sql(sql, params)
         with _SERVER:
             self._use()
-            table: pa.Table = self._session.query(statement, "ArrowTable")
+            table: pa.Table = self._session.query(text, "ArrowTable")
         return naive_utc(table)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
-        table = self.arrow(sql, params)
-        columns = [column.to_pylist() for column in table.columns]
-        return list(zip(*columns, strict=True)) if columns else []
+        return rows_of(self.arrow(sql, params))
 
     def append(self, table: str, data: pa.Table) -> int:
         if not data.num_rows:

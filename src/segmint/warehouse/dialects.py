@@ -54,6 +54,17 @@ def render(expression: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
     return expression.sql(dialect=dialect, pretty=pretty)
 
 
+def statement(sql: str | exp.Expr, params: object, dialect: str, engine: str) -> str:
+    """The text of a statement for an engine that takes no bound parameters (ClickHouse,
+    Spark): an expression rendered by :func:`render`; parameters are refused."""
+    if params:
+        raise TypeError(
+            f"the {engine} engine takes no bound parameters: build the statement with "
+            "sqlglot (values become literals of the statement)"
+        )
+    return render(sql, dialect) if isinstance(sql, exp.Expr) else sql
+
+
 def _call(name: str, *args: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this=name, expressions=[arg.copy() for arg in args])
 

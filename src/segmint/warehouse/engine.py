@@ -60,3 +60,9 @@ def naive_utc(table: pa.Table) -> pa.Table:
         ]
     )
     return table if schema.equals(table.schema) else table.cast(schema)
+
+
+def rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
+    """The rows of an Arrow table as tuples."""
+    columns = [column.to_pylist() for column in table.columns]
+    return list(zip(*columns, strict=True)) if columns else []

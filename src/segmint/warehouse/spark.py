@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
-from sqlglot import exp
 
 from segmint.errors import SegmintError
-from segmint.warehouse.dialects import render
-from segmint.warehouse.engine import SQL, Params, naive_utc
+from segmint.warehouse.dialects import statement
+from segmint.warehouse.engine import SQL, Params, naive_utc, rows_of
 from segmint.warehouse.portable import READ_TABLES, column_types
 
 # Spark SQL's type for each DuckDB type of the read tables (JSON is text, which Spark's JSON
@@ -125,17 +124,12 @@ class SparkEngine:
         engine = cls(session, database=database)
         for table in READ_TABLES:
             engine.execute(f"DROP TABLE IF EXISTS `{table}`")
-        for statement in create_statements():
-            engine.execute(statement)
+        for created in create_statements():
+            engine.execute(created)
         return engine
 
     def _sql(self, sql: SQL, params: Params) -> str:
-        if params:
-            raise TypeError(
-                "the Spark engine takes no bound parameters: build the statement with "
-                "sqlglot (values become literals of the statement)"
-            )
-        return render(sql, self.dialect) if isinstance(sql, exp.Expression) else sql
+        return statement(sql, params, self.dialect, "Spark")
 
     def execute(self, sql: SQL, params: Params = None) -> None:
         with self._lock:
@@ -147,9 +141,7 @@ class SparkEngine:
         return naive_utc(table)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
-        table = self.arrow(sql, params)
-        columns = [column.to_pylist() for column in table.columns]
-        return list(zip(*columns, strict=True)) if columns else []
+        return rows_of(self.arrow(sql, params))
 
     def append(self, table: str, data: pa.Table) -> int:
         """Append rows (columns matched by name; a column ``data`` lacks is NULL)."""
