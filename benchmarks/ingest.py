@@ -9,10 +9,12 @@ Prints events/second for each path and the ratio to the baseline, and the CPU se
 used (the process's own for the baseline and the import, the server's for HTTP): on a machine
 shared with other work, CPU time varies much less than wall time.
 
-First comes a ceiling: how fast one core merely reads the file and parses its JSON lines with
-orjson, and that times the cores. An import that parses every message into Python objects,
-as Segmint's does (to validate, enrich and resolve it), cannot be faster than that, whatever
-else it does.
+Then a floor: DuckDB alone reading the file into a table of Segmint's ``events`` shape (its
+objects kept as JSON text, nothing inferred, nothing else done) — what merely storing these
+rows in that table costs. Then a ceiling: how fast one core merely reads the file and parses
+its JSON lines with orjson, and that times the cores. An import that parses every message
+into Python objects, as Segmint's does (to validate, enrich and resolve it), cannot be faster
+than that, whatever else it does.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from segmint.collect.workers import worker_count  # noqa: E402
 from segmint.generate.shop import generate_events  # noqa: E402
 from segmint.runtime import Runtime  # noqa: E402
 from segmint.settings import Settings  # noqa: E402
+from segmint.warehouse.schema import EVENTS  # noqa: E402
 
 END = datetime(2025, 12, 1)
 EVENTS_PER_USER_GUESS = 25
@@ -77,6 +80,35 @@ def baseline_duckdb(path: Path, workdir: Path) -> tuple[float, float]:
     con.execute(
         "CREATE TABLE events AS SELECT * FROM read_json(?, format='newline_delimited', "
         "records=true, sample_size=-1, maximum_object_size=1000000)",
+        [str(path)],
+    )
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    con.close()
+    return elapsed, cpu
+
+
+_JSON_LINES_COLUMNS = (
+    "{type: 'VARCHAR', messageId: 'VARCHAR', timestamp: 'VARCHAR', sentAt: 'VARCHAR', "
+    "anonymousId: 'VARCHAR', userId: 'VARCHAR', event: 'VARCHAR', name: 'VARCHAR', "
+    "properties: 'JSON', traits: 'JSON', context: 'JSON'}"
+)
+
+
+def events_shape_duckdb(path: Path, workdir: Path) -> tuple[float, float]:
+    """Seconds (wall, CPU) for DuckDB alone to read the file (its objects kept as JSON, no
+    type inference) into a table of Segmint's ``events`` shape, nothing else done: what
+    storing these rows in that table costs before any validation, enrichment or identity."""
+    con = duckdb.connect(str(workdir / "events-shape.duckdb"))
+    con.execute(EVENTS)
+    start, cpu = time.perf_counter(), time.process_time()
+    con.execute(
+        "INSERT INTO events (message_id, profile_id, type, event, name, user_id, anonymous_id, "
+        '"timestamp", sent_at, received_at, properties, traits, context) '
+        "SELECT messageId, 0, type, coalesce(event, type), name, userId, anonymousId, "
+        "CAST(CAST(timestamp AS TIMESTAMPTZ) AS TIMESTAMP), "
+        "CAST(CAST(sentAt AS TIMESTAMPTZ) AS TIMESTAMP), now(), properties, traits, context "
+        f"FROM read_json(?, format='newline_delimited', columns={_JSON_LINES_COLUMNS}, "
+        "maximum_object_size=1000000)",
         [str(path)],
     )
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -282,6 +314,12 @@ def main() -> None:
         print(
             f"baseline  plain DuckDB bulk insert : {base_rate:>12,.0f} events/s ({base:.1f} s, "
             f"{base_cpu:.1f} s CPU)"
+        )
+        seconds, cpu = events_shape_duckdb(path, workdir)
+        print(
+            f"floor     DuckDB alone into the events table's shape: {count / seconds:>12,.0f} "
+            f"events/s ({seconds:.1f} s, {cpu:.1f} s CPU)  = {count / seconds / base_rate:.2f}x "
+            "baseline"
         )
         seconds, cpu = parse_only(path)
         cores = worker_count()

@@ -138,3 +138,21 @@ def test_a_sparksession_given_reads_timestamps_in_utc(
         assert again.rows("SELECT current_timezone()") == [("UTC",)]
     finally:
         spark.execute("SET spark.sql.session.timeZone = UTC")
+
+
+def test_engines_in_one_process_keep_their_tables_apart(
+    engines: tuple[DuckDBEngine, SparkEngine],
+) -> None:
+    """A process has one SparkSession: each engine works in a database of its own."""
+    _, first = engines
+    second = SparkEngine.with_tables()
+    try:
+        first.execute("TRUNCATE TABLE segment_events")
+        events = pa.table({"refresh_seq": [1], "profile_id": [7], "added": [True]})
+        second.append("segment_events", events)
+        assert first.rows("SELECT count(*) FROM segment_events") == [(0,)]
+        assert second.rows("SELECT profile_id FROM segment_events") == [(7,)]
+    finally:
+        second.close()
+    databases = {row[0] for row in first.rows("SHOW DATABASES")}
+    assert first.database in databases and second.database not in databases

@@ -3,7 +3,7 @@ Spark SQL's types, and an engine that runs compiled definitions on them.
 
 ``pip install 'segmint[spark]'`` (PySpark 4, which needs Java 17 or newer). Give it a
 ``SparkSession`` (a cluster's; its session time zone is set to UTC, as compiled SQL's instants
-are), or it starts a local one: two cores, no web UI, tables as Parquet under a temporary
+are), or it uses a local one: two cores, no web UI, tables as Parquet under a temporary
 directory. As with ClickHouse, collection, refreshes and
 sync stay on the DuckDB warehouse; this engine answers audience queries over events and
 profiles loaded into it (``append`` takes Arrow tables shaped like the DuckDB warehouse's).
@@ -14,12 +14,14 @@ segmint.warehouse.dialects uses it), so the session's ANSI mode may be on or off
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import uuid4
 
 import pyarrow as pa
 
@@ -74,53 +76,71 @@ def create_statements() -> list[str]:
     return [*statements, SEGMENT_EVENT_ROWS]
 
 
-def local_session(directory: str) -> Any:
-    """A local SparkSession on two cores, its tables under ``directory``."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise SparkUnavailable(
-            "the Spark engine needs PySpark: pip install 'segmint[spark]' (and Java 17+)"
-        ) from None
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("segmint")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.warehouse.dir", directory)
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={directory}")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+# A process has one SparkSession (``getOrCreate``), which every engine in it shares: each
+# engine works in a database of its own, made current before each of its statements under
+# this lock (the current database belongs to the session).
+_SESSION = threading.RLock()
+_LOCAL: dict[str, Any] = {}  # the local session this module started, and its directory
+
+
+def local_session() -> Any:
+    """The process's local SparkSession (two cores, no web UI, tables under a temporary
+    directory), started on first use and stopped when the process exits."""
+    with _SESSION:
+        if "session" not in _LOCAL:
+            try:
+                from pyspark.sql import SparkSession
+            except ImportError:  # pragma: no cover - depends on the installation
+                raise SparkUnavailable(
+                    "the Spark engine needs PySpark: pip install 'segmint[spark]' (and Java 17+)"
+                ) from None
+            directory = tempfile.mkdtemp(prefix="segmint-spark-")
+            session = (
+                SparkSession.builder.master("local[2]")
+                .appName("segmint")
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.shuffle.partitions", "2")
+                .config("spark.sql.warehouse.dir", directory)
+                .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={directory}")
+                .getOrCreate()
+            )
+            session.sparkContext.setLogLevel("ERROR")
+            _LOCAL.update(session=session, directory=directory)
+            atexit.register(_stop_local)
+        return _LOCAL["session"]
+
+
+def _stop_local() -> None:
+    with _SESSION:
+        if "session" in _LOCAL:
+            _LOCAL.pop("session").stop()
+            shutil.rmtree(_LOCAL.pop("directory"), ignore_errors=True)
 
 
 class SparkEngine:
-    """Spark SQL holding the tables audience queries read.
+    """Spark SQL holding the tables audience queries read (READ_TABLES).
 
-    Spark has no multi-statement transactions: ``transaction`` only serializes the statements
-    inside it, and a failure does not undo the ones before it."""
+    Given a ``session`` (a cluster's), the tables are in ``database`` (``segmint`` by
+    default); without one, the engine uses the process's local session and a database of
+    its own, dropped at ``close``. Spark has no multi-statement transactions:
+    ``transaction`` only serializes the statements inside it, and a failure does not undo
+    the ones before it."""
 
     dialect = "spark"
 
-    def __init__(self, session: Any = None, *, database: str = "segmint") -> None:
-        self._directory: str | None = None
-        if session is None:
-            self._directory = tempfile.mkdtemp(prefix="segmint-spark-")
-            session = local_session(self._directory)
-        self._spark = session
-        # Compiled SQL's instants are UTC; so must be the session's reading of timestamps.
-        session.conf.set("spark.sql.session.timeZone", "UTC")
-        self._lock = threading.RLock()
-        self._spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-        self._spark.sql(f"USE `{database}`")
-        self.database = database
+    def __init__(self, session: Any = None, *, database: str | None = None) -> None:
+        self._temporary = session is None and database is None
+        self._spark = session if session is not None else local_session()
+        self.database = database or ("segmint" if session is not None else _own_name())
+        with _SESSION:
+            # Compiled SQL's instants are UTC; so must be the session's reading of timestamps.
+            self._spark.conf.set("spark.sql.session.timeZone", "UTC")
+            self._spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
 
     @classmethod
-    def with_tables(cls, session: Any = None, *, database: str = "segmint") -> SparkEngine:
+    def with_tables(cls, session: Any = None, *, database: str | None = None) -> SparkEngine:
         """An engine with the tables audience queries read (READ_TABLES), created empty
-        (tables of the same names in ``database`` are replaced)."""
+        (tables of the same names in its database are replaced)."""
         engine = cls(session, database=database)
         for table in READ_TABLES:
             engine.execute(f"DROP TABLE IF EXISTS `{table}`")
@@ -128,16 +148,24 @@ class SparkEngine:
             engine.execute(created)
         return engine
 
+    def _use(self) -> None:
+        """Make this engine's database the current one (call holding ``_SESSION``)."""
+        self._spark.catalog.setCurrentDatabase(self.database)
+
     def _sql(self, sql: SQL, params: Params) -> str:
         return statement(sql, params, self.dialect, "Spark")
 
     def execute(self, sql: SQL, params: Params = None) -> None:
-        with self._lock:
-            self._spark.sql(self._sql(sql, params)).collect()
+        text = self._sql(sql, params)
+        with _SESSION:
+            self._use()
+            self._spark.sql(text).collect()
 
     def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
-        with self._lock:
-            table: pa.Table = self._spark.sql(self._sql(sql, params)).toArrow()
+        text = self._sql(sql, params)
+        with _SESSION:
+            self._use()
+            table: pa.Table = self._spark.sql(text).toArrow()
         return naive_utc(table)
 
     def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
@@ -149,7 +177,8 @@ class SparkEngine:
             return 0
         from pyspark.sql import functions
 
-        with self._lock:
+        with _SESSION:
+            self._use()
             target = self._spark.table(table).schema
             frame = self._spark.createDataFrame(data)
             present = set(data.column_names)
@@ -170,12 +199,16 @@ class SparkEngine:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock:
+        with _SESSION:
             yield
 
     def close(self) -> None:
-        """Drop nothing; stop the local session this engine started (and its files)."""
-        with self._lock:
-            if self._directory is not None:
-                self._spark.stop()
-                shutil.rmtree(self._directory, ignore_errors=True)
+        """Drop the engine's database when it is its own (no session and no ``database``
+        given); the session stays for the process's other engines."""
+        with _SESSION:
+            if self._temporary:
+                self._spark.sql(f"DROP DATABASE IF EXISTS `{self.database}` CASCADE")
+
+
+def _own_name() -> str:
+    return f"segmint_{uuid4().hex}"
