@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -263,3 +264,12 @@ def test_engines_in_one_process_keep_their_tables_apart() -> None:
         assert (first.database,) not in other.rows("SHOW DATABASES")  # dropped at close
     finally:
         other.close()
+
+
+def test_a_second_data_directory_in_one_process_is_refused_clearly(tmp_path: Path) -> None:
+    engine = ChDBEngine()  # this process's ClickHouse keeps temporary data
+    try:
+        with pytest.raises(ClickHouseUnavailable, match="one ClickHouse per process"):
+            ChDBEngine(tmp_path / "clickhouse")
+    finally:
+        engine.close()

@@ -90,7 +90,7 @@ INNER JOIN audience_refreshes AS r ON r.seq = s.refresh_seq
 
 
 class ClickHouseUnavailable(SegmintError):
-    """chDB is not installed."""
+    """chDB is not installed, or this process's ClickHouse cannot open the data asked for."""
 
 
 # chDB runs one ClickHouse server per process, which every session shares (tables made in
@@ -121,7 +121,16 @@ class ChDBEngine:
         self._temporary = database is None and path is None
         self.database = database or ("segmint" if path is not None else f"segmint_{uuid4().hex}")
         with _SERVER:
-            self._session = session.Session(str(path) if path is not None else None)
+            try:
+                self._session = session.Session(str(path) if path is not None else None)
+            except RuntimeError as exc:
+                if "already initialized" not in str(exc):
+                    raise
+                raise ClickHouseUnavailable(
+                    "chDB runs one ClickHouse per process, and this process's keeps its data "
+                    "elsewhere: open every engine of a process on the same path (or none), or "
+                    f"use another process for {path or 'temporary data'}"
+                ) from None
             for name, value in SETTINGS.items():
                 self._session.query(f"SET {name} = {value}")
             self._session.query(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")

@@ -232,7 +232,7 @@ def _substring(node: exp.Substring) -> exp.Expr:
     return _call("substringUTF8", node.this, node.args["start"], *([length] if length else []))
 
 
-def _rewritten(node: exp.Expr) -> bool:
+def _clickhouse_rewritten(node: exp.Expr) -> bool:
     """Whether ``_for_clickhouse`` replaces ``node`` (by nodes it leaves alone)."""
     if isinstance(node, exp.JSONExtractScalar | exp.JSONType | exp.Lower | exp.Substring):
         return True
@@ -242,7 +242,7 @@ def _rewritten(node: exp.Expr) -> bool:
 
 
 def _for_clickhouse(node: exp.Expr) -> exp.Expr:
-    if not _rewritten(node):
+    if not _clickhouse_rewritten(node):
         return node
     if isinstance(node, exp.JSONExtractScalar):
         return _json_scalar(node)
@@ -259,6 +259,6 @@ def _for_clickhouse(node: exp.Expr) -> exp.Expr:
 
 
 _RULES: dict[str, tuple[Callable[[exp.Expr], bool], Callable[[exp.Expr], exp.Expr]]] = {
-    "clickhouse": (_rewritten, _for_clickhouse),
+    "clickhouse": (_clickhouse_rewritten, _for_clickhouse),
     "spark": (_spark_rewritten, _for_spark),
 }
