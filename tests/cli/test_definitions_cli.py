@@ -1,4 +1,5 @@
-"""``segmint preview FILE`` and ``segmint explain AUDIENCE_FILE PROFILE`` via Typer's runner."""
+"""``segmint preview FILE``, ``segmint explain AUDIENCE_FILE PROFILE`` and ``segmint sql FILE``
+via Typer's runner."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from segmint.cli import definitions
 from segmint.cli.main import app as main_app
 from segmint.settings import Settings
 from segmint.warehouse import open_warehouse
+from segmint.warehouse.clickhouse import ChDBEngine
+from segmint.warehouse.portable import copy_read_tables
 from tests.compiler.fixtures import Warehouse
 
 runner = CliRunner()
@@ -137,3 +140,33 @@ def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) ->
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())  # as one line, however it wrapped
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_sql_prints_what_the_engine_runs_to_the_members(
+    shop: Path, settings: Settings, engine: str
+) -> None:
+    """The printed SQL, run as it is on the engine (holding the warehouse's rows), selects
+    the members preview counts: profile 2 viewed and did not order, in the US."""
+    file = str(shop / "viewed_no_order_us.yaml")
+    result = runner.invoke(cli(), ["sql", file, "--engine", engine, "--as-of", AS_OF])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("SELECT")
+    warehouse = open_warehouse(settings.warehouse_file, read_only=True)
+    target = warehouse if engine == "duckdb" else ChDBEngine.with_tables()
+    try:
+        if target is not warehouse:
+            copy_read_tables(warehouse, target)
+        assert target.rows(result.output) == [(2,)]
+    finally:
+        warehouse.close()
+        if target is not warehouse:
+            target.close()
+
+
+def test_sql_refuses_an_engine_it_does_not_know(shop: Path) -> None:
+    file = str(shop / "viewed_no_order_us.yaml")
+    result = runner.invoke(cli(), ["sql", file, "--engine", "oracle"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.replace("│", " ").split())  # the message's box unwrapped
+    assert "'oracle' is not one of 'duckdb', 'clickhouse', 'spark'" in said

@@ -1,7 +1,9 @@
-"""``segmint preview FILE`` (Run Query) and ``segmint explain AUDIENCE_FILE PROFILE``.
+"""``segmint preview FILE`` (Run Query), ``segmint explain AUDIENCE_FILE PROFILE`` and
+``segmint sql FILE``.
 
-Both read an audience file (or a bare definition file, YAML or JSON), open the warehouse
-read-only (so they run next to ``segmint serve``), and print rich tables. Audience
+Each reads an audience file (or a bare definition file, YAML or JSON). Preview and explain
+open the warehouse read-only (so they run next to ``segmint serve``) and print rich tables;
+``sql`` prints the SQL the definition compiles to for an engine. Audience
 references (``kind: audience``) resolve to files named after the audience next to FILE
 (``buyers.yaml``, ``buyers.yml`` or ``buyers.json``).
 """
@@ -9,6 +11,7 @@ references (``kind: audience``) resolve to files named after the audience next t
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +22,7 @@ from segmint.audiences.explain import Explanation, explain_membership
 from segmint.audiences.files import read_audience_file
 from segmint.audiences.run import RunResult, run_definition
 from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.compiler import compile_definition, to_sql
 from segmint.definitions.model import Definition
 from segmint.definitions.validation import AudienceResolver
 from segmint.errors import InvalidInput
@@ -109,6 +113,39 @@ def explain_command(
     finally:
         warehouse.close()
     print_explanation(result, title=audience.name or file.name)
+
+
+class SqlEngine(StrEnum):
+    """The engines a definition compiles for."""
+
+    duckdb = "duckdb"
+    clickhouse = "clickhouse"
+    spark = "spark"
+
+
+@friendly_errors
+def sql_command(
+    file: Annotated[Path, typer.Argument(help="An audience or definition file (YAML or JSON).")],
+    engine: Annotated[
+        SqlEngine, typer.Option("--engine", help="The engine the SQL is for (docs/engines.md).")
+    ] = SqlEngine.duckdb,
+    as_of: AsOfOption = None,
+) -> None:
+    """Print the SQL a definition compiles to for an engine: it selects the members'
+    profile_id from the warehouse's tables. Windows become the instants they mean as of
+    --as-of (default now), so compile again for another instant."""
+    settings = load_settings()
+    resolver = directory_resolver(file.parent)
+    audience = read_audience_file(file, resolve_audience=resolver)
+    query = compile_definition(
+        audience.definition,
+        as_of=parse_as_of(as_of),
+        timezone=settings.timezone,
+        dialect=engine.value,
+        resolve_audience=resolver,
+    )
+    # Plain output, so it can be piped or saved as it is.
+    typer.echo(to_sql(query, engine.value, pretty=True))
 
 
 def print_run(result: RunResult, *, title: str) -> None:

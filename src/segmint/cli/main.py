@@ -33,6 +33,7 @@ app.command("demo")(demo.demo_command)
 app.command("test")(testing.test_command)
 app.command("preview")(definitions.preview_command)
 app.command("explain")(definitions.explain_command)
+app.command("sql")(definitions.sql_command)
 audiences.app.command("preview")(definitions.preview_command)
 
 
