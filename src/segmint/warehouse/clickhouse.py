@@ -15,18 +15,13 @@ becomes a timestamp in UTC whatever the machine's time zone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import pyarrow as pa
 
 from segmint.errors import SegmintError
-from segmint.warehouse.dialects import statement
-from segmint.warehouse.engine import SQL, Params, naive_utc, rows_of
-from segmint.warehouse.portable import READ_TABLES, column_types
+from segmint.warehouse.portable import READ_TABLES, SharedServerEngine, column_types
 
 # Session settings the compiled SQL's meaning depends on (see the module's docstring).
 SETTINGS = {
@@ -99,7 +94,7 @@ class ClickHouseUnavailable(SegmintError):
 _SERVER = threading.RLock()
 
 
-class ChDBEngine:
+class ChDBEngine(SharedServerEngine):
     """Embedded ClickHouse (chDB) holding the tables audience queries read (READ_TABLES).
 
     ``path`` is a directory for the data, kept between runs, with the tables in ``database``
@@ -109,6 +104,8 @@ class ChDBEngine:
     not undo the ones before it."""
 
     dialect = "clickhouse"
+    label = "ClickHouse"
+    guard = _SERVER
 
     def __init__(self, path: str | Path | None = None, *, database: str | None = None) -> None:
         try:
@@ -148,28 +145,15 @@ class ChDBEngine:
             engine.execute(created)
         return engine
 
-    def _sql(self, sql: SQL, params: Params) -> str:
-        return statement(sql, params, self.dialect, "ClickHouse")
-
     def _use(self) -> None:
-        """Make this engine's database the current one (call holding ``_SERVER``)."""
         self._session.query(f"USE `{self.database}`")
 
-    def execute(self, sql: SQL, params: Params = None) -> None:
-        text = self._sql(sql, params)
-        with _SERVER:
-            self._use()
+    def _run(self, text: str, *, result: bool) -> pa.Table | None:
+        if not result:
             self._session.query(text)
-
-    def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
-        text = self._sql(sql, params)
-        with _SERVER:
-            self._use()
-            table: pa.Table = self._session.query(text, "ArrowTable")
-        return naive_utc(table)
-
-    def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
-        return rows_of(self.arrow(sql, params))
+            return None
+        table: pa.Table = self._session.query(text, "ArrowTable")
+        return table
 
     def append(self, table: str, data: pa.Table) -> int:
         if not data.num_rows:
@@ -183,11 +167,6 @@ class ChDBEngine:
                 f"INSERT INTO `{table}` ({names}) SELECT {names} FROM Python(source)"
             )
         return data.num_rows
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with _SERVER:
-            yield
 
     def close(self) -> None:
         """Drop the engine's database when it is its own (no ``path`` and no ``database``

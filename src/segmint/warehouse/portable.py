@@ -9,9 +9,16 @@ schema (its migrations are the one definition of them), so the engines cannot dr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from segmint.warehouse.dialects import statement
+from segmint.warehouse.engine import SQL, Params, naive_utc, rows_of
 
 if TYPE_CHECKING:
     from segmint.warehouse.engine import Engine
@@ -66,3 +73,47 @@ def copy_read_tables(source: Engine, target: Engine) -> dict[str, int]:
         target.execute(f"TRUNCATE TABLE {table}")
         copied[table] = target.append(table, source.arrow(f"SELECT * FROM {table}"))
     return copied
+
+
+class SharedServerEngine:
+    """What the ClickHouse and Spark engines have in common: statements are literal SQL (no
+    bound parameters; expressions rendered with DuckDB's meaning, dialects.render), run one
+    at a time, in the engine's own database of a server (chDB) or session (Spark) that every
+    engine of the process shares. Subclasses say how to select their database and run a
+    statement, and hold the process-wide ``guard``."""
+
+    dialect: str
+    label: str  # the engine's name in messages
+    guard: AbstractContextManager[Any]
+
+    def _use(self) -> None:
+        """Make this engine's database the current one (called holding ``guard``)."""
+        raise NotImplementedError
+
+    def _run(self, text: str, *, result: bool) -> pa.Table | None:
+        """Run one statement (its database current); its rows as Arrow when ``result``."""
+        raise NotImplementedError
+
+    def execute(self, sql: SQL, params: Params = None) -> None:
+        text = statement(sql, params, self.dialect, self.label)
+        with self.guard:
+            self._use()
+            self._run(text, result=False)
+
+    def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
+        text = statement(sql, params, self.dialect, self.label)
+        with self.guard:
+            self._use()
+            table = self._run(text, result=True)
+        assert table is not None
+        return naive_utc(table)
+
+    def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
+        return rows_of(self.arrow(sql, params))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Serializes the statements inside; a failure does not undo those before it (these
+        engines have no multi-statement transactions)."""
+        with self.guard:
+            yield

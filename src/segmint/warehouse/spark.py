@@ -18,17 +18,13 @@ import atexit
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from uuid import uuid4
 
 import pyarrow as pa
 
 from segmint.errors import SegmintError
-from segmint.warehouse.dialects import statement
-from segmint.warehouse.engine import SQL, Params, naive_utc, rows_of
-from segmint.warehouse.portable import READ_TABLES, column_types
+from segmint.warehouse.portable import READ_TABLES, SharedServerEngine, column_types
 
 # Spark SQL's type for each DuckDB type of the read tables (JSON is text, which Spark's JSON
 # functions read). Every column may be NULL: Parquet tables would refuse rows appended
@@ -117,7 +113,7 @@ def _stop_local() -> None:
             shutil.rmtree(_LOCAL.pop("directory"), ignore_errors=True)
 
 
-class SparkEngine:
+class SparkEngine(SharedServerEngine):
     """Spark SQL holding the tables audience queries read (READ_TABLES).
 
     Given a ``session`` (a cluster's), the tables are in ``database`` (``segmint`` by
@@ -127,6 +123,8 @@ class SparkEngine:
     the ones before it."""
 
     dialect = "spark"
+    label = "Spark"
+    guard = _SESSION
 
     def __init__(self, session: Any = None, *, database: str | None = None) -> None:
         self._temporary = session is None and database is None
@@ -149,27 +147,15 @@ class SparkEngine:
         return engine
 
     def _use(self) -> None:
-        """Make this engine's database the current one (call holding ``_SESSION``)."""
         self._spark.catalog.setCurrentDatabase(self.database)
 
-    def _sql(self, sql: SQL, params: Params) -> str:
-        return statement(sql, params, self.dialect, "Spark")
-
-    def execute(self, sql: SQL, params: Params = None) -> None:
-        text = self._sql(sql, params)
-        with _SESSION:
-            self._use()
-            self._spark.sql(text).collect()
-
-    def arrow(self, sql: SQL, params: Params = None) -> pa.Table:
-        text = self._sql(sql, params)
-        with _SESSION:
-            self._use()
-            table: pa.Table = self._spark.sql(text).toArrow()
-        return naive_utc(table)
-
-    def rows(self, sql: SQL, params: Params = None) -> list[tuple[Any, ...]]:
-        return rows_of(self.arrow(sql, params))
+    def _run(self, text: str, *, result: bool) -> pa.Table | None:
+        frame = self._spark.sql(text)
+        if not result:
+            frame.collect()
+            return None
+        table: pa.Table = frame.toArrow()
+        return table
 
     def append(self, table: str, data: pa.Table) -> int:
         """Append rows (columns matched by name; a column ``data`` lacks is NULL)."""
@@ -196,11 +182,6 @@ class SparkEngine:
             )
             frame.write.insertInto(table)
         return data.num_rows
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with _SESSION:
-            yield
 
     def close(self) -> None:
         """Drop the engine's database when it is its own (no session and no ``database``
