@@ -8,7 +8,11 @@ DuckDB and on a local Spark from the same expressions and must be the same.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -156,3 +160,21 @@ def test_engines_in_one_process_keep_their_tables_apart(
         second.close()
     databases = {row[0] for row in first.rows("SHOW DATABASES")}
     assert first.database in databases and second.database not in databases
+
+
+def test_a_missing_java_is_named_clearly(tmp_path: Path) -> None:
+    """Without Java, starting the local Spark fails with what it needs, not a traceback of
+    PySpark's launcher (run in a fresh process: this one has its Spark already)."""
+    script = (
+        "from segmint.warehouse.spark import SparkEngine, SparkUnavailable\n"
+        "try:\n"
+        "    SparkEngine()\n"
+        "except SparkUnavailable as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "PATH": "/nonexistent"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.stdout.startswith("refused: could not start a local Spark"), result.stderr
+    assert "Java 17 or newer" in result.stdout

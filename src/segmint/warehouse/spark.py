@@ -91,15 +91,23 @@ def local_session() -> Any:
                     "the Spark engine needs PySpark: pip install 'segmint[spark]' (and Java 17+)"
                 ) from None
             directory = tempfile.mkdtemp(prefix="segmint-spark-")
-            session = (
-                SparkSession.builder.master("local[2]")
-                .appName("segmint")
-                .config("spark.ui.enabled", "false")
-                .config("spark.sql.shuffle.partitions", "2")
-                .config("spark.sql.warehouse.dir", directory)
-                .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={directory}")
-                .getOrCreate()
-            )
+            try:
+                session = (
+                    SparkSession.builder.master("local[2]")
+                    .appName("segmint")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.sql.shuffle.partitions", "2")
+                    .config("spark.sql.warehouse.dir", directory)
+                    .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={directory}")
+                    .getOrCreate()
+                )
+            except Exception as exc:  # PySpark's own errors when Java cannot start
+                shutil.rmtree(directory, ignore_errors=True)
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise SparkUnavailable(
+                    f"could not start a local Spark ({first_line or type(exc).__name__}): "
+                    "it needs Java 17 or newer on the PATH or in JAVA_HOME"
+                ) from None
             session.sparkContext.setLogLevel("ERROR")
             _LOCAL.update(session=session, directory=directory)
             atexit.register(_stop_local)
