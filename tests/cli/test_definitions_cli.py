@@ -170,3 +170,12 @@ def test_sql_refuses_an_engine_it_does_not_know(shop: Path) -> None:
     assert result.exit_code == 2
     said = " ".join(result.output.replace("│", " ").split())  # the message's box unwrapped
     assert "'oracle' is not one of 'duckdb', 'clickhouse', 'spark'" in said
+
+
+def test_sql_refuses_a_window_beyond_the_calendar(shop: Path) -> None:
+    file = str(shop / "viewed_no_order_us.yaml")
+    result = runner.invoke(cli(), ["sql", file, "--as-of", "0001-01-05T00:00:00Z"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "reaches outside the years 1 to 9999 as of 0001-01-05 00:00 UTC" in said
+    assert "Unexpected error" not in said

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from segmint.compiler.windows import Bounds, Clock, window_bounds
+from segmint.definitions.errors import DefinitionError
 from segmint.definitions.model import AbsoluteWindow, CalendarWindow, RelativeWindow
 from tests.compiler.fixtures import Warehouse, ev
 
@@ -139,3 +140,22 @@ def test_today_across_fall_back_is_25_hours(wh: Warehouse) -> None:
     wh.event(3, "x", UTC(2025, 11, 3, 4, 59))  # 23:59 EST on the 2nd
     node = ev("x", window={"type": "calendar", "unit": "day", "from_ago": 0})
     assert wh.members(node, as_of=UTC(2025, 11, 3, 4, 59, 30), timezone=NY) == {1, 3}
+
+
+@pytest.mark.parametrize(
+    ("window", "as_of"),
+    [
+        (rel(last=999_999_999, unit="days"), dt.datetime(2025, 3, 15)),
+        (rel(last=30, unit="days"), dt.datetime(1, 1, 5)),
+        (rel(last=10**6, unit="months"), dt.datetime(2025, 3, 15)),
+        (cal("year", from_ago=3000), dt.datetime(2025, 3, 15)),
+    ],
+)
+def test_a_window_beyond_the_calendar_is_refused_with_what_to_do(
+    window: Any, as_of: dt.datetime
+) -> None:
+    """Python's dates run from year 1 to 9999: a window reaching past them is a definition
+    error naming the window, not an overflow deep in date arithmetic."""
+    with pytest.raises(DefinitionError, match="reaches outside the years 1 to 9999") as caught:
+        bounds(window, as_of)
+    assert "ask for fewer units, or use an absolute window" in str(caught.value)

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from segmint.definitions.errors import DefinitionError
 from segmint.definitions.model import AbsoluteWindow, CalendarWindow, RelativeWindow, Window
 
 
@@ -75,12 +76,20 @@ def window_bounds(window: Window | None, clock: Clock) -> Bounds:
         return Bounds(None, clock.as_of)
     start: dt.datetime | None
     end: dt.datetime | None
-    if isinstance(window, RelativeWindow):
-        start, end = _relative(window, clock)
-    elif isinstance(window, CalendarWindow):
-        start, end = _calendar(window, clock)
-    else:
-        start, end = _absolute(window, clock)
+    try:
+        if isinstance(window, RelativeWindow):
+            start, end = _relative(window, clock)
+        elif isinstance(window, CalendarWindow):
+            start, end = _calendar(window, clock)
+        else:
+            start, end = _absolute(window, clock)
+    except (OverflowError, ValueError):  # date arithmetic past year 1 or 9999
+        shown = window.model_dump(by_alias=True, exclude_none=True)
+        as_of = clock.as_of.isoformat(sep=" ", timespec="minutes")
+        raise DefinitionError(
+            f"the window {shown} reaches outside the years 1 to 9999 as of {as_of} UTC: "
+            "ask for fewer units, or use an absolute window"
+        ) from None
     capped = clock.as_of if end is None else min(end, clock.as_of)
     return Bounds(start, capped)
 
