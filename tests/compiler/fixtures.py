@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from segmint.compiler import compile_definition, to_sql
@@ -25,13 +26,12 @@ from tests.reference.loading import store_segment_events
 
 AS_OF = dt.datetime(2025, 3, 15, 12, 0)  # a Saturday, UTC
 OTHER_DIALECTS = ("clickhouse", "spark")
-_clickhouse: list[ChDBEngine] = []  # one embedded ClickHouse per test process, made on first use
 
 
+@cache
 def clickhouse() -> ChDBEngine:
-    if not _clickhouse:
-        _clickhouse.append(ChDBEngine.with_tables())
-    return _clickhouse[0]
+    """One embedded ClickHouse per test process, made on first use."""
+    return ChDBEngine.with_tables()
 
 
 def copy_to_clickhouse(engine: DuckDBEngine) -> ChDBEngine:

@@ -6,10 +6,10 @@ the same SQL engine a ClickHouse server runs, in this process. Collection, refre
 stay on the DuckDB warehouse; this engine answers audience queries over events and profiles
 loaded into it (``append`` takes Arrow tables shaped like the DuckDB warehouse's).
 
-Compiled SQL relies on standard SQL NULLs; ClickHouse needs two settings for that, applied to
-every session (``SETTINGS``): an outer join fills unmatched columns with NULL rather than
-the type's default (``join_use_nulls``), and a bare ``UNION`` means ``UNION DISTINCT``; text
-becomes a timestamp in UTC whatever the machine's time zone.
+Every session gets standard SQL's meanings (``SETTINGS``): an outer join fills unmatched
+columns with NULL rather than the type's default (``join_use_nulls``; compiled sequences do
+not depend on it, SQL written by hand against these tables may), a bare ``UNION`` means
+``UNION DISTINCT``, and text becomes a timestamp in UTC whatever the machine's time zone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pyarrow as pa
 from segmint.errors import SegmintError
 from segmint.warehouse.portable import READ_TABLES, SharedServerEngine, column_types
 
-# Session settings the compiled SQL's meaning depends on (see the module's docstring).
+# Session settings giving standard SQL's meanings (see the module's docstring).
 SETTINGS = {
     "join_use_nulls": 1,
     "union_default_mode": "'DISTINCT'",
@@ -139,10 +139,7 @@ class ChDBEngine(SharedServerEngine):
         """An engine with the tables audience queries read (READ_TABLES), created empty
         (tables of the same names in its database are replaced)."""
         engine = cls(path, database=database)
-        for table in (*READ_TABLES, "segment_event_rows"):
-            engine.execute(f"DROP TABLE IF EXISTS `{table}`")
-        for created in create_statements():
-            engine.execute(created)
+        engine._replace_tables(create_statements())
         return engine
 
     def _use(self) -> None:
@@ -167,10 +164,3 @@ class ChDBEngine(SharedServerEngine):
                 f"INSERT INTO `{table}` ({names}) SELECT {names} FROM Python(source)"
             )
         return data.num_rows
-
-    def close(self) -> None:
-        """Drop the engine's database when it is its own (no ``path`` and no ``database``
-        given); the embedded server stays for the process's other engines."""
-        with _SERVER:
-            if self._temporary:
-                self._session.query(f"DROP DATABASE IF EXISTS `{self.database}`")

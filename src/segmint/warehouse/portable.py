@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from segmint.warehouse.engine import Engine
 
 READ_TABLES = ("events", "profiles", "audience_refreshes", "segment_events")
+# The view over the last two, shaped like ``events`` rows (each engine writes its own).
+SEGMENT_EVENT_ROWS = "segment_event_rows"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class SharedServerEngine:
     dialect: str
     label: str  # the engine's name in messages
     guard: AbstractContextManager[Any]
+    database: str
+    _temporary: bool  # the database is the engine's own, dropped at close
+    _drop_database = "DROP DATABASE IF EXISTS `{}`"
 
     def _use(self) -> None:
         """Make this engine's database the current one (called holding ``guard``)."""
@@ -117,3 +122,17 @@ class SharedServerEngine:
         engines have no multi-statement transactions)."""
         with self.guard:
             yield
+
+    def _replace_tables(self, statements: list[str]) -> None:
+        """Drop READ_TABLES and the view of segment events, then run ``statements``."""
+        self.execute(f"DROP VIEW IF EXISTS `{SEGMENT_EVENT_ROWS}`")
+        for table in READ_TABLES:
+            self.execute(f"DROP TABLE IF EXISTS `{table}`")
+        for created in statements:
+            self.execute(created)
+
+    def close(self) -> None:
+        """Drop the engine's database when it is its own; the server or session stays for
+        the process's other engines."""
+        if self._temporary:
+            self.execute(self._drop_database.format(self.database))

@@ -41,7 +41,7 @@ TYPES = {
 # The segment events shaped like ``events`` rows, as the DuckDB warehouse's view of the same
 # name (properties: the audience id as a JSON number, its name, the refresh id).
 SEGMENT_EVENT_ROWS = """
-CREATE OR REPLACE VIEW segment_event_rows AS
+CREATE VIEW segment_event_rows AS
 SELECT concat(r.refresh_id, ':', CAST(s.profile_id AS STRING), ':',
               CASE WHEN s.added THEN 'added' ELSE 'removed' END) AS message_id,
        s.profile_id AS profile_id,
@@ -133,6 +133,7 @@ class SparkEngine(SharedServerEngine):
     dialect = "spark"
     label = "Spark"
     guard = _SESSION
+    _drop_database = "DROP DATABASE IF EXISTS `{}` CASCADE"
 
     def __init__(self, session: Any = None, *, database: str | None = None) -> None:
         self._temporary = session is None and database is None
@@ -148,10 +149,7 @@ class SparkEngine(SharedServerEngine):
         """An engine with the tables audience queries read (READ_TABLES), created empty
         (tables of the same names in its database are replaced)."""
         engine = cls(session, database=database)
-        for table in READ_TABLES:
-            engine.execute(f"DROP TABLE IF EXISTS `{table}`")
-        for created in create_statements():
-            engine.execute(created)
+        engine._replace_tables(create_statements())
         return engine
 
     def _use(self) -> None:
@@ -190,13 +188,6 @@ class SparkEngine(SharedServerEngine):
             )
             frame.write.insertInto(table)
         return data.num_rows
-
-    def close(self) -> None:
-        """Drop the engine's database when it is its own (no session and no ``database``
-        given); the session stays for the process's other engines."""
-        with _SESSION:
-            if self._temporary:
-                self._spark.sql(f"DROP DATABASE IF EXISTS `{self.database}` CASCADE")
 
 
 def _own_name() -> str:
