@@ -52,6 +52,12 @@ class NotFound(SegmintError):
     code = "not_found"
 
 
+class NoWarehouse(NotFound):
+    """A command that only reads found no warehouse file to read."""
+
+    code = "no_warehouse"
+
+
 class Conflict(SegmintError):
     status_code = 409
     code = "conflict"

@@ -142,6 +142,21 @@ def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) ->
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["preview", "explain"])
+def test_reading_commands_without_a_warehouse_say_how_to_make_one(
+    settings: Settings, tmp_path: Path, command: str
+) -> None:
+    audience = tmp_path / "a.yaml"
+    audience.write_text(AUDIENCE)
+    args = [command, str(audience), *(["u1"] if command == "explain" else [])]
+    result = runner.invoke(cli(), args)
+    assert result.exit_code == 2, result.output
+    said = "".join(result.output.split())  # however the terminal wrapped it
+    assert f"there is no warehouse at {settings.warehouse_file} yet".replace(" ", "") in said
+    assert "`segmintimportFILE`" in said and "SEGMINT_DATA_DIR" in said
+    assert not settings.data_dir.exists()  # nothing was created by looking
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
 def test_sql_prints_what_the_engine_runs_to_the_members(
     shop: Path, settings: Settings, engine: str

@@ -288,8 +288,52 @@ def test_commit_mode_answers_after_the_commit(settings: Settings, runtime: Runti
         # No waiting: the answer came after the commit.
         assert stored_ids(runtime) == ["m-0", "m-1", "m-2"]
         health = httpx.get(url + "/health").json()
-    assert health["ingest"] == {"ack": "commit", "pending": 0, "set_aside": 0}
+    assert health["ingest"] == {
+        "ack": "commit",
+        "pending": 0,
+        "set_aside": 0,
+        "preparation": "off",
+    }
     assert not settings.journal_dir.exists()
+
+
+@pytest.mark.slow
+def test_health_says_when_the_preparation_processes_start_and_are_ready(
+    settings: Settings, runtime: Runtime
+) -> None:
+    _, key = create_key(runtime.catalog, "test source", "write")
+    one = settings.model_copy(update={"ingest_processes": 1})
+
+    def preparation(url: str) -> str:
+        return str(httpx.get(url + "/health").json()["ingest"]["preparation"])
+
+    with serving(create_app(one, runtime=runtime)) as url:
+        assert preparation(url) == "not started"  # nothing collected: no process
+        small = {"batch": [track("viewed", "u", f"s-{n}") for n in range(10)]}
+        assert httpx.post(url + "/v1/batch", json=small, auth=(key, "")).status_code == 200
+        assert all_stored(url)
+        assert preparation(url) == "not started"  # a small group is prepared in the writer
+        large = {"batch": [track("viewed", "u", f"l-{n}") for n in range(2_100)]}
+        assert httpx.post(url + "/v1/batch", json=large, auth=(key, "")).status_code == 200
+        deadline = time.monotonic() + 60
+        seen = {preparation(url)}
+        while "ready" not in seen:
+            assert time.monotonic() < deadline, f"the process did not start: {seen}"
+            time.sleep(0.05)
+            seen.add(preparation(url))
+        assert seen <= {"not started", "starting", "ready"}
+        assert all_stored(url)
+    assert len(stored_ids(runtime)) == 2_110
+
+
+def all_stored(url: str) -> bool:
+    """Wait until the server has stored every acknowledged event (False after 60 s)."""
+    deadline = time.monotonic() + 60
+    while httpx.get(url + "/health").json()["ingest"]["pending"]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ those it prepares itself."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
@@ -224,15 +225,17 @@ def started(pool: workers.PreparationPool) -> workers.PreparationPool:
     return pool
 
 
-def _store_requests(runtime: Runtime, pool: workers.PreparationPool | None) -> GroupCommitWriter:
-    """Post a generated shop's events as journaled batch requests to a writer with ``pool``
-    (groups of any size go to it) and wait until they are stored."""
+def _store_requests(
+    runtime: Runtime, pool: workers.PreparationPool | None, pool_min: int = 1
+) -> GroupCommitWriter:
+    """Post a generated shop's events as journaled batch requests of 50 to a writer with
+    ``pool`` and wait until they are stored."""
     settings = runtime.settings
     writer = GroupCommitWriter(
         runtime.collector,
         journal=Journal(settings.journal_dir),
         pool=pool,
-        pool_min=1,
+        pool_min=pool_min,
         # As the server's: requests keep no messages, which are accepted again when needed.
         accept=lambda meta, body: messages_from_record(meta, body, settings),
     )
@@ -307,6 +310,45 @@ def test_the_first_large_group_starts_the_process_and_is_prepared_here(tmp_path:
     finally:
         pool.close()
         runtime.close()
+
+
+def test_once_a_process_is_ready_every_group_goes_to_it_however_small(tmp_path: Path) -> None:
+    runtime = Runtime.open(Settings(data_dir=tmp_path, scheduler=False))
+    pool = started(workers.PreparationPool(runtime.collector.enricher, runtime.settings))
+    try:
+        _store_requests(runtime, pool, pool_min=2_000).close()  # requests of 50 messages
+        assert not runtime.collector.enricher._agents  # none was prepared here
+        (count,) = runtime.warehouse.rows("SELECT count(*) FROM events")[0]
+        assert count == len(list(generate_events(users=60, days=30, seed=5, end=RECEIVED)))
+    finally:
+        pool.close()
+        runtime.close()
+
+
+def test_start_starts_every_process_at_once() -> None:
+    pool = workers.PreparationPool(Enricher(None), processes=2)
+    try:
+        assert pool.state == "not started"
+        pool.start()
+        assert pool.state in ("starting", "ready")
+        deadline = time.monotonic() + 60
+        while pool.state != "ready":
+            assert time.monotonic() < deadline, "the processes did not start"
+            time.sleep(0.02)
+        assert pool._executor is not None
+        processes = list(pool._executor._processes.values())  # started before any work
+        assert len(processes) == 2 and all(p.is_alive() for p in processes)
+    finally:
+        pool.close()
+    assert pool.state == "not started"
+
+
+def test_a_task_runs_with_the_cyclic_collector_paused(tmp_path: Path) -> None:
+    # A task makes millions of short-lived containers; the collector must not scan them.
+    assert gc.isenabled()
+    result = workers._run(workers._put(tmp_path, (gc.isenabled, ())))
+    assert workers._take(result) is False
+    assert gc.isenabled()  # switched back on after the task
 
 
 def test_the_processes_end_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:

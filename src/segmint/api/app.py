@@ -151,10 +151,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.get("/health", tags=["health"], summary="Liveness check")
     async def health(request: Request) -> dict[str, Any]:
         writer: GroupCommitWriter | None = getattr(request.app.state, "writer", None)
-        ingest: dict[str, Any] = {"ack": settings.ingest_ack, "pending": 0, "set_aside": 0}
+        ingest: dict[str, Any] = {
+            "ack": settings.ingest_ack,
+            "pending": 0,
+            "set_aside": 0,
+            "preparation": "off",
+        }
         if writer is not None:
             status = await run_in_threadpool(writer.status, settings.journal_dir)
-            ingest.update(pending=status.pending, set_aside=status.set_aside_messages)
+            ingest.update(
+                pending=status.pending,
+                set_aside=status.set_aside_messages,
+                preparation=status.preparation,
+            )
         return {"status": "ok", "version": __version__, "ingest": ingest}
 
     return app

@@ -26,7 +26,9 @@ from segmint.runtime import Runtime
 from segmint.sync.runner import SyncContext, sync_after_refresh
 
 app = typer.Typer(
-    help="Audiences: create, activate, archive, restore, inspect.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Audiences: create, activate, archive, restore, inspect.",
+    no_args_is_help=True,
 )
 
 

@@ -12,7 +12,9 @@ from segmint.catalog.keys import create_key, list_keys, revoke_key
 from segmint.cli.common import console, friendly_errors, load_settings
 
 app = typer.Typer(
-    help="Write keys (for sources) and admin keys (for the REST API).", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Write keys (for sources) and admin keys (for the REST API).",
+    no_args_is_help=True,
 )
 
 

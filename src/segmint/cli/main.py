@@ -13,6 +13,7 @@ from segmint.cli import audiences, data, definitions, demo, keys, sync, testing,
 from segmint.cli.common import friendly_errors
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="segmint",
     help="Segmint: collect events, build audiences, keep them fresh, sync them.",
     no_args_is_help=True,

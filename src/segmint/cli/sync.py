@@ -25,9 +25,15 @@ from segmint.sync.catalog import SyncLogEntry
 from segmint.sync.runner import SyncContext
 
 destinations_app = typer.Typer(
-    help="Ad and messaging platforms audiences sync to.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Ad and messaging platforms audiences sync to.",
+    no_args_is_help=True,
 )
-sync_app = typer.Typer(help="Link audiences to destinations and sync them.", no_args_is_help=True)
+sync_app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Link audiences to destinations and sync them.",
+    no_args_is_help=True,
+)
 
 CredentialOption = Annotated[
     list[str] | None,

@@ -12,7 +12,11 @@ from segmint.catalog.accounts import check_password, create_user, list_users, se
 from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.errors import InvalidInput
 
-app = typer.Typer(help="Users of the web UI (sign-in accounts).", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Users of the web UI (sign-in accounts).",
+    no_args_is_help=True,
+)
 
 PasswordStdin = Annotated[
     bool,

@@ -11,10 +11,10 @@ When a request is answered depends on the acknowledgement mode (``SEGMINT_INGEST
 
 In journal mode at most ``max_pending`` messages wait in memory; a request beyond that waits
 for room before it is journaled (back-pressure instead of unbounded memory). With a
-preparation pool, a group of at least ``pool_min`` journaled messages is prepared (accepted
-again from its journal records, enriched, turned into rows) in another process while the
-writer stores the group before (see :mod:`segmint.collect.workers`); the first such group
-starts the process and is prepared here.
+preparation pool, groups of journaled messages are prepared (accepted again from their
+journal records, enriched, turned into rows) in another process while the writer stores the
+group before (see :mod:`segmint.collect.workers`); the first group of at least ``pool_min``
+messages starts the processes, and groups are prepared here until one is ready.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class IngestStatus:
 
     pending: int  # acknowledged messages not yet in the warehouse
     set_aside: list[SetAside]  # refused by the warehouse, tried again at the next start
+    # The preparation processes: "off" (none), "not started", "starting" or "ready".
+    preparation: str = "off"
 
     @property
     def set_aside_messages(self) -> int:
@@ -100,7 +102,8 @@ class GroupCommitWriter:
 
     def status(self, journal_dir: Path) -> IngestStatus:
         """How collection is doing: what waits to be stored, what was set aside."""
-        return IngestStatus(pending=self._pending, set_aside=set_aside(journal_dir))
+        preparation = "off" if self.pool is None else self.pool.state
+        return IngestStatus(self._pending, set_aside(journal_dir), preparation)
 
     def submit(self, messages: list[Message], meta: dict[str, Any], body: bytes) -> None:
         """Make ``messages`` durable; return when they are (journaled or committed, by the
@@ -206,13 +209,16 @@ class GroupCommitWriter:
         return group
 
     def _begin(self, group: list[_Request]) -> tuple[list[_Request], Future[str] | None]:
-        """Start preparing ``group`` in the pool when it is worth it. The pool's process is
-        started (in the background) by the first group large enough; until it is ready,
-        groups are prepared here rather than waiting for it."""
-        if self.pool is None or sum(request.count for request in group) < self.pool_min:
+        """Start preparing ``group`` in the pool once the pool is ready. Its processes are
+        started (in the background) by the first group of ``pool_min`` messages; until one
+        is ready, groups are prepared here rather than waiting for it. Once it is, every
+        group goes to the pool, however small: one prepared here would hold the interpreter
+        lock the threads answering requests need."""
+        if self.pool is None:
             return group, None
         if not self.pool.ready:
-            self.pool.start()
+            if sum(request.count for request in group) >= self.pool_min:
+                self.pool.start()
             return group, None
         # A pool is kept in journal mode only, where every request has its record.
         bodies = [(r.record.meta, r.record.body) for r in group if r.record is not None]

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from segmint.errors import WarehouseBusy
+from segmint.errors import NoWarehouse, WarehouseBusy
 from segmint.warehouse.engine import SQL, Params
 from segmint.warehouse.schema import LATEST_VERSION, migrate, recorded_version
 
@@ -173,6 +173,12 @@ def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckD
     commands work on it too."""
     target = ":memory:" if path in (None, ":memory:") else str(path)
     if target != ":memory:":
+        if read_only and not Path(target).is_file():
+            raise NoWarehouse(
+                f"there is no warehouse at {target} yet: load events first (`segmint "
+                "generate`, `segmint import FILE`, or send them to `segmint serve`), or set "
+                "SEGMINT_DATA_DIR to the folder of the warehouse you mean"
+            )
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     engine = DuckDBEngine(_connect(target, read_only), path=target)
     if not read_only:
