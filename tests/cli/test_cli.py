@@ -251,3 +251,26 @@ def test_the_segmint_program_starts_preparation_processes_without_the_command_li
     assert imports_of("segmint.collect.workers") == 2  # this process, and its one helper
     assert imports_of("segmint.cli.main") == 1
     assert imports_of("segmint.audiences.refresh") == 1
+
+
+@pytest.mark.parametrize("group", [[], ["audiences"], ["sync"], ["destinations"], ["keys"]])
+def test_the_command_lists_show_each_first_paragraph_as_one_text(group: list[str]) -> None:
+    # A docstring's line breaks are not the reader's: each command's summary is wrapped
+    # to the terminal only (Typer's rich mode kept the source's breaks in these lists).
+    listing = runner.invoke(app, [*group, "--help"], env={"COLUMNS": "250"}, terminal_width=250)
+    assert listing.exit_code == 0, listing.output
+    commands = (
+        app
+        if not group
+        else next(g.typer_instance for g in app.registered_groups if g.name == group[0])
+    )
+    assert commands is not None
+    summaries = [
+        " ".join((c.callback.__doc__ or "").split("\n\n")[0].split())
+        for c in commands.registered_commands
+        if c.callback is not None
+    ]
+    assert summaries
+    lines = [" ".join(line.strip(" │").split()) for line in listing.output.splitlines()]
+    for summary in summaries:
+        assert any(line.endswith(summary) for line in lines), summary
