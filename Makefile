@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The demo and the benchmarks need Segmint alone; the tests also need the test tools and
+# the other engines audiences run on (ClickHouse, Spark), and PostgreSQL's driver.
 STAMP := $(VENV)/.installed-stamp
-# The tests also need the other engines audiences run on (ClickHouse, Spark).
 TEST_STAMP := $(VENV)/.installed-test-stamp
 PYTEST_ARGS ?=
 
@@ -12,7 +13,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e .
 	@touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
@@ -38,7 +39,7 @@ typecheck:
 unit:
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-format: install
+format: install $(TEST_STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
