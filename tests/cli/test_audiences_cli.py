@@ -92,3 +92,13 @@ def test_bad_interval_and_name(settings: Settings, tmp_path: Path) -> None:
     assert "not an interval" in run("audiences", "activate", "1", "--interval", "often", code=2)
     out = run("audiences", "activate", "1", "--name", "Abandoned Checkout", code=2)
     assert "'abandoned_checkout'" in out
+
+
+def test_an_empty_list_says_how_to_make_the_first(settings: Settings) -> None:
+    listed = runner.invoke(app, ["audiences", "list"])
+    assert listed.exit_code == 0, listed.output
+    said = " ".join(listed.output.split())
+    assert "No audiences yet: `segmint audiences create FILE` makes one" in said
+    assert "┃ id" not in listed.output  # no empty table
+    archived = runner.invoke(app, ["audiences", "list", "--status", "archived"])
+    assert " ".join(archived.output.split()) == "No archived audiences."

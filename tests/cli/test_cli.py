@@ -40,6 +40,15 @@ def test_keys_create_list_revoke(settings: Settings) -> None:
     assert "no key with id 42" in missing.output
 
 
+def test_keys_list_without_keys_says_how_to_make_one(settings: Settings) -> None:
+    listed = runner.invoke(app, ["keys", "list"])
+    assert listed.exit_code == 0, listed.output
+    said = " ".join(listed.output.split())
+    assert said.startswith("No keys yet: `segmint keys create NAME` makes a write key")
+    assert runner.invoke(app, ["keys", "create", "website"]).exit_code == 0
+    assert "website" in runner.invoke(app, ["keys", "list"]).output
+
+
 def test_keys_create_refuses_a_bad_scope(settings: Settings) -> None:
     result = runner.invoke(app, ["keys", "create", "x", "--scope", "root"])
     assert result.exit_code == 2

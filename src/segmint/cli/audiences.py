@@ -57,10 +57,19 @@ def list_command(
     """List audiences with size, schedule and last refresh."""
     if status not in (None, "draft", "active", "archived", "deleted"):
         raise InvalidInput("status must be draft, active, archived or deleted", path="status")
+    audiences = service.list_audiences(_catalog(), status)
+    if not audiences:
+        console.print(
+            f"No {status} audiences."
+            if status
+            else "No audiences yet: "
+            "`segmint audiences create FILE` makes one from a file, or build one in the web UI."
+        )
+        return
     table = Table(
         "id", "name", "status", "type", "size", "interval", "last refresh", "next refresh"
     )
-    for a in service.list_audiences(_catalog(), status):
+    for a in audiences:
         table.add_row(
             str(a.id),
             a.name or "—",

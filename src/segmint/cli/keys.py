@@ -42,8 +42,15 @@ def list_command() -> None:
     """List keys (never the keys themselves)."""
     settings = load_settings()
     catalog = open_catalog(settings.catalog_database_url)
+    keys = list_keys(catalog)
+    if not keys:
+        console.print(
+            "No keys yet: `segmint keys create NAME` makes a write key (for a source), "
+            "`segmint keys create NAME --scope admin` one for the REST API."
+        )
+        return
     table = Table("id", "name", "scope", "starts with", "created", "revoked")
-    for info in list_keys(catalog):
+    for info in keys:
         table.add_row(
             str(info.id),
             info.name,
