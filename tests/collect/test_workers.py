@@ -26,11 +26,11 @@ import pytest
 from segmint.collect import workers
 from segmint.collect.enrich import Enricher
 from segmint.collect.http import accept_batch, fill_ip, journal_meta, messages_from_record
-from segmint.collect.journal import Journal, segments
+from segmint.collect.journal import Journal, Record, segments
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import prepare
 from segmint.collect.validate import validate_message
-from segmint.collect.writer import GroupCommitWriter
+from segmint.collect.writer import GroupCommitWriter, _Request
 from segmint.generate.shop import generate_events
 from segmint.runtime import Runtime
 from segmint.settings import Settings
@@ -295,20 +295,51 @@ def test_when_the_process_dies_the_writer_prepares_the_group_itself(
         runtime.close()
 
 
-def test_the_first_large_group_starts_the_process_and_is_prepared_here(tmp_path: Path) -> None:
+def test_the_first_large_group_starts_the_processes_and_every_later_group_goes_to_them(
+    tmp_path: Path,
+) -> None:
     runtime = Runtime.open(Settings(data_dir=tmp_path, scheduler=False))
-    pool = workers.PreparationPool(runtime.collector.enricher, runtime.settings)
+    settings = runtime.settings
+    pool = workers.PreparationPool(runtime.collector.enricher, settings)
+    writer = GroupCommitWriter(
+        runtime.collector,
+        journal=Journal(settings.journal_dir),
+        pool=pool,
+        pool_min=100,
+        accept=lambda meta, body: messages_from_record(meta, body, settings),
+    )
+    sent = 0
+
+    def request(count: int) -> _Request:
+        nonlocal sent
+        batch = [
+            {"type": "track", "event": "viewed", "userId": f"u{n}", "messageId": f"m{n}"}
+            for n in range(sent, sent + count)
+        ]
+        sent += count
+        raw = orjson.dumps({"batch": batch})
+        messages, _ = accept_batch(
+            orjson.loads(raw), received_at=RECEIVED, source="web", settings=settings
+        )
+        meta = journal_meta("batch", RECEIVED, "web", None, False, messages)
+        return _Request(None, count, None, Record(tmp_path / "segment", meta, raw))
+
+    def here() -> Any:
+        pytest.fail("prepared in the writer's process")
+
     try:
-        assert not pool.ready
-        _store_requests(runtime, pool).close()  # closes the pool too
-        # Prepared here, without waiting for the process, which was started meanwhile.
-        assert runtime.collector.enricher._agents
-        (count,) = runtime.warehouse.rows("SELECT count(*) FROM events")[0]
-        assert count == len(list(generate_events(users=60, days=30, seed=5, end=RECEIVED)))
-        assert not pool.ready  # closed with the writer
-        assert started(pool).ready  # and can start again
+        _, future = writer._begin([request(50)])
+        assert future is None and pool.state == "not started"  # small: prepared here
+        _, first = writer._begin([request(60), request(60)])  # large: starts the processes
+        assert first is not None and pool.state in ("starting", "ready")
+        _, later = writer._begin([request(5)])  # small, but the processes are started
+        assert later is not None
+        assert pool.result(first, here).events.column("message_id").to_pylist() == [
+            f"m{n}" for n in range(50, 170)
+        ]
+        assert len(pool.result(later, here).events) == 5
     finally:
-        pool.close()
+        writer.close()
         runtime.close()
 
 

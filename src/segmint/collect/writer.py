@@ -14,7 +14,8 @@ for room before it is journaled (back-pressure instead of unbounded memory). Wit
 preparation pool, groups of journaled messages are prepared (accepted again from their
 journal records, enriched, turned into rows) in another process while the writer stores the
 group before (see :mod:`segmint.collect.workers`); the first group of at least ``pool_min``
-messages starts the processes, and groups are prepared here until one is ready.
+messages starts the processes (and waits for one), and smaller groups before it are
+prepared here.
 """
 
 from __future__ import annotations
@@ -209,17 +210,18 @@ class GroupCommitWriter:
         return group
 
     def _begin(self, group: list[_Request]) -> tuple[list[_Request], Future[str] | None]:
-        """Start preparing ``group`` in the pool once the pool is ready. Its processes are
-        started (in the background) by the first group of ``pool_min`` messages; until one
-        is ready, groups are prepared here rather than waiting for it. Once it is, every
-        group goes to the pool, however small: one prepared here would hold the interpreter
-        lock the threads answering requests need."""
+        """Start preparing ``group`` in the pool. Its processes are started (in the
+        background) by the first group of ``pool_min`` messages, which waits for one of them;
+        smaller groups before are prepared here. Once started, every group goes to the pool,
+        however small: one prepared here would hold the interpreter lock the threads
+        answering requests need (a group of 50,000 took 4.3 s here under load, 2.5 s in a
+        preparation process)."""
         if self.pool is None:
             return group, None
-        if not self.pool.ready:
-            if sum(request.count for request in group) >= self.pool_min:
-                self.pool.start()
-            return group, None
+        if self.pool.state == "not started":
+            if sum(request.count for request in group) < self.pool_min:
+                return group, None
+            self.pool.start()
         # A pool is kept in journal mode only, where every request has its record.
         bodies = [(r.record.meta, r.record.body) for r in group if r.record is not None]
         return group, self.pool.submit(prepare_records, bodies)
