@@ -16,6 +16,8 @@ from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.collect.importer import ImportSummary, Row, import_file, import_rows
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
+from segmint.warehouse import open_warehouse
+from segmint.warehouse.portable import export_read_tables, parquet_files
 
 
 class _ImportProgress:
@@ -160,3 +162,24 @@ def generate_command(
         _print_summary(summary, time.perf_counter() - start)
     finally:
         runtime.close()
+
+
+@friendly_errors
+def export_command(
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write the files (made if missing; replaced).")
+    ],
+) -> None:
+    """Write the tables audience queries read (events, profiles, audience_refreshes,
+    segment_events) as Parquet files, to load into ClickHouse or Spark (docs/engines.md)."""
+    settings = load_settings()
+    warehouse = open_warehouse(settings.warehouse_file, read_only=True)
+    try:
+        written = export_read_tables(warehouse, directory)
+    finally:
+        warehouse.close()
+    table = Table("table", "rows", "file")
+    files = parquet_files(directory)
+    for name, rows in written.items():
+        table.add_row(name, f"{rows:,}", str(files[name]))
+    console.print(table)

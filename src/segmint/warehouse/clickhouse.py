@@ -152,6 +152,28 @@ class ChDBEngine(SharedServerEngine):
         table: pa.Table = self._session.query(text, "ArrowTable")
         return table
 
+    def _load_file(self, table: str, path: Path) -> int:
+        """Append a Parquet file's rows, read by ClickHouse's ``file`` function with the
+        table's own column types (a JSON column is read as the text it was written as)."""
+        columns = column_types(table, TYPES)
+        names = ", ".join(f"`{column.name}`" for column, _ in columns)
+        structure = ", ".join(
+            f"`{column.name}` " + (f"Nullable({kind})" if column.nullable else kind)
+            for column, kind in columns
+        )
+        literal = str(path).replace("\\", "\\\\").replace("'", "\\'")
+        with _SERVER:
+            before = self._count(table)
+            self.execute(
+                f"INSERT INTO `{table}` ({names}) SELECT {names} "
+                f"FROM file('{literal}', Parquet, '{structure}')"
+            )
+            return self._count(table) - before
+
+    def _count(self, table: str) -> int:
+        ((count,),) = self.rows(f"SELECT count() FROM `{table}`")
+        return int(count)
+
     def append(self, table: str, data: pa.Table) -> int:
         if not data.num_rows:
             return 0

@@ -13,14 +13,18 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 import pyarrow as pa
 
+from segmint.errors import InvalidInput
 from segmint.warehouse.dialects import statement
 from segmint.warehouse.engine import SQL, Params, naive_utc, rows_of
 
 if TYPE_CHECKING:
+    from segmint.warehouse.duckdb import DuckDBEngine
     from segmint.warehouse.engine import Engine
 
 READ_TABLES = ("events", "profiles", "audience_refreshes", "segment_events")
@@ -77,6 +81,62 @@ def copy_read_tables(source: Engine, target: Engine) -> dict[str, int]:
     return copied
 
 
+PARQUET_SUFFIX = ".parquet"
+
+
+def parquet_files(directory: Path) -> dict[str, Path]:
+    """Where an export of READ_TABLES to ``directory`` keeps each table (``events.parquet``
+    ...)."""
+    return {table: directory / f"{table}{PARQUET_SUFFIX}" for table in READ_TABLES}
+
+
+def export_read_tables(warehouse: DuckDBEngine, directory: Path) -> dict[str, int]:
+    """Write READ_TABLES of ``warehouse`` to Parquet files in ``directory`` (made if need
+    be), one per table, from one snapshot of the warehouse; return the rows per table.
+
+    JSON columns are written as text (every engine's JSON functions read text) and
+    timestamps as naive UTC microseconds. Each file is written beside its final name and
+    renamed when complete, so a file of that name is never half-written; files of an earlier
+    export are replaced."""
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInput(f"{directory} is a file: name a directory to write the tables in")
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, int] = {}
+    done: list[tuple[Path, Path]] = []
+    try:
+        with warehouse.transaction():  # one snapshot: events and profiles agree
+            for table, final in parquet_files(directory).items():
+                columns = ", ".join(
+                    f'"{c.name}"::VARCHAR AS "{c.name}"'
+                    if c.duckdb_type == "JSON"
+                    else f'"{c.name}"'
+                    for c in read_tables()[table]
+                )
+                part = final.with_name(f".{final.name}.{uuid4().hex}.part")
+                done.append((part, final))
+                literal = str(part).replace("'", "''")
+                ((rows,),) = warehouse.rows(
+                    f"COPY (SELECT {columns} FROM {table}) TO '{literal}' (FORMAT parquet)"
+                )
+                written[table] = int(rows)
+        for part, final in done:
+            part.replace(final)
+    finally:
+        for part, _ in done:
+            part.unlink(missing_ok=True)
+    return written
+
+
+def missing_parquet(directory: Path) -> None:
+    """Refuse (before anything is loaded) a directory without every table's file."""
+    missing = [path.name for path in parquet_files(directory).values() if not path.is_file()]
+    if missing:
+        raise InvalidInput(
+            f"{directory} has no {', '.join(missing)}: write the tables there with "
+            "`segmint export DIRECTORY` first"
+        )
+
+
 class SharedServerEngine:
     """What the ClickHouse and Spark engines have in common: statements are literal SQL (no
     bound parameters; expressions rendered with DuckDB's meaning, dialects.render), run one
@@ -130,6 +190,22 @@ class SharedServerEngine:
             self.execute(f"DROP TABLE IF EXISTS `{table}`")
         for created in statements:
             self.execute(created)
+
+    def load_parquet(self, directory: Path) -> dict[str, int]:
+        """Replace the rows of READ_TABLES by those of the Parquet files of an export
+        (:func:`export_read_tables`) in ``directory``, read by the engine itself (the rows
+        do not pass through Python); return the rows loaded per table."""
+        missing_parquet(directory)
+        loaded = {}
+        with self.guard:
+            for table, path in parquet_files(directory).items():
+                self.execute(f"TRUNCATE TABLE `{table}`")
+                loaded[table] = self._load_file(table, path.resolve())
+        return loaded
+
+    def _load_file(self, table: str, path: Path) -> int:
+        """Append the rows of the Parquet file ``path`` to ``table``; the rows appended."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Drop the engine's database when it is its own; the server or session stays for

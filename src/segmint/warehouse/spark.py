@@ -18,6 +18,7 @@ import atexit
 import shutil
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -167,27 +168,36 @@ class SparkEngine(SharedServerEngine):
         """Append rows (columns matched by name; a column ``data`` lacks is NULL)."""
         if not data.num_rows:
             return 0
-        from pyspark.sql import functions
-
         with _SESSION:
             self._use()
-            target = self._spark.table(table).schema
-            frame = self._spark.createDataFrame(data)
-            present = set(data.column_names)
-            frame = frame.select(
-                *(
-                    (
-                        functions.col(f"`{field.name}`")
-                        if field.name in present
-                        else functions.lit(None)
-                    )
-                    .cast(field.dataType)
-                    .alias(field.name)
-                    for field in target.fields
-                )
-            )
-            frame.write.insertInto(table)
+            self._insert(table, self._spark.createDataFrame(data))
         return data.num_rows
+
+    def _load_file(self, table: str, path: Path) -> int:
+        """Append a Parquet file's rows, read by Spark (on a cluster, ``path`` must be
+        where every executor can read it)."""
+        with _SESSION:
+            self._use()
+            frame = self._spark.read.parquet(str(path))
+            self._insert(table, frame)
+            return int(frame.count())
+
+    def _insert(self, table: str, frame: Any) -> None:
+        """Insert a data frame's rows (columns matched by name and cast to the table's
+        types; a column the frame lacks is NULL)."""
+        from pyspark.sql import functions
+
+        target = self._spark.table(table).schema
+        present = set(frame.columns)
+        frame = frame.select(
+            *(
+                (functions.col(f"`{field.name}`") if field.name in present else functions.lit(None))
+                .cast(field.dataType)
+                .alias(field.name)
+                for field in target.fields
+            )
+        )
+        frame.write.insertInto(table)
 
 
 def _own_name() -> str:
