@@ -127,7 +127,7 @@ def export_read_tables(warehouse: DuckDBEngine, directory: Path) -> dict[str, in
     return written
 
 
-def missing_parquet(directory: Path) -> None:
+def require_parquet_files(directory: Path) -> None:
     """Refuse (before anything is loaded) a directory without every table's file."""
     missing = [path.name for path in parquet_files(directory).values() if not path.is_file()]
     if missing:
@@ -195,7 +195,7 @@ class SharedServerEngine:
         """Replace the rows of READ_TABLES by those of the Parquet files of an export
         (:func:`export_read_tables`) in ``directory``, read by the engine itself (the rows
         do not pass through Python); return the rows loaded per table."""
-        missing_parquet(directory)
+        require_parquet_files(directory)
         loaded = {}
         with self.guard:
             for table, path in parquet_files(directory).items():
