@@ -124,8 +124,12 @@ def test_a_locked_warehouse_gives_a_clear_error(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(WarehouseBusy, match="in use by another Segmint process"):
+        with pytest.raises(WarehouseBusy, match="in use by another Segmint process") as writing:
             open_warehouse(path)
+        assert "send the data to the server's API" in writing.value.message
+        with pytest.raises(WarehouseBusy, match="in use by another Segmint process") as reading:
+            open_warehouse(path, read_only=True)
+        assert "ask the server: its web UI, or its REST API" in reading.value.message
     finally:
         holder.kill()
         holder.wait()

@@ -197,8 +197,13 @@ def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(target, read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
+            instead = (
+                "or ask the server: its web UI, or its REST API (/api/v1/audiences/preview, ...)"
+                if read_only
+                else "or send the data to the server's API instead"
+            )
             raise WarehouseBusy(
                 f"the warehouse {target} is in use by another Segmint process (usually "
-                "`segmint serve`); stop it, or send the data to the server's API instead"
+                f"`segmint serve`), which holds it alone; stop it, {instead}"
             ) from exc
         raise
