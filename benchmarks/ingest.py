@@ -281,9 +281,12 @@ def http_batches(path: Path, workdir: Path, batch_size: int, clients: int, ack: 
                 batch = []
     if batch:
         bodies.append(b'{"batch":[' + b",".join(batch) + b"]}")
-    server = subprocess.Popen(
-        [*segmint, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # The server's log goes to a file: a pipe nobody reads would block it once full.
+    log = workdir / f"http-{ack}.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [*segmint, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=sink
+        )
     try:
         url = "http://127.0.0.1:8765"
         _wait_for(url)
@@ -315,6 +318,9 @@ def http_batches(path: Path, workdir: Path, batch_size: int, clients: int, ack: 
         client_cpu = time.process_time() - client_cpu
         if failures:
             raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    except Exception as exc:
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{exc}; the end of the server's log:\n{tail}") from exc
     finally:
         server.terminate()
         server.wait(timeout=60)

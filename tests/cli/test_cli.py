@@ -202,6 +202,22 @@ def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
     assert "less than or equal to 65535" in result.output
 
 
+@pytest.mark.parametrize("content", [None, b"not a database"])
+def test_serve_with_a_geoip_database_it_cannot_read_says_so_in_one_line(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None
+) -> None:
+    database = tmp_path / "city.mmdb"
+    if content is not None:
+        database.write_bytes(content)
+    monkeypatch.setenv("SEGMINT_GEOIP_CITY_DB", str(database))
+    monkeypatch.setenv("SEGMINT_PORT", str(free_port()))
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2, result.output  # refused before the server starts
+    said = " ".join(result.output.split())
+    assert f"GeoIP City database '{database}'" in said and "SEGMINT_GEOIP_CITY_DB" in said
+    assert "Traceback" not in result.output
+
+
 def test_a_second_server_on_the_same_warehouse_gets_one_clear_line(settings: Settings) -> None:
     env = {**os.environ, "SEGMINT_DATA_DIR": str(settings.data_dir), "SEGMINT_SCHEDULER": "false"}
     segmint = [sys.executable, "-m", "segmint", "serve", "--port"]

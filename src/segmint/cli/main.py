@@ -74,9 +74,11 @@ def serve(
     logging.getLogger("segmint").setLevel(logging.INFO)
     tune_gc_for_server()
     # Opened here rather than in the app's start-up, so that a warehouse in use by another
-    # server (or any other reason it cannot open) is one clear error, not a traceback.
+    # server, a GeoIP database that cannot be read, or any other reason it cannot open is
+    # one clear error, not the traceback a failed start-up logs.
     runtime = Runtime.open(settings)
     try:
+        _ = runtime.collector  # made on first use: its enrichment opens the GeoIP database
         uvicorn.run(
             create_app(settings, runtime),
             host=host or settings.host,
