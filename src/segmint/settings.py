@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"], description="Origins allowed to post events from browsers."
     )
 
+    @field_validator("data_dir")
+    @classmethod
+    def _not_a_file(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file; name a directory (made if missing)")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

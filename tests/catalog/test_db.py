@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from alembic.script import ScriptDirectory
 
 from segmint.catalog import open_catalog
 from segmint.catalog.db import HEAD_REVISION, alembic_config
+from segmint.errors import SegmintError, StorageUnavailable
 
 
 def test_the_head_revision_is_the_newest_migration() -> None:
@@ -53,3 +55,31 @@ def test_an_older_catalog_is_upgraded_and_one_at_the_head_opened_without_alembic
     command.downgrade(config, "-1")
     with pytest.raises(AssertionError, match="Alembic ran"):  # it does run when needed
         open_catalog(catalog_url)
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("foo://x", "'foo://x' is not one Segmint can use (Can't load plugin"),
+        ("not a url", "'not a url' is not one Segmint can use (Could not parse"),
+        ("mysql+pymysql://u:p@h/db", "needs the Python module 'pymysql', which is not installed"),
+        (
+            "postgresql+psycopg://u:secret@127.0.0.1:1/db",
+            "cannot open the catalog at postgresql+psycopg://u:***@127.0.0.1:1/db "
+            "(SEGMINT_CATALOG_URL): connection failed",
+        ),
+    ],
+)
+def test_a_catalog_url_it_cannot_use_or_reach_is_one_clear_error(url: str, words: str) -> None:
+    with pytest.raises(SegmintError) as raised:
+        open_catalog(url)
+    assert words in raised.value.message
+    assert "secret" not in raised.value.message  # passwords are never shown
+
+
+def test_a_damaged_sqlite_catalog_says_to_move_it_aside(tmp_path: Path) -> None:
+    damaged = tmp_path / "catalog.db"
+    damaged.write_bytes(b"not a database, whatever it was" * 100)
+    with pytest.raises(StorageUnavailable, match=r"file is not a database\. If the file is dam"):
+        open_catalog(f"sqlite:///{damaged}")
+    assert damaged.read_bytes().startswith(b"not a database")  # left as it was

@@ -213,8 +213,8 @@ def test_serve_with_a_geoip_database_it_cannot_read_says_so_in_one_line(
     monkeypatch.setenv("SEGMINT_PORT", str(free_port()))
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 2, result.output  # refused before the server starts
-    said = " ".join(result.output.split())
-    assert f"GeoIP City database '{database}'" in said and "SEGMINT_GEOIP_CITY_DB" in said
+    said = "".join(result.output.split())  # however the terminal wrapped it
+    assert f"GeoIPCitydatabase'{database}'" in said and "SEGMINT_GEOIP_CITY_DB" in said
     assert "Traceback" not in result.output
 
 
@@ -299,3 +299,28 @@ def test_the_command_lists_show_each_first_paragraph_as_one_text(group: list[str
     lines = [" ".join(line.strip(" │").split()) for line in listing.output.splitlines()]
     for summary in summaries:
         assert any(line.endswith(summary) for line in lines), summary
+
+
+def test_names_are_printed_as_they_are_never_read_as_markup(settings: Settings) -> None:
+    for name in ("[/]", "[bold]x[/bold]"):
+        created = runner.invoke(app, ["keys", "create", name])
+        assert created.exit_code == 0, created.output
+        assert "key #" in created.output and name in created.output
+    listed = runner.invoke(app, ["keys", "list"], terminal_width=200)
+    assert "[/]" in listed.output and "[bold]x[/bold]" in listed.output
+    missing = runner.invoke(app, ["audiences", "show", "[/]"])
+    assert missing.exit_code == 2
+    assert "there is no audience named '[/]'" in missing.output
+    assert "Traceback" not in missing.output
+
+
+def test_a_data_dir_that_is_a_file_is_an_invalid_setting(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    monkeypatch.setenv("SEGMINT_DATA_DIR", str(taken))
+    result = runner.invoke(app, ["keys", "list"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert f"Invalid setting SEGMINT_DATA_DIR: Value error, {taken} is a file" in said

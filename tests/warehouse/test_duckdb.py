@@ -346,3 +346,15 @@ def test_version_10_keeps_history_and_segment_events_reading_back_the_same(
     # one word per audience, refresh and bucket of 64 ids touched: r1 3, r3 2, r5 1, r2 1, r4 2
     assert engine.rows("SELECT count(*) FROM history_words") == [(9,)]
     engine.close()
+
+
+def test_a_file_that_is_not_a_warehouse_is_one_clear_error(tmp_path: Path) -> None:
+    damaged = tmp_path / "warehouse.duckdb"
+    damaged.write_bytes(b"garbage" * 1000)
+    for read_only in (False, True):
+        with pytest.raises(ConfigurationError) as raised:
+            open_warehouse(damaged, read_only=read_only)
+        message = raised.value.message
+        assert f"cannot open the warehouse {damaged}: IO Error" in message
+        assert "move it aside" in message
+    assert damaged.read_bytes() == b"garbage" * 1000  # left as it was

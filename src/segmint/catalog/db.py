@@ -7,9 +7,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    InterfaceError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
+
+from segmint.errors import ConfigurationError, StorageUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -60,9 +68,10 @@ def open_catalog(url: str, *, upgrade: bool = True) -> Catalog:
     schema unless ``upgrade`` is false."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    engine = _engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    _reachable(engine)
     if upgrade and not _at_head(engine):
         from alembic import command
 
@@ -71,6 +80,58 @@ def open_catalog(url: str, *, upgrade: bool = True) -> Catalog:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     return Catalog(engine)
+
+
+_URL_FORMS = "sqlite:///PATH, or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _engine(url: str) -> Engine:
+    """The SQLAlchemy engine of ``url``; a URL it cannot use is a configuration error."""
+    try:
+        return create_engine(url, future=True)
+    except ModuleNotFoundError as exc:  # the database's driver is not installed
+        hint = (
+            "; for PostgreSQL, pip install 'segmint[postgres]' (psycopg 3) and write the URL "
+            "as postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+            if url.startswith("postgres")
+            else ""
+        )
+        raise ConfigurationError(
+            f"the catalog URL (SEGMINT_CATALOG_URL) needs the Python module {exc.name!r}, "
+            f"which is not installed{hint}"
+        ) from None
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(
+            f"the catalog URL (SEGMINT_CATALOG_URL) {_shown(url)!r} is not one Segmint can "
+            f"use ({exc}); use {_URL_FORMS}"
+        ) from None
+
+
+def _shown(url: str) -> str:
+    """``url`` with its password hidden, or as given when it does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _reachable(engine: Engine) -> None:
+    """Connect once, so that a catalog that cannot be reached is one clear error."""
+    try:
+        with engine.connect():  # SQLite's connection pragmas read the file
+            pass
+    except (DatabaseError, InterfaceError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        hint = (
+            "If the file is damaged or not Segmint's, move it aside and restore a backup (it "
+            "holds the keys, users, audiences and destinations)"
+            if engine.dialect.name == "sqlite"
+            else "Is its server running, and the URL right?"
+        )
+        raise StorageUnavailable(
+            f"cannot open the catalog at {engine.url.render_as_string(hide_password=True)} "
+            f"(SEGMINT_CATALOG_URL): {reason}. {hint}"
+        ) from None
 
 
 def _at_head(engine: Engine) -> bool:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from segmint.audiences import history, operations, service, usage
 from segmint.audiences.files import format_interval, parse_interval, read_audience_file
@@ -175,7 +176,10 @@ def _activate(
         )
     else:
         console.print(
-            f"[yellow]The first refresh failed:[/] {result.error} (it is retried automatically)."
+            Text.assemble(
+                ("The first refresh failed:", "yellow"),
+                f" {result.error} (it is retried automatically).",
+            )
         )
 
 

@@ -11,12 +11,16 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from segmint.errors import SegmintError, Unauthorized
 from segmint.settings import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup off: printed values (names, paths, messages quoting user input) are shown as they
+# are, never read as rich markup ("[/]" in a name made rich raise); styles are given with
+# Text instead.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,7 +35,9 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        err_console.print(f"[red]Invalid setting SEGMINT_{field.upper()}:[/] {first['msg']}")
+        err_console.print(
+            Text.assemble((f"Invalid setting SEGMINT_{field.upper()}:", "red"), " ", first["msg"])
+        )
         raise typer.Exit(EXIT_INPUT) from None
 
 
@@ -44,18 +50,21 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except SegmintError as exc:
             where = f" ({exc.path})" if exc.path else ""
-            err_console.print(f"[red]Error{where}:[/] {exc.message}")
+            err_console.print(Text.assemble((f"Error{where}:", "red"), " ", exc.message))
             raise typer.Exit(EXIT_AUTH if isinstance(exc, Unauthorized) else EXIT_INPUT) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]Interrupted.[/]")
+            err_console.print(Text("Interrupted.", "yellow"))
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
             logging.getLogger("segmint").debug("unexpected error", exc_info=True)
             err_console.print(
-                f"[red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
-                "Run with SEGMINT_DEBUG=1 for details, and report it if it persists."
+                Text.assemble(
+                    ("Unexpected error:", "red"),
+                    f" {type(exc).__name__}: {exc}. Run with SEGMINT_DEBUG=1 for details, and "
+                    "report it if it persists.",
+                )
             )
             raise typer.Exit(EXIT_INTERNAL) from None
 

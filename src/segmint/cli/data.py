@@ -11,6 +11,7 @@ import orjson
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from segmint.cli.common import console, friendly_errors, load_settings
 from segmint.collect.importer import ImportSummary, Row, import_file, import_rows
@@ -26,7 +27,7 @@ class _ImportProgress:
 
     def __init__(self, description: str) -> None:
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             TextColumn("{task.fields[share]}"),
             TextColumn("{task.fields[rows]:,} rows"),
@@ -59,9 +60,9 @@ def _print_summary(summary: ImportSummary, seconds: float) -> None:
     rate = summary.rows / seconds if seconds > 0 else 0.0
     table = Table(show_header=False, box=None)
     table.add_row("rows read", f"{summary.rows:,}")
-    table.add_row("imported", f"[green]{summary.imported:,}[/]")
+    table.add_row("imported", Text(f"{summary.imported:,}", "green"))
     table.add_row("duplicates skipped", f"{summary.duplicates:,}")
-    table.add_row("rejected", f"[red]{summary.rejected:,}[/]" if summary.rejected else "0")
+    table.add_row("rejected", Text(f"{summary.rejected:,}", "red") if summary.rejected else "0")
     table.add_row("profiles merged", f"{summary.merges:,}")
     table.add_row("time", f"{seconds:.1f} s ({rate:,.0f} rows/s)")
     console.print(table)

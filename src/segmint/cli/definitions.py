@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from segmint.audiences.explain import Explanation, explain_membership
 from segmint.audiences.files import read_audience_file
@@ -151,8 +152,13 @@ def sql_command(
 def print_run(result: RunResult, *, title: str) -> None:
     """Size, per-condition counts, explanations and the sample, as rich tables."""
     console.print(
-        f"[bold]{title}[/]: [bold green]{result.size:,}[/] of {result.profiles:,} profiles "
-        f"as of {result.as_of:%Y-%m-%d %H:%M} UTC ({result.timezone})"
+        Text.assemble(
+            (title, "bold"),
+            ": ",
+            (f"{result.size:,}", "bold green"),
+            f" of {result.profiles:,} profiles as of {result.as_of:%Y-%m-%d %H:%M} UTC "
+            f"({result.timezone})",
+        )
     )
     conditions = Table("condition", "matches", "after step", "path", title="Conditions")
     steps = {step.child_path: step.count for node in result.diagnostics for step in node.steps}
@@ -166,7 +172,7 @@ def print_run(result: RunResult, *, title: str) -> None:
         )
     console.print(conditions)
     for line in result.explanations:
-        console.print(f"[yellow]•[/] {line}")
+        console.print(Text.assemble(("•", "yellow"), f" {line}"))
     if result.sample:
         members = Table("profile", "user id", "email", "country", "last seen", "traits")
         members.title = "Sample of members"
@@ -185,13 +191,16 @@ def print_run(result: RunResult, *, title: str) -> None:
 
 def print_explanation(result: Explanation, *, title: str) -> None:
     """The verdict, then every node's value with its facts."""
-    verdict = "[bold green]a member[/]" if result.member else "[bold red]NOT a member[/]"
+    verdict = ("a member", "bold green") if result.member else ("NOT a member", "bold red")
     console.print(
-        f"Profile {result.profile_id} is {verdict} of {title} as of "
-        f"{result.as_of:%Y-%m-%d %H:%M} UTC ({result.timezone})"
+        Text.assemble(
+            f"Profile {result.profile_id} is ",
+            verdict,
+            f" of {title} as of {result.as_of:%Y-%m-%d %H:%M} UTC ({result.timezone})",
+        )
     )
     table = Table("value", "why", "path", title="Conditions")
     for node in result.nodes:
-        mark = "[green]✓ true[/]" if node.matched else "[red]✗ false[/]"
+        mark = Text("✓ true", "green") if node.matched else Text("✗ false", "red")
         table.add_row(mark, "  " * node.depth + node.detail, node.path)
     console.print(table)

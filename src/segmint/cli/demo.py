@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from segmint.audiences import operations, service
 from segmint.audiences.files import AudienceFile, read_audience_file
@@ -161,9 +162,13 @@ def demo_command(
         runtime.close()
     base = f"http://{settings.host}:{settings.port}"
     for line in (
-        f"\n[bold]Segmint demo[/] on {base}",
-        f"  web UI:     {base}/login  user [bold]{keys['web_user']}[/], password "
-        f"[bold]{keys['web_password'] or '(yours: the user existed already)'}[/]",
+        Text.assemble("\n", ("Segmint demo", "bold"), f" on {base}"),
+        Text.assemble(
+            f"  web UI:     {base}/login  user ",
+            (str(keys["web_user"]), "bold"),
+            ", password ",
+            (str(keys["web_password"] or "(yours: the user existed already)"), "bold"),
+        ),
         f"  API docs:   {base}/docs",
         f"  write key:  {keys['write_key']}  (send events to {base}/v1/batch)",
         f"  admin key:  {keys['admin_key']}  (Authorization: Bearer … for /api/v1)",

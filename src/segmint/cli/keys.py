@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from segmint.catalog import open_catalog
 from segmint.catalog.keys import create_key, list_keys, revoke_key
@@ -31,9 +32,11 @@ def create(
     settings.ensure_data_dir()
     catalog = open_catalog(settings.catalog_database_url)
     info, key = create_key(catalog, name, scope)
-    console.print(f"Created {info.scope} key #{info.id} for [bold]{info.name}[/]:")
+    console.print(
+        Text.assemble(f"Created {info.scope} key #{info.id} for ", (info.name, "bold"), ":")
+    )
     console.print(key, soft_wrap=True, highlight=False)
-    console.print("[dim]Store it now: only its hash is kept.[/]")
+    console.print(Text("Store it now: only its hash is kept.", "dim"))
 
 
 @app.command("list")

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from segmint.audiences import operations
 from segmint.cli.common import console, friendly_errors, load_settings
@@ -133,7 +134,9 @@ def add_destination(
         info = sync_catalog.create_destination(
             ctx.catalog, ctx.secrets, name, platform, credentials, settings
         )
-    console.print(f"Connected [bold]{info.name}[/] ({info.label}): {info.status}.")
+    console.print(
+        Text.assemble("Connected ", (info.name, "bold"), f" ({info.label}): {info.status}.")
+    )
 
 
 @destinations_app.command("reauth")
@@ -277,7 +280,9 @@ def preview(link_id: Annotated[int, typer.Argument(help="Link number.")]) -> Non
     for reason, count in result.malformed.items():
         console.print(f"{count:,} values set aside: {reason}.")
     if result.pending:
-        console.print(f"[yellow]{result.pending}[/] — the platform's minimum list size.")
+        console.print(
+            Text.assemble((str(result.pending), "yellow"), " — the platform's minimum list size.")
+        )
 
 
 @sync_app.command("why")
@@ -287,11 +292,11 @@ def why(link_id: Annotated[int, typer.Argument(help="Link number.")]) -> None:
     with _context() as ctx:
         result = checks.why_not_syncing(ctx, link_id)
     for check in result.checks:
-        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
-        line = f"{mark} {check.name}: {check.detail}"
+        mark = ("✓", "green") if check.ok else ("✗", "red")
+        line = f" {check.name}: {check.detail}"
         if check.action and not check.ok:
             line += f" — {check.action}"
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(Text.assemble(mark, line), highlight=False, soft_wrap=True)
     console.print(result.summary, highlight=False, soft_wrap=True)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from segmint.audiences.testing import run_tests
 from segmint.cli.common import console, friendly_errors
@@ -24,15 +25,17 @@ def test_command(
     for result in results:
         if result.error:
             failed += 1
-            console.print(f"[red]ERROR[/] {result.path}: {result.error}", soft_wrap=True)
+            console.print(
+                Text.assemble(("ERROR", "red"), f" {result.path}: {result.error}"), soft_wrap=True
+            )
             continue
         for case in result.cases:
             label = f"{result.path} case {case.index + 1} (as of {case.as_of:%Y-%m-%d %H:%M})"
             if case.passed:
-                console.print(f"[green]PASS[/]  {label}", soft_wrap=True)
+                console.print(Text.assemble(("PASS", "green"), f"  {label}"), soft_wrap=True)
             else:
                 failed += 1
-                console.print(f"[red]FAIL[/]  {label}", soft_wrap=True)
+                console.print(Text.assemble(("FAIL", "red"), f"  {label}"), soft_wrap=True)
                 for failure in case.failures:
                     console.print(f"        {failure}", soft_wrap=True)
     total = sum(len(r.cases) or 1 for r in results)

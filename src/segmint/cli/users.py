@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from segmint.catalog import open_catalog
 from segmint.catalog.accounts import check_password, create_user, list_users, set_password
@@ -60,7 +61,11 @@ def create(
         user = create_user(catalog, username, password)
     finally:
         catalog.dispose()
-    console.print(f"Created user [bold]{user.username}[/] (#{user.id}); sign in at /login.")
+    console.print(
+        Text.assemble(
+            "Created user ", (user.username, "bold"), f" (#{user.id}); sign in at /login."
+        )
+    )
 
 
 @app.command("list")
@@ -93,4 +98,4 @@ def set_password_command(
         user = set_password(catalog, username, password)
     finally:
         catalog.dispose()
-    console.print(f"Password of [bold]{user.username}[/] replaced.")
+    console.print(Text.assemble("Password of ", (user.username, "bold"), " replaced."))

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from segmint.errors import NoWarehouse, WarehouseBusy
+from segmint.errors import ConfigurationError, NoWarehouse, WarehouseBusy
 from segmint.warehouse.engine import SQL, Params
 from segmint.warehouse.schema import LATEST_VERSION, migrate, recorded_version
 
@@ -206,4 +206,15 @@ def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"the warehouse {target} is in use by another Segmint process (usually "
                 f"`segmint serve`), which holds it alone; stop it, {instead}"
             ) from exc
-        raise
+        raise _unreadable(target, exc) from None
+    except duckdb.Error as exc:  # e.g. written by a newer DuckDB
+        raise _unreadable(target, exc) from None
+
+
+def _unreadable(target: str, exc: Exception) -> ConfigurationError:
+    reason = str(exc).strip().splitlines()[0]
+    return ConfigurationError(
+        f"cannot open the warehouse {target}: {reason}. If the file is damaged or not "
+        "Segmint's, move it aside (a new warehouse is made where it was) or set "
+        "SEGMINT_WAREHOUSE_PATH to the right file"
+    )
