@@ -98,6 +98,12 @@ def test_mistakes_get_one_clear_line(world: Settings) -> None:
     assert "give the platform's credentials" in missing
     bad = run("destinations", "add", "X", "--platform", "meta", "--credential", "oops", code=2)
     assert "--credential takes KEY=VALUE" in bad
+    # The runner's standard input is empty: no value to read.
+    asked = run(
+        "destinations", "add", "X", "--platform", "meta", "--credential", "access_token=-", code=2
+    )
+    said = " ".join(asked.split())
+    assert "access_token=- reads the value from standard input, which gave none" in said
     # An unknown platform is named first, before anything about its credentials.
     unknown = run("destinations", "add", "X", "--platform", "myspace", code=2)
     assert "unknown platform 'myspace'; choose one of meta," in unknown

@@ -65,7 +65,15 @@ def _pairs(items: list[str] | None, option: str, *, secret: bool = False) -> dic
         if not sep or not key.strip():
             raise InvalidInput(f"{option} takes KEY=VALUE, got {item!r}", path=option)
         if secret and value == "-":
-            value = typer.prompt(key.strip(), hide_input=True)
+            try:
+                value = typer.prompt(key.strip(), hide_input=True)
+            except typer.Abort:  # standard input ended (or Ctrl+C) before a value
+                raise InvalidInput(
+                    f"{option} {key.strip()}=- reads the value from standard input, which "
+                    "gave none: type it when asked, pipe it in, or put the credentials in a "
+                    "JSON file and pass --credentials-file",
+                    path=option,
+                ) from None
         result[key.strip()] = value
     return result
 
