@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -216,6 +217,23 @@ def test_serve_with_a_geoip_database_it_cannot_read_says_so_in_one_line(
     said = "".join(result.output.split())  # however the terminal wrapped it
     assert f"GeoIPCitydatabase'{database}'" in said and "SEGMINT_GEOIP_CITY_DB" in said
     assert "Traceback" not in result.output
+
+
+def test_serve_on_an_address_it_cannot_listen_on_says_so_before_starting(
+    settings: Settings,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = runner.invoke(app, ["serve", "--port", str(port)])
+    assert busy.exit_code == 2
+    said = " ".join(busy.output.split())
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use; stop what" in said
+    assert not settings.warehouse_file.exists()  # refused before anything was opened
+    nowhere = runner.invoke(app, ["serve", "--host", "999.1.1.1"])
+    assert nowhere.exit_code == 2
+    assert "choose an address of this machine with --host" in " ".join(nowhere.output.split())
 
 
 def test_a_second_server_on_the_same_warehouse_gets_one_clear_line(settings: Settings) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ import typer
 
 from segmint.cli import audiences, data, definitions, demo, keys, sync, testing, users
 from segmint.cli.common import friendly_errors
+from segmint.errors import InvalidInput
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -71,6 +74,8 @@ def serve(
     from segmint.runtime import Runtime
 
     settings = load_settings()
+    host, port = host or settings.host, port or settings.port
+    _can_listen(host, port)
     logging.getLogger("segmint").setLevel(logging.INFO)
     tune_gc_for_server()
     # Opened here rather than in the app's start-up, so that a warehouse in use by another
@@ -81,13 +86,31 @@ def serve(
         _ = runtime.collector  # made on first use: its enrichment opens the GeoIP database
         uvicorn.run(
             create_app(settings, runtime),
-            host=host or settings.host,
-            port=port or settings.port,
+            host=host,
+            port=port,
             log_level="info",
             access_log=False,
         )
     finally:
         runtime.close()
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Refuse, before anything starts, an address the server could not listen on (a port
+    in use, a host that is not this machine's); the server binds it again right after."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        what = (
+            "stop what uses it, or choose another port with --port (SEGMINT_PORT)"
+            if exc.errno == errno.EADDRINUSE
+            else "choose an address of this machine with --host (SEGMINT_HOST)"
+        )
+        raise InvalidInput(f"cannot listen on {host}:{port}: {reason}; {what}") from None
 
 
 if __name__ == "__main__":
