@@ -102,3 +102,13 @@ def test_an_empty_list_says_how_to_make_the_first(settings: Settings) -> None:
     assert "┃ id" not in listed.output  # no empty table
     archived = runner.invoke(app, ["audiences", "list", "--status", "archived"])
     assert " ".join(archived.output.split()) == "No archived audiences."
+
+
+def test_an_error_that_names_its_field_names_it_once(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "ghostly.yaml"
+    path.write_text("name: ghostly\ndefinition:\n  root: {kind: audience, audience: ghost}\n")
+    result = runner.invoke(app, ["audiences", "create", str(path)])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert said.startswith("Error: definition.root.audience: unknown audience 'ghost'")
+    assert said.count("definition.root.audience") == 1

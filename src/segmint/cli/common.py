@@ -49,7 +49,9 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SegmintError as exc:
-            where = f" ({exc.path})" if exc.path else ""
+            # A message that begins with its field already says where.
+            shown = exc.path and not exc.message.startswith(exc.path)
+            where = f" ({exc.path})" if shown else ""
             err_console.print(Text.assemble((f"Error{where}:", "red"), " ", exc.message))
             raise typer.Exit(EXIT_AUTH if isinstance(exc, Unauthorized) else EXIT_INPUT) from None
         except KeyboardInterrupt:
