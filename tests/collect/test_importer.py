@@ -206,6 +206,22 @@ def test_unreadable_parquet_is_a_clear_error(runtime: Runtime, tmp_path: Path) -
         import_file(runtime.collector, path)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_file_without_a_type_column_is_refused_before_any_row(
+    runtime: Runtime, tmp_path: Path, suffix: str
+) -> None:
+    # Every message names its type: without the column, every row would be rejected.
+    path = tmp_path / f"orders{suffix}"
+    if suffix == ".csv":
+        path.write_text("event,userId\norder_completed,u1\n")
+    else:
+        pq.write_table(pa.table({"event": ["order_completed"], "userId": ["u1"]}), path)
+    with pytest.raises(InvalidInput, match=r"has no 'type' column \(its columns: 'event', 'user"):
+        import_file(runtime.collector, path)
+    assert runtime.warehouse.rows("SELECT count(*) FROM events") == [(0,)]
+    assert not path.with_name(path.name + ".rejected.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "declared", "expected"),
     [

@@ -199,10 +199,23 @@ def _nest(flat: dict[str, str]) -> dict[str, Any]:
     return doc
 
 
+def _require_type_column(columns: list[str], what: str) -> None:
+    """Refuse, before any row is read, a file whose columns cannot make a message: every
+    message names its ``type``, so without that column every row would be rejected."""
+    if "type" not in columns:
+        shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
+        raise InvalidInput(
+            f"the {what} has no 'type' column (its columns: {shown}); its columns are message "
+            "fields, e.g. type, event, userId, anonymousId, timestamp, properties (a JSON "
+            "object) or properties.revenue"
+        )
+
+
 def _csv_rows(handle: IO[str]) -> Iterator[Row]:
     reader = csv.DictReader(handle)
     if not reader.fieldnames:
         return
+    _require_type_column(list(reader.fieldnames), "CSV file's header")
     for record in reader:
         try:
             yield Row(reader.line_num, _nest(record))
@@ -214,9 +227,11 @@ def _open_parquet(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path)
     except Exception as exc:
         raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}") from None
+    _require_type_column(parquet.schema_arrow.names, "Parquet file")
+    return parquet
 
 
 def _parquet_blocks(parquet: Any, size: int) -> Iterator[_Payload]:
