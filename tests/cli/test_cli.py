@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
+import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +206,22 @@ def test_serve_refuses_a_port_out_of_range(settings: Settings) -> None:
     assert "less than or equal to 65535" in result.output
 
 
+@pytest.fixture
+def serve_in_process() -> Iterator[None]:
+    """`segmint serve` run in the test's process: what it sets up for a server before it
+    opens the warehouse (the segmint logger at INFO, the garbage collector tuned) is put back
+    afterwards, for the tests that run next in this process."""
+    level = logging.getLogger("segmint").level
+    thresholds = gc.get_threshold()
+    try:
+        yield
+    finally:
+        logging.getLogger("segmint").setLevel(level)
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+@pytest.mark.usefixtures("serve_in_process")
 @pytest.mark.parametrize("content", [None, b"not a database"])
 def test_serve_with_a_geoip_database_it_cannot_read_says_so_in_one_line(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None
@@ -219,6 +238,7 @@ def test_serve_with_a_geoip_database_it_cannot_read_says_so_in_one_line(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.usefixtures("serve_in_process")
 def test_serve_on_an_address_it_cannot_listen_on_says_so_before_starting(
     settings: Settings,
 ) -> None:
