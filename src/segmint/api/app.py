@@ -21,7 +21,7 @@ from segmint.catalog.keys import KeyChecker
 from segmint.collect import http as collect_http
 from segmint.collect.journal import Journal
 from segmint.collect.workers import PreparationPool, worker_count
-from segmint.collect.writer import GroupCommitWriter
+from segmint.collect.writer import GroupCommitWriter, IngestStatus
 from segmint.runtime import Runtime
 from segmint.settings import Settings
 from segmint.sync.runner import SyncContext
@@ -151,19 +151,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.get("/health", tags=["health"], summary="Liveness check")
     async def health(request: Request) -> dict[str, Any]:
         writer: GroupCommitWriter | None = getattr(request.app.state, "writer", None)
-        ingest: dict[str, Any] = {
+        status = (
+            IngestStatus(pending=0, set_aside=[])
+            if writer is None
+            else await run_in_threadpool(writer.status, settings.journal_dir)
+        )
+        ingest = {
             "ack": settings.ingest_ack,
-            "pending": 0,
-            "set_aside": 0,
-            "preparation": "off",
+            "pending": status.pending,
+            "set_aside": status.set_aside_messages,
+            "preparation": status.preparation,
         }
-        if writer is not None:
-            status = await run_in_threadpool(writer.status, settings.journal_dir)
-            ingest.update(
-                pending=status.pending,
-                set_aside=status.set_aside_messages,
-                preparation=status.preparation,
-            )
         return {"status": "ok", "version": __version__, "ingest": ingest}
 
     return app

@@ -19,9 +19,10 @@ from pathlib import Path
 from uuid import uuid4
 
 import pyarrow as pa
+from sqlglot import exp
 
 from segmint.errors import SegmintError
-from segmint.warehouse.portable import READ_TABLES, SharedServerEngine, column_types
+from segmint.warehouse.portable import READ_TABLES, SharedServerEngine, column_types, read_tables
 
 # Session settings giving standard SQL's meanings (see the module's docstring).
 SETTINGS = {
@@ -50,14 +51,19 @@ _ORDER = {
 }
 
 
+def _definitions(table: str) -> list[str]:
+    """Each column of ``table`` as ClickHouse defines it (name, type, nullability)."""
+    return [
+        f"`{column.name}` " + (f"Nullable({kind})" if column.nullable else kind)
+        for column, kind in column_types(table, TYPES)
+    ]
+
+
 def create_statements() -> list[str]:
     """The statements creating READ_TABLES and the view of segment events as event rows."""
     statements = []
     for table in READ_TABLES:
-        columns = ",\n    ".join(
-            f"`{column.name}` " + (f"Nullable({kind})" if column.nullable else kind)
-            for column, kind in column_types(table, TYPES)
-        )
+        columns = ",\n    ".join(_definitions(table))
         engine = f"ENGINE = MergeTree ORDER BY {_ORDER[table]}"
         statements.append(f"CREATE TABLE `{table}` (\n    {columns}\n) {engine}")
     return [*statements, SEGMENT_EVENT_ROWS]
@@ -152,27 +158,18 @@ class ChDBEngine(SharedServerEngine):
         table: pa.Table = self._session.query(text, "ArrowTable")
         return table
 
-    def _load_file(self, table: str, path: Path) -> int:
+    def _load_file(self, table: str, path: Path) -> None:
         """Append a Parquet file's rows, read by ClickHouse's ``file`` function with the
         table's own column types (a JSON column is read as the text it was written as)."""
-        columns = column_types(table, TYPES)
-        names = ", ".join(f"`{column.name}`" for column, _ in columns)
-        structure = ", ".join(
-            f"`{column.name}` " + (f"Nullable({kind})" if column.nullable else kind)
-            for column, kind in columns
+        names = ", ".join(f"`{column.name}`" for column in read_tables()[table])
+        source, structure = (
+            exp.Literal.string(text).sql(dialect="clickhouse")
+            for text in (str(path), ", ".join(_definitions(table)))
         )
-        literal = str(path).replace("\\", "\\\\").replace("'", "\\'")
-        with _SERVER:
-            before = self._count(table)
-            self.execute(
-                f"INSERT INTO `{table}` ({names}) SELECT {names} "
-                f"FROM file('{literal}', Parquet, '{structure}')"
-            )
-            return self._count(table) - before
-
-    def _count(self, table: str) -> int:
-        ((count,),) = self.rows(f"SELECT count() FROM `{table}`")
-        return int(count)
+        self.execute(
+            f"INSERT INTO `{table}` ({names}) SELECT {names} "
+            f"FROM file({source}, Parquet, {structure})"
+        )
 
     def append(self, table: str, data: pa.Table) -> int:
         if not data.num_rows:

@@ -195,8 +195,8 @@ def open_warehouse(path: Path | str | None, *, read_only: bool = False) -> DuckD
 def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(target, read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
+    except duckdb.Error as exc:  # IO errors, and files of another DuckDB version
+        if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
             instead = (
                 "or ask the server: its web UI, or its REST API (/api/v1/audiences/preview, ...)"
                 if read_only
@@ -206,15 +206,9 @@ def _connect(target: str, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"the warehouse {target} is in use by another Segmint process (usually "
                 f"`segmint serve`), which holds it alone; stop it, {instead}"
             ) from exc
-        raise _unreadable(target, exc) from None
-    except duckdb.Error as exc:  # e.g. written by a newer DuckDB
-        raise _unreadable(target, exc) from None
-
-
-def _unreadable(target: str, exc: Exception) -> ConfigurationError:
-    reason = str(exc).strip().splitlines()[0]
-    return ConfigurationError(
-        f"cannot open the warehouse {target}: {reason}. If the file is damaged or not "
-        "Segmint's, move it aside (a new warehouse is made where it was) or set "
-        "SEGMINT_WAREHOUSE_PATH to the right file"
-    )
+        reason = str(exc).strip().splitlines()[0]
+        raise ConfigurationError(
+            f"cannot open the warehouse {target}: {reason}. If the file is damaged or not "
+            "Segmint's, move it aside (a new warehouse is made where it was) or set "
+            "SEGMINT_WAREHOUSE_PATH to the right file"
+        ) from None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import pyarrow as pa
+from sqlglot import exp
 
 from segmint.errors import InvalidInput
 from segmint.warehouse.dialects import statement
@@ -114,9 +115,9 @@ def export_read_tables(warehouse: DuckDBEngine, directory: Path) -> dict[str, in
                 )
                 part = final.with_name(f".{final.name}.{uuid4().hex}.part")
                 done.append((part, final))
-                literal = str(part).replace("'", "''")
+                literal = exp.Literal.string(str(part)).sql(dialect="duckdb")
                 ((rows,),) = warehouse.rows(
-                    f"COPY (SELECT {columns} FROM {table}) TO '{literal}' (FORMAT parquet)"
+                    f"COPY (SELECT {columns} FROM {table}) TO {literal} (FORMAT parquet)"
                 )
                 written[table] = int(rows)
         for part, final in done:
@@ -200,11 +201,12 @@ class SharedServerEngine:
         with self.guard:
             for table, path in parquet_files(directory).items():
                 self.execute(f"TRUNCATE TABLE `{table}`")
-                loaded[table] = self._load_file(table, path.resolve())
+                self._load_file(table, path.resolve())
+                ((loaded[table],),) = self.rows(f"SELECT count(*) FROM `{table}`")
         return loaded
 
-    def _load_file(self, table: str, path: Path) -> int:
-        """Append the rows of the Parquet file ``path`` to ``table``; the rows appended."""
+    def _load_file(self, table: str, path: Path) -> None:
+        """Append the rows of the Parquet file ``path`` to ``table``."""
         raise NotImplementedError
 
     def close(self) -> None:

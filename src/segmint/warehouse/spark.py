@@ -173,14 +173,12 @@ class SparkEngine(SharedServerEngine):
             self._insert(table, self._spark.createDataFrame(data))
         return data.num_rows
 
-    def _load_file(self, table: str, path: Path) -> int:
+    def _load_file(self, table: str, path: Path) -> None:
         """Append a Parquet file's rows, read by Spark (on a cluster, ``path`` must be
         where every executor can read it)."""
         with _SESSION:
             self._use()
-            frame = self._spark.read.parquet(str(path))
-            self._insert(table, frame)
-            return int(frame.count())
+            self._insert(table, self._spark.read.parquet(str(path)))
 
     def _insert(self, table: str, frame: Any) -> None:
         """Insert a data frame's rows (columns matched by name and cast to the table's
