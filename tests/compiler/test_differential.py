@@ -35,9 +35,8 @@ def load(engine: Engine, scenario: Scenario) -> None:
     load_scenario(engine, scenario.profiles, scenario.events)
 
 
-def compiled_members(engine: Engine, scenario: Scenario, node: Any = None) -> set[int]:
-    """Members from the SQL compiled for the engine's dialect (of the whole definition, or
-    of one node)."""
+def compiled_query(engine: Engine, scenario: Scenario, node: Any = None) -> str:
+    """The SQL compiled for the engine's dialect, of the whole definition or of one node."""
     options: dict[str, Any] = dict(
         as_of=scenario.as_of,
         timezone=scenario.timezone,
@@ -49,7 +48,29 @@ def compiled_members(engine: Engine, scenario: Scenario, node: Any = None) -> se
         if node is None
         else compile_node_query(node, **options)
     )
-    return {row[0] for row in engine.rows(to_sql(query, engine.dialect))}
+    return to_sql(query, engine.dialect)
+
+
+def compiled_members(engine: Engine, scenario: Scenario, node: Any = None) -> set[int]:
+    """Members from the SQL compiled for the engine's dialect (of the whole definition, or
+    of one node)."""
+    return {row[0] for row in engine.rows(compiled_query(engine, scenario, node))}
+
+
+def compiled_members_of(engine: Engine, scenario: Scenario, nodes: list[Any]) -> list[set[int]]:
+    """:func:`compiled_members` of each of ``nodes`` (``None`` for the whole definition), from
+    one query: each compiled query unchanged, as a subquery of a ``UNION ALL`` whose rows
+    carry the subquery's place. (Spark spends ~0.4 s on a query however small, so one query
+    for a definition and its nodes halves the time of a scenario there.)"""
+    union = " UNION ALL ".join(
+        f"SELECT {place} AS place, profile_id FROM ({compiled_query(engine, scenario, node)}) "
+        f"AS q{place}"
+        for place, node in enumerate(nodes)
+    )
+    members: list[set[int]] = [set() for _ in nodes]
+    for place, profile_id in engine.rows(union):
+        members[place].add(profile_id)
+    return members
 
 
 class _Undo(Exception):

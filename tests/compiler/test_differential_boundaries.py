@@ -35,7 +35,7 @@ from segmint.definitions import iter_nodes
 from segmint.warehouse import DuckDBEngine, Engine
 from tests.compiler.test_differential import (
     OTHER_DIALECTS,
-    compiled_members,
+    compiled_members_of,
     engine,
     load,
     reference,
@@ -80,7 +80,9 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def check(engine: Engine, scenario: Scenario) -> None:
-    """The definition and each of its nodes give the reference members, profile for profile."""
+    """The definition and each of its nodes give the reference members, profile for profile
+    (all from one query, see ``compiled_members_of``; test_differential.py runs each node's
+    query on its own)."""
     load(engine, scenario)
     expected = reference(scenario)
     for dialect in OTHER_DIALECTS:  # each dialect's own SQL must transpile without error
@@ -92,14 +94,13 @@ def check(engine: Engine, scenario: Scenario) -> None:
             resolve_audience=scenario.audiences.get,
         )
         to_sql(query, dialect)
-    actual = compiled_members(engine, scenario)
-    assert actual == expected.members, _mismatch(scenario, "root", actual, expected.members)
+    targets = [("root", None, expected.members)]
     for path, node in iter_nodes(scenario.definition.root):
         assert node.id is not None
-        actual = compiled_members(engine, scenario, node)
-        assert actual == expected.nodes[node.id], _mismatch(
-            scenario, f"node {path}", actual, expected.nodes[node.id]
-        )
+        targets.append((f"node {path}", node, expected.nodes[node.id]))
+    found = compiled_members_of(engine, scenario, [node for _, node, _ in targets])
+    for (what, _, wanted), actual in zip(targets, found, strict=True):
+        assert actual == wanted, _mismatch(scenario, what, actual, wanted)
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ the generated rows loaded into the engine's tables (segmint.warehouse.clickhouse
 its members — of the whole definition and of every node — must equal the reference
 evaluator's. To keep CI within its time, these runs draw fewer definitions than DuckDB's
 300: a third of SEGMINT_DIFFERENTIAL_EXAMPLES on ClickHouse (100), a twentieth on Spark (15;
-it takes ~7 s per random definition with all its nodes). Raise SEGMINT_DIFFERENTIAL_EXAMPLES
+it takes ~4 s per random definition, loading its rows and running the definition and all its
+nodes as one query, see ``compiled_members_of``). Raise SEGMINT_DIFFERENTIAL_EXAMPLES
 to hunt longer (when this was written, 300 random and 300 boundary scenarios passed on
 ClickHouse, 50 of each on Spark).
 

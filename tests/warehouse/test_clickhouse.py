@@ -174,6 +174,23 @@ def test_lower_case_of_non_ascii_text_on_clickhouse(
     assert house.rows(render(query, "clickhouse")) == [("café",)]
 
 
+@pytest.mark.parametrize("dialect", ["duckdb", "clickhouse", "spark"])
+def test_rendering_leaves_the_given_tree_as_it_was(dialect: str) -> None:
+    """The rewrites and the generator work on a copy: a tree rendered for one engine renders
+    the same again, and for another engine as if it had not been rendered."""
+    query = exp.select(
+        json_field("properties", "price").raw(),
+        json_type("properties", "price"),
+        exp.Lower(this=exp.TryCast(this=exp.column("v"), to=exp.DataType.build("DATE"))),
+        exp.RegexpLike(this=exp.column("v"), expression=exp.Literal.string("^a$")),
+    ).from_("events")
+    before = query.sql("duckdb")
+    first = render(query, dialect)
+    assert query.sql("duckdb") == before
+    assert render(query, dialect) == first
+    assert render(query, "duckdb") == before
+
+
 def test_the_engine_appends_arrow_tables_and_reads_rows() -> None:
     engine = ChDBEngine.with_tables()
     try:

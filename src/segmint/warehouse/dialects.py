@@ -44,14 +44,18 @@ from segmint.definitions.regex import java_pattern
 
 def render(expression: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
     """``expression`` as SQL of ``dialect``, with DuckDB's meaning of the functions above."""
+    # The rewrites and sqlglot's generator change the tree they work on: one copy for both
+    # (the caller's tree stays as it was), where each pass and the generator copied before.
+    expression = expression.copy()
     rules = _RULES.get(dialect)
     if rules is not None:
         needs, rewrite = rules
         # A rewritten node's new subtree is not visited by the same pass (a TRY_CAST of a
         # JSON value becomes a call holding the JSON node): pass again until none is left.
+        # Rewrites build new nodes from copies of the old ones' parts.
         while any(needs(node) for node in expression.walk()):
-            expression = expression.transform(rewrite)
-    return expression.sql(dialect=dialect, pretty=pretty)
+            expression = expression.transform(rewrite, copy=False)
+    return expression.sql(dialect=dialect, pretty=pretty, copy=False)
 
 
 def statement(sql: str | exp.Expr, params: object, dialect: str, engine: str) -> str:
