@@ -191,6 +191,19 @@ def test_rendering_leaves_the_given_tree_as_it_was(dialect: str) -> None:
     assert render(query, "duckdb") == before
 
 
+def test_queries_longer_than_clickhouse_default_limit_run() -> None:
+    """A definition of many conditions compiles to a long query: ClickHouse's default limit
+    (256 KiB of query text) is raised for the engine's sessions."""
+    engine = ChDBEngine()
+    try:
+        numbers = ", ".join(str(n) for n in range(60_000))
+        query = f"SELECT count() FROM numbers(70000) WHERE number NOT IN ({numbers})"
+        assert len(query) > 256 * 1024
+        assert engine.rows(query) == [(10_000,)]
+    finally:
+        engine.close()
+
+
 def test_the_engine_appends_arrow_tables_and_reads_rows() -> None:
     engine = ChDBEngine.with_tables()
     try:

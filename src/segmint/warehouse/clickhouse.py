@@ -9,7 +9,8 @@ loaded into it (``append`` takes Arrow tables shaped like the DuckDB warehouse's
 Every session gets standard SQL's meanings (``SETTINGS``): an outer join fills unmatched
 columns with NULL rather than the type's default (``join_use_nulls``; compiled sequences do
 not depend on it, SQL written by hand against these tables may), a bare ``UNION`` means
-``UNION DISTINCT``, and text becomes a timestamp in UTC whatever the machine's time zone.
+``UNION DISTINCT``, text becomes a timestamp in UTC whatever the machine's time zone, and a
+query may be longer than the default 256 KiB (``max_query_size``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ SETTINGS = {
     "union_default_mode": "'DISTINCT'",
     # Timestamps are naive UTC, as in the DuckDB warehouse, whatever the machine's zone.
     "session_timezone": "'UTC'",
+    # A definition with many conditions compiles to a long query, longer on ClickHouse,
+    # where JSON values and strict casts are spelled out (warehouse.dialects): ClickHouse
+    # refuses to parse a query over 256 KiB by default.
+    "max_query_size": 64 * 1024 * 1024,
 }
 
 # ClickHouse's type for each DuckDB type of the read tables (JSON is text, which ClickHouse's
