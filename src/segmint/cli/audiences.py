@@ -21,16 +21,12 @@ from segmint.audiences.files import format_interval, parse_interval, read_audien
 from segmint.audiences.scheduler import default_owner, run_due
 from segmint.catalog import open_catalog
 from segmint.catalog.db import Catalog
-from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.cli.common import command_group, console, friendly_errors, load_settings
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
 from segmint.sync.runner import SyncContext, sync_after_refresh
 
-app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Audiences: create, activate, archive, restore, inspect.",
-    no_args_is_help=True,
-)
+app = command_group("Audiences: create, activate, archive, restore, inspect.")
 
 
 def _who() -> str:

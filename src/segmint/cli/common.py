@@ -29,6 +29,13 @@ EXIT_AUTH = 3
 EXIT_INTERNAL = 1
 
 
+def command_group(help: str, **options: Any) -> typer.Typer:
+    """A group of commands as every group of this command line has them: help written in
+    Markdown (summaries joined into one line, wrapped to the terminal only), shown when the
+    group is run without a command."""
+    return typer.Typer(rich_markup_mode="markdown", help=help, no_args_is_help=True, **options)
+
+
 def load_settings() -> Settings:
     try:
         return Settings()

@@ -10,13 +10,9 @@ from rich.text import Text
 
 from segmint.catalog import open_catalog
 from segmint.catalog.keys import create_key, list_keys, revoke_key
-from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.cli.common import command_group, console, friendly_errors, load_settings
 
-app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Write keys (for sources) and admin keys (for the REST API).",
-    no_args_is_help=True,
-)
+app = command_group("Write keys (for sources) and admin keys (for the REST API).")
 
 
 @app.command("create")

@@ -12,14 +12,12 @@ from typing import Annotated
 import typer
 
 from segmint.cli import audiences, data, definitions, demo, keys, sync, testing, users
-from segmint.cli.common import friendly_errors
+from segmint.cli.common import command_group, friendly_errors
 from segmint.errors import InvalidInput
 
-app = typer.Typer(
-    rich_markup_mode="markdown",
+app = command_group(
+    "Segmint: collect events, build audiences, keep them fresh, sync them.",
     name="segmint",
-    help="Segmint: collect events, build audiences, keep them fresh, sync them.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from segmint.audiences import operations
-from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.cli.common import command_group, console, friendly_errors, load_settings
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
 from segmint.sync import catalog as sync_catalog
@@ -25,16 +25,8 @@ from segmint.sync import checks, runner
 from segmint.sync.catalog import SyncLogEntry
 from segmint.sync.runner import SyncContext
 
-destinations_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Ad and messaging platforms audiences sync to.",
-    no_args_is_help=True,
-)
-sync_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Link audiences to destinations and sync them.",
-    no_args_is_help=True,
-)
+destinations_app = command_group("Ad and messaging platforms audiences sync to.")
+sync_app = command_group("Link audiences to destinations and sync them.")
 
 CredentialOption = Annotated[
     list[str] | None,

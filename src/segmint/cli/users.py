@@ -10,14 +10,10 @@ from rich.text import Text
 
 from segmint.catalog import open_catalog
 from segmint.catalog.accounts import check_password, create_user, list_users, set_password
-from segmint.cli.common import console, friendly_errors, load_settings
+from segmint.cli.common import command_group, console, friendly_errors, load_settings
 from segmint.errors import InvalidInput
 
-app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Users of the web UI (sign-in accounts).",
-    no_args_is_help=True,
-)
+app = command_group("Users of the web UI (sign-in accounts).")
 
 PasswordStdin = Annotated[
     bool,
