@@ -59,18 +59,27 @@ def compiled_members(engine: Engine, scenario: Scenario, node: Any = None) -> se
 
 def compiled_members_of(engine: Engine, scenario: Scenario, nodes: list[Any]) -> list[set[int]]:
     """:func:`compiled_members` of each of ``nodes`` (``None`` for the whole definition), from
-    one query: each compiled query unchanged, as a subquery of a ``UNION ALL`` whose rows
-    carry the subquery's place. (Spark spends ~0.4 s on a query however small, so one query
-    for a definition and its nodes halves the time of a scenario there.)"""
-    union = " UNION ALL ".join(
+    few queries: each compiled query unchanged, as a subquery of a ``UNION ALL`` whose rows
+    carry the subquery's place, up to ~200 KB of SQL per query. (Spark spends ~0.4 s on a
+    query however small, so one query for a definition and its nodes halves the time of a
+    scenario there.)"""
+    parts = [
         f"SELECT {place} AS place, profile_id FROM ({compiled_query(engine, scenario, node)}) "
         f"AS q{place}"
         for place, node in enumerate(nodes)
-    )
+    ]
     members: list[set[int]] = [set() for _ in nodes]
-    for place, profile_id in engine.rows(union):
-        members[place].add(profile_id)
+    while parts:
+        size, count = len(parts[0]), 1
+        while count < len(parts) and size + len(parts[count]) <= _UNION_SIZE:
+            size, count = size + len(parts[count]), count + 1
+        for place, profile_id in engine.rows(" UNION ALL ".join(parts[:count])):
+            members[place].add(profile_id)
+        del parts[:count]
     return members
+
+
+_UNION_SIZE = 200_000
 
 
 class _Undo(Exception):

@@ -10,7 +10,8 @@ Every session gets standard SQL's meanings (``SETTINGS``): an outer join fills u
 columns with NULL rather than the type's default (``join_use_nulls``; compiled sequences do
 not depend on it, SQL written by hand against these tables may), a bare ``UNION`` means
 ``UNION DISTINCT``, text becomes a timestamp in UTC whatever the machine's time zone, and a
-query may be longer than the default 256 KiB (``max_query_size``).
+query may be longer and larger than ClickHouse's defaults allow (``max_query_size``,
+``max_ast_elements``).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ SETTINGS = {
     # Timestamps are naive UTC, as in the DuckDB warehouse, whatever the machine's zone.
     "session_timezone": "'UTC'",
     # A definition with many conditions compiles to a long query, longer on ClickHouse,
-    # where JSON values and strict casts are spelled out (warehouse.dialects): ClickHouse
-    # refuses to parse a query over 256 KiB by default.
+    # where JSON values and strict casts are spelled out (warehouse.dialects): by default
+    # ClickHouse refuses to parse a query over 256 KiB or of more than 50,000 syntax tree
+    # elements (80 conditions with property filters make ~53 KB).
     "max_query_size": 64 * 1024 * 1024,
+    "max_ast_elements": 5_000_000,
+    "max_expanded_ast_elements": 50_000_000,
 }
 
 # ClickHouse's type for each DuckDB type of the read tables (JSON is text, which ClickHouse's
