@@ -141,7 +141,7 @@ def test_a_batch_of_mostly_distinct_senders_is_sent_without_signatures() -> None
         collector.engine.close()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams=st.lists(raw_messages(), min_size=1, max_size=3))
 def test_storing_by_signature_equals_storing_message_by_message(
     streams: list[list[dict[str, Any]]],

@@ -7,8 +7,8 @@ ClickHouse (chDB) and on a local Spark: each definition is compiled for the engi
 the generated rows loaded into the engine's tables (segmint.warehouse.clickhouse, .spark);
 its members — of the whole definition and of every node — must equal the reference
 evaluator's. To keep CI within its time, these runs draw fewer definitions than DuckDB's
-300: a sixth of SEGMINT_DIFFERENTIAL_EXAMPLES on ClickHouse (50; 1 to 3.5 s per random
-definition, depending on the draw), a thirtieth on Spark (10; ~5 to 9 s per random definition,
+300: a tenth of SEGMINT_DIFFERENTIAL_EXAMPLES on ClickHouse (30; 1 to 3.5 s per random
+definition, depending on the draw), a fiftieth on Spark (6; ~5 to 9 s per random definition,
 loading its rows and running the definition and its nodes as few queries, see
 ``compiled_members_of``). Raise SEGMINT_DIFFERENTIAL_EXAMPLES
 to hunt longer (when this was written, 300 random and 300 boundary scenarios passed on
@@ -32,8 +32,8 @@ from tests.compiler.test_differential_boundaries import BOUNDARY_SETTINGS, check
 from tests.reference.strategies import Scenario, boundary_scenarios, scenarios
 
 EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300"))
-CLICKHOUSE_EXAMPLES = max(25, EXAMPLES // 6)
-SPARK_EXAMPLES = max(10, EXAMPLES // 30)
+CLICKHOUSE_EXAMPLES = max(25, EXAMPLES // 10)
+SPARK_EXAMPLES = max(6, EXAMPLES // 50)
 # Random definitions shrink when they fail (boundary scenarios have nothing to shrink).
 _SETTINGS = dict(
     deadline=None,

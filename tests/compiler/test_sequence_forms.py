@@ -28,10 +28,10 @@ from tests.reference.strategies import (
 
 __all__ = ["engine"]  # the module-scoped warehouse fixture of test_differential
 
-# Half of SEGMINT_DIFFERENTIAL_EXAMPLES (150 sequence-heavy and 150 boundary definitions per
-# run, each in both forms, for the whole definition and every node): test_differential.py's
+# A quarter of SEGMINT_DIFFERENTIAL_EXAMPLES (75 sequence-heavy and 75 boundary definitions
+# per run, each in both forms, for the whole definition and every node): test_differential.py's
 # 300 cover sequences among every other kind of condition.
-EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300")) // 2
+EXAMPLES = int(os.environ.get("SEGMINT_DIFFERENTIAL_EXAMPLES", "300")) // 4
 FORMS = {"asof": "duckdb", "window": None}  # form → the dialect compiled for
 _SETTINGS = dict(
     deadline=None,
