@@ -61,8 +61,8 @@ def compiled_members_of(engine: Engine, scenario: Scenario, nodes: list[Any]) ->
     """:func:`compiled_members` of each of ``nodes`` (``None`` for the whole definition), from
     few queries: each compiled query unchanged, as a subquery of a ``UNION ALL`` whose rows
     carry the subquery's place, up to ~200 KB of SQL per query. (Spark spends ~0.4 s on a
-    query however small, so one query for a definition and its nodes halves the time of a
-    scenario there.)"""
+    query however small, so combining a definition's nodes halves the time of a scenario
+    there.)"""
     parts = [
         f"SELECT {place} AS place, profile_id FROM ({compiled_query(engine, scenario, node)}) "
         f"AS q{place}"

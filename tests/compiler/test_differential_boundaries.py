@@ -81,7 +81,7 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
 
 def check(engine: Engine, scenario: Scenario) -> None:
     """The definition and each of its nodes give the reference members, profile for profile
-    (all from one query, see ``compiled_members_of``; test_differential.py runs each node's
+    (from a few combined queries, see ``compiled_members_of``; test_differential.py runs each node's
     query on its own)."""
     load(engine, scenario)
     expected = reference(scenario)
