@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from segmint.compiler.context import CompileContext
-from segmint.compiler.events import matching_events
-from segmint.compiler.sets import PROFILE_ID, ProfileSet, profile_bound
+from segmint.compiler.events import by_profile, matching_events
+from segmint.compiler.sets import ProfileSet, profile_bound
 from segmint.compiler.values import Extractions, compare_number, json_field, json_type
 from segmint.definitions.model import AggregateCondition, ComparedValue
 
@@ -32,7 +32,8 @@ def _aggregate(condition: AggregateCondition, extractions: Extractions) -> exp.E
     }
     value = functions[condition.function](this=field.number())
     if condition.function == "sum":  # the sum of nothing is 0
-        return exp.Coalesce(this=value, expressions=[exp.cast(exp.Literal.number(0), "DOUBLE")])
+        zero = exp.cast(exp.Literal.number(0), exp.DataType.Type.DOUBLE, copy=False)
+        return exp.Coalesce(this=value, expressions=[zero])
     return value
 
 
@@ -62,12 +63,12 @@ def compile_aggregate(condition: AggregateCondition, context: CompileContext) ->
     extractions = Extractions()
     aggregate = _aggregate(condition, extractions)  # registers its extractions first
     matches = matching_events(condition.event, condition.filters, bounds, context, extractions)
-    grouped = matches.group_by(PROFILE_ID)
     value: ComparedValue = (
         list(condition.value) if isinstance(condition.value, list) else condition.value
     )
     holds = compare_number(aggregate, condition.operator, value)
     if _zero_matches(condition):
         # NOT(holds) is never NULL here: sum and count_distinct always have a value.
-        return ProfileSet(grouped.having(exp.Not(this=exp.Paren(this=holds))), complement=True)
-    return ProfileSet(grouped.having(holds), within_universe=profile_bound(condition.event))
+        failing = by_profile(matches, exp.Not(this=exp.Paren(this=holds)))
+        return ProfileSet(failing, complement=True)
+    return ProfileSet(by_profile(matches, holds), within_universe=profile_bound(condition.event))

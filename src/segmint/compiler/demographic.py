@@ -21,7 +21,9 @@ def age_expression(context: CompileContext) -> exp.Expr:
     birthday = json_field("traits", "birthday")
     text = birthday.text()
     today = context.clock.local_now.date()
-    birth_year = exp.cast(exp.Substring(this=text.copy(), start=lit(1), length=lit(4)), "INT")
+    birth_year = exp.cast(
+        exp.Substring(this=text.copy(), start=lit(1), length=lit(4)), exp.DataType.Type.INT
+    )
     birth_day = exp.Substring(this=text.copy(), start=lit(6), length=lit(5))  # "MM-DD"
     not_yet = exp.Case(
         ifs=[
@@ -35,7 +37,9 @@ def age_expression(context: CompileContext) -> exp.Expr:
         this=exp.Sub(this=lit(today.year), expression=birth_year), expression=not_yet
     )
     valid = exp.Not(this=exp.Is(this=birthday.date_only(), expression=exp.Null()))
-    from_birthday = exp.Case(ifs=[exp.If(this=valid, true=exp.cast(computed, "DOUBLE"))])
+    from_birthday = exp.Case(
+        ifs=[exp.If(this=valid, true=exp.cast(computed, exp.DataType.Type.DOUBLE))]
+    )
     return exp.Coalesce(this=declared, expressions=[from_birthday])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from segmint.compiler import build
 from segmint.compiler.context import CompileContext
 from segmint.compiler.sets import PROFILE_ID, ProfileSet, events_from, everybody, profile_bound
 from segmint.compiler.values import Extractions, compare, json_field, lit, timestamp
@@ -18,7 +19,7 @@ def in_window(bounds: Bounds) -> list[exp.Expr]:
     ts = exp.column(TIMESTAMP)
     found: list[exp.Expr] = [exp.LT(this=ts, expression=timestamp(bounds.end))]
     if bounds.start is not None:
-        found.insert(0, exp.GTE(this=ts.copy(), expression=timestamp(bounds.start)))
+        found.insert(0, exp.GTE(this=exp.column(TIMESTAMP), expression=timestamp(bounds.start)))
     return found
 
 
@@ -54,14 +55,23 @@ def matching_events(
     extractions = extractions if extractions is not None else Extractions()
     checks = filter_predicates(filters, context, extractions)
     named = exp.EQ(this=exp.column("event"), expression=lit(event))
-    where = exp.and_(named, *in_window(bounds))
+    where = build.and_(named, *in_window(bounds))
     source = events_from(event)
     if not extractions:
-        return exp.select(PROFILE_ID).from_(source).where(where)
-    scan = exp.select(PROFILE_ID, *extractions.columns()).from_(source).where(where)
+        return build.select(PROFILE_ID, source=source, where=where)
+    scan = build.select(PROFILE_ID, *extractions.columns(), source=source, where=where)
     alias = exp.TableAlias(this=exp.to_identifier("e"))
-    query = exp.select(PROFILE_ID).from_(exp.Subquery(this=scan, alias=alias))
-    return query.where(exp.and_(*checks)) if checks else query
+    return build.select(
+        PROFILE_ID,
+        source=exp.Subquery(this=scan, alias=alias),
+        where=build.and_(*checks) if checks else None,
+    )
+
+
+def by_profile(matches: exp.Select, having: exp.Expr) -> exp.Select:
+    """``matches`` (changed in place) grouped by profile, keeping the groups ``having`` holds
+    for."""
+    return matches.group_by(exp.column(PROFILE_ID), copy=False).having(having, copy=False)
 
 
 def _count_holds(count: int, threshold: CountThreshold) -> bool:
@@ -95,13 +105,13 @@ def compile_event(condition: EventCondition, context: CompileContext) -> Profile
         if threshold.operator == "at_least":  # at least 0: everybody
             result = everybody()
         else:
-            failing = matches.group_by(PROFILE_ID).having(_having(threshold, holds=False))
+            failing = by_profile(matches, _having(threshold, holds=False))
             result = ProfileSet(failing, complement=True)
     elif threshold.operator == "at_least" and threshold.value == 1:
-        result = ProfileSet(matches.distinct(), within_universe=bound)
+        result = ProfileSet(matches.distinct(copy=False), within_universe=bound)
     else:
         having = _having(threshold, holds=True)
-        result = ProfileSet(matches.group_by(PROFILE_ID).having(having), within_universe=bound)
+        result = ProfileSet(by_profile(matches, having), within_universe=bound)
     return result if condition.performed else result.negated()
 
 
@@ -159,7 +169,7 @@ def _formula(node: EventCondition | Group, checks: dict[int, exp.Expr]) -> exp.E
         value = value if node.performed else _not(value)
     else:
         parts = [exp.Paren(this=_formula(c, checks)) for c in node.conditions]  # type: ignore[arg-type]
-        value = exp.and_(*parts) if node.kind == "and" else exp.or_(*parts)
+        value = build.and_(*parts) if node.kind == "and" else build.or_(*parts)
     return _not(value) if node.negate else value
 
 
@@ -189,26 +199,26 @@ def merged_event_scan(
     checks: dict[int, exp.Expr] = {}
     for leaf, parts in zip(leaves, own, strict=True):
         count: exp.Expr = (
-            exp.CountIf(this=exp.and_(*(p.copy() for p in parts)))
+            exp.CountIf(this=build.and_(*(p.copy() for p in parts)))
             if parts
             else exp.Count(this=exp.Star())
         )
         checks[id(leaf)] = exp.Paren(this=_threshold_expr(count, leaf.count))
     formulas = [exp.Paren(this=_formula(node, checks)) for node in nodes]
-    having = exp.and_(*formulas) if kind == "and" else exp.or_(*formulas)
+    having = build.and_(*formulas) if kind == "and" else build.or_(*formulas)
     where = [p.copy() for p in shared]
     names = [parts[0].expression for parts in own if len(parts) == 1 and _is_event_eq(parts[0])]
     if len(names) == len(own):  # only the event names differ: event IN (…)
         unique = list({n.sql(): n for n in names}.values())
         where.append(exp.In(this=exp.column("event"), expressions=[n.copy() for n in unique]))
     elif all(own):  # a condition with no own conjunct counts every scanned row
-        where.append(exp.or_(*(exp.Paren(this=exp.and_(*parts)) for parts in own)))
+        where.append(build.or_(*(exp.Paren(this=build.and_(*parts)) for parts in own)))
     events = [leaf.event for leaf in leaves]
-    query = (
-        exp.select(PROFILE_ID)
-        .from_(events_from(*events))
-        .where(exp.and_(*where))
-        .group_by(PROFILE_ID)
-        .having(having)
+    query = build.select(
+        PROFILE_ID,
+        source=events_from(*events),
+        where=build.and_(*where),
+        group_by=[PROFILE_ID],
+        having=having,
     )
     return ProfileSet(query, within_universe=profile_bound(*events))

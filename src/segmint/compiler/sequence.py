@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from sqlglot import exp
 
+from segmint.compiler import build
 from segmint.compiler.context import CompileContext
 from segmint.compiler.events import filter_predicates, in_window
 from segmint.compiler.sets import PROFILE_ID, ProfileSet, events_from, profile_bound
@@ -37,26 +38,24 @@ def _step_of(condition: SequenceCondition, which: str) -> EventStep:
 def _step(condition: SequenceCondition, which: str, context: CompileContext) -> exp.Expr:
     step = _step_of(condition, which)
     named = exp.EQ(this=exp.column("event"), expression=lit(step.event))
-    return exp.and_(named, *filter_predicates(step.filters, context))
+    return build.and_(named, *filter_predicates(step.filters, context))
 
 
 def _flags(condition: SequenceCondition, context: CompileContext) -> exp.Select:
     """One scan: profile, timestamp, is_a, is_b for events of either step in the window."""
     is_a, is_b = _step(condition, "a", context), _step(condition, "b", context)
     names = sorted({condition.first.event, condition.then.event})
-    where = exp.and_(
+    where = build.and_(
         exp.In(this=exp.column("event"), expressions=[lit(n) for n in names]),
         *in_window(context.bounds(condition.window)),
     )
-    return (
-        exp.select(
-            PROFILE_ID,
-            TS,
-            exp.alias_(exp.Coalesce(this=is_a, expressions=[exp.false()]), "is_a"),
-            exp.alias_(exp.Coalesce(this=is_b, expressions=[exp.false()]), "is_b"),
-        )
-        .from_(events_from(*names))
-        .where(where)
+    return build.select(
+        PROFILE_ID,
+        TS,
+        build.alias(exp.Coalesce(this=is_a, expressions=[exp.false()]), "is_a"),
+        build.alias(exp.Coalesce(this=is_b, expressions=[exp.false()]), "is_b"),
+        source=events_from(*names),
+        where=where,
     )
 
 
@@ -67,15 +66,13 @@ def _instants(condition: SequenceCondition, context: CompileContext) -> exp.Subq
     flags = exp.Subquery(
         this=_flags(condition, context), alias=exp.TableAlias(this=exp.to_identifier("s"))
     )
-    grouped = (
-        exp.select(
-            PROFILE_ID,
-            TS,
-            exp.alias_(exp.func("BOOL_OR", exp.column("is_a")), "has_a"),
-            exp.alias_(exp.func("BOOL_OR", exp.column("is_b")), "has_b"),
-        )
-        .from_(flags)
-        .group_by(PROFILE_ID, TS)
+    grouped = build.select(
+        PROFILE_ID,
+        TS,
+        build.alias(exp.func("BOOL_OR", exp.column("is_a")), "has_a"),
+        build.alias(exp.func("BOOL_OR", exp.column("is_b")), "has_b"),
+        source=flags,
+        group_by=[PROFILE_ID, TS],
     )
     return exp.Subquery(this=grouped, alias=exp.TableAlias(this=exp.to_identifier("i")))
 
@@ -132,8 +129,8 @@ def _windowed(
     ts = exp.column(TS)
     if condition.followed:
         last_a = _over(exp.Max(this=_flag_ts("has_a")), following=False)
-        ranked = exp.select(PROFILE_ID, TS, "has_b", exp.alias_(last_a, "last_a_before"))
-        found = exp.and_(
+        ranked: list[build.Part] = [PROFILE_ID, TS, "has_b", build.alias(last_a, "last_a_before")]
+        found = build.and_(
             exp.column("has_b"),
             exp.LTE(
                 this=ts,
@@ -142,12 +139,12 @@ def _windowed(
         )
     else:
         next_b = _over(exp.Min(this=_flag_ts("has_b")), following=True)
-        ranked = exp.select(PROFILE_ID, TS, "has_a", exp.alias_(next_b, "next_b_after"))
+        ranked = [PROFILE_ID, TS, "has_a", build.alias(next_b, "next_b_after")]
         observed_until = context.bounds(condition.window).end - within
-        found = exp.and_(
+        found = build.and_(
             exp.column("has_a"),
             exp.LT(this=ts.copy(), expression=timestamp(observed_until)),
-            exp.or_(
+            build.or_(
                 exp.Is(this=exp.column("next_b_after"), expression=exp.Null()),
                 exp.GT(
                     this=exp.column("next_b_after"),
@@ -155,8 +152,8 @@ def _windowed(
                 ),
             ),
         )
-    windowed = _subquery(ranked.from_(_instants(condition, context)), "w")
-    return ProfileSet(exp.select(PROFILE_ID).distinct().from_(windowed).where(found))
+    windowed = _subquery(build.select(*ranked, source=_instants(condition, context)), "w")
+    return ProfileSet(build.select(PROFILE_ID, source=windowed, where=found, distinct=True))
 
 
 STEP_TS = "ts"
@@ -167,11 +164,13 @@ def _step_scan(
 ) -> exp.Select:
     """``SELECT profile_id, "timestamp" AS ts`` of the events of one step: its name, the
     sequence's window, the step's filters and ``extra`` predicates."""
-    where = exp.and_(
+    where = build.and_(
         _step(condition, which, context), *in_window(context.bounds(condition.window)), *extra
     )
     scanned = events_from(_step_of(condition, which).event)
-    return exp.select(PROFILE_ID, exp.alias_(exp.column(TS), STEP_TS)).from_(scanned).where(where)
+    return build.select(
+        PROFILE_ID, build.alias(exp.column(TS), STEP_TS), source=scanned, where=where
+    )
 
 
 def _asof_join(right: exp.Subquery, on: exp.Expr, *, outer: bool) -> exp.Join:
@@ -202,32 +201,29 @@ def _asof(
     if condition.followed:
         first = _subquery(_step_scan(condition, "a", context), "a")
         then = _subquery(_step_scan(condition, "b", context), "b")
-        on = exp.and_(same_profile, exp.GT(this=b_ts, expression=a_ts))
-        query = (
-            exp.select(exp.column(PROFILE_ID, table="b"))
-            .distinct()
-            .from_(then)
-            .join(_asof_join(first, on, outer=False))
-            .where(exp.LTE(this=b_ts.copy(), expression=exp.Add(this=a_ts.copy(), expression=span)))
+        on = build.and_(same_profile, exp.GT(this=b_ts, expression=a_ts))
+        query = build.select(exp.column(PROFILE_ID, table="b"), source=then, distinct=True)
+        query = query.join(_asof_join(first, on, outer=False), copy=False).where(
+            exp.LTE(this=b_ts.copy(), expression=exp.Add(this=a_ts.copy(), expression=span)),
+            copy=False,
         )
         return ProfileSet(query)
     observed_until = context.bounds(condition.window).end - within
     observed = exp.LT(this=exp.column(TS), expression=timestamp(observed_until))
     first = _subquery(_step_scan(condition, "a", context, observed), "a")
-    then_scan = _step_scan(condition, "b", context).select(exp.alias_(exp.true(), "found"))
+    then_scan = _step_scan(condition, "b", context).select(
+        build.alias(exp.true(), "found"), copy=False
+    )
     then = _subquery(then_scan, "b")
-    on = exp.and_(same_profile, exp.LT(this=a_ts, expression=b_ts))
+    on = build.and_(same_profile, exp.LT(this=a_ts, expression=b_ts))
     found = exp.Coalesce(this=exp.column("found", table="b"), expressions=[exp.false()])
-    followed_in_span = exp.and_(
+    followed_in_span = build.and_(
         found,
         exp.LTE(this=b_ts.copy(), expression=exp.Add(this=a_ts.copy(), expression=span)),
     )
-    query = (
-        exp.select(exp.column(PROFILE_ID, table="a"))
-        .distinct()
-        .from_(first)
-        .join(_asof_join(then, on, outer=True))
-        .where(exp.Not(this=exp.Paren(this=followed_in_span)))
+    query = build.select(exp.column(PROFILE_ID, table="a"), source=first, distinct=True)
+    query = query.join(_asof_join(then, on, outer=True), copy=False).where(
+        exp.Not(this=exp.Paren(this=followed_in_span)), copy=False
     )
     return ProfileSet(query)
 
@@ -241,9 +237,9 @@ def _without_span(condition: SequenceCondition, context: CompileContext) -> Prof
     if condition.followed:
         having: exp.Expr = exp.LT(this=first_a, expression=last_b)
     else:
-        having = exp.and_(
+        having = build.and_(
             exp.Not(this=exp.Is(this=last_a, expression=exp.Null())),
-            exp.or_(
+            build.or_(
                 exp.Is(this=last_b.copy(), expression=exp.Null()),
                 exp.GTE(this=last_a.copy(), expression=last_b.copy()),
             ),
@@ -251,4 +247,4 @@ def _without_span(condition: SequenceCondition, context: CompileContext) -> Prof
     flags = exp.Subquery(
         this=_flags(condition, context), alias=exp.TableAlias(this=exp.to_identifier("s"))
     )
-    return ProfileSet(exp.select(PROFILE_ID).from_(flags).group_by(PROFILE_ID).having(having))
+    return ProfileSet(build.select(PROFILE_ID, source=flags, group_by=[PROFILE_ID], having=having))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from segmint.compiler import build
 from segmint.warehouse.schema import SEGMENT_EVENT_NAMES
 
 PROFILES = "profiles"
@@ -47,13 +48,13 @@ def events_from(*event_names: str) -> exp.Expr:
     events, the segment events, or (names of both kinds) the union of their common columns."""
     segment = SEGMENT_EVENTS.intersection(event_names)
     if not segment:
-        return exp.to_table(EVENTS)
+        return build.table(EVENTS)
     alias = exp.TableAlias(this=exp.to_identifier(EVENTS))
     if len(segment) == len(set(event_names)):
         return exp.Table(this=exp.to_identifier(SEGMENT_EVENT_ROWS), alias=alias)
-    both = exp.union(
-        exp.select(*_SCANNED).from_(EVENTS),
-        exp.select(*_SCANNED).from_(SEGMENT_EVENT_ROWS),
+    both = exp.Union(
+        this=build.select(*_SCANNED, source=EVENTS),
+        expression=build.select(*_SCANNED, source=SEGMENT_EVENT_ROWS),
         distinct=False,
     )
     return exp.Subquery(this=both, alias=alias)
@@ -83,7 +84,7 @@ class ProfileSet:
 
 def profiles_where(predicate: exp.Expr) -> ProfileSet:
     """Profiles whose row makes ``predicate`` TRUE (NULL counts as false)."""
-    query = exp.select(PROFILE_ID).from_(PROFILES).where(predicate.copy())
+    query = build.select(PROFILE_ID, source=PROFILES, where=predicate.copy())
     return ProfileSet(query, within_universe=True, predicate=predicate)
 
 
@@ -95,13 +96,13 @@ def _merge_predicates(sets: Sequence[ProfileSet], kind: str) -> list[ProfileSet]
     if len(with_predicate) < 2:
         return list(sets)
     parts = [exp.Paren(this=s.predicate.copy()) for s in with_predicate if s.predicate]
-    merged = profiles_where(exp.and_(*parts) if kind == "and" else exp.or_(*parts))
+    merged = profiles_where(build.and_(*parts) if kind == "and" else build.or_(*parts))
     return [merged, *(s for s in sets if s.predicate is None)]
 
 
 def all_profiles() -> exp.Select:
     """SELECT profile_id FROM profiles."""
-    return exp.select(PROFILE_ID).from_(PROFILES)
+    return build.select(PROFILE_ID, source=PROFILES)
 
 
 def nobody() -> ProfileSet:
@@ -169,7 +170,8 @@ def _push_into_scan(sets: list[ProfileSet]) -> list[exp.Query]:
     assert isinstance(query, exp.Select)
     for item in cheap:
         query = query.where(
-            exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=item.query.copy()))
+            exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=item.query.copy())),
+            copy=False,
         )
     pushed = {id(s) for s in cheap}
     rest = [s.query for s in sets if s is not driver and id(s) not in pushed]
@@ -210,17 +212,21 @@ def members(result: ProfileSet) -> exp.Select:
     """The final query: profile ids of the universe that are in the set."""
     universe = all_profiles()
     if result.complement:
-        return exp.select(PROFILE_ID).from_(
-            exp.Subquery(
+        return build.select(
+            PROFILE_ID,
+            source=exp.Subquery(
                 this=except_(universe, result.query),
                 alias=exp.TableAlias(this=exp.to_identifier("members")),
-            )
+            ),
         )
     if result.within_universe:
         if isinstance(result.query, exp.Select):
             return result.query
-        return exp.select(PROFILE_ID).from_(
-            exp.Subquery(this=result.query, alias=exp.TableAlias(this=exp.to_identifier("members")))
+        return build.select(
+            PROFILE_ID,
+            source=exp.Subquery(
+                this=result.query, alias=exp.TableAlias(this=exp.to_identifier("members"))
+            ),
         )
     condition = exp.In(this=exp.column(PROFILE_ID), query=exp.Subquery(this=result.query))
-    return universe.where(condition)
+    return universe.where(condition, copy=False)

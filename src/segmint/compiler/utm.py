@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from segmint.compiler import build
 from segmint.compiler.context import CompileContext
 from segmint.compiler.events import in_window
 from segmint.compiler.sets import EVENTS, PROFILE_ID, ProfileSet, profiles_where
@@ -29,7 +30,7 @@ def compile_utm(condition: UtmCondition, context: CompileContext) -> ProfileSet:
 
     if condition.touch != "any":
         return profiles_where(predicate())
-    where = exp.and_(*in_window(context.bounds(condition.window)), predicate())
-    query = exp.select(PROFILE_ID).distinct().from_(EVENTS).where(where)
+    where = build.and_(*in_window(context.bounds(condition.window)), predicate())
+    query = build.select(PROFILE_ID, source=EVENTS, where=where, distinct=True)
     # Touches are collected events (segment events are not), which all belong to a profile.
     return ProfileSet(query, within_universe=True)

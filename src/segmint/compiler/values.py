@@ -12,11 +12,12 @@ User values only ever enter as literals built by sqlglot.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlglot import exp
 
+from segmint.compiler.build import and_, or_
 from segmint.compiler.windows import Bounds, Clock, window_bounds
 from segmint.definitions.model import (
     AbsoluteWindow,
@@ -48,17 +49,18 @@ def lit(value: object) -> Expr:
 
 def number(value: float) -> Expr:
     """A DOUBLE literal (a bare ``19.99`` would be a DECIMAL in some engines)."""
-    return exp.cast(exp.Literal.number(repr(float(value))), exp.DataType.Type.DOUBLE)
+    return exp.cast(exp.Literal.number(repr(float(value))), exp.DataType.Type.DOUBLE, copy=False)
 
 
 def timestamp(value: dt.datetime) -> Expr:
     """A TIMESTAMP literal for a naive UTC instant."""
-    return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    text = exp.Literal.string(value.isoformat(sep=" "))
+    return exp.cast(text, exp.DataType.Type.TIMESTAMP, copy=False)
 
 
 def date(value: dt.date) -> Expr:
     """A DATE literal."""
-    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE, copy=False)
 
 
 def regexp(text: Expr, pattern: str) -> Expr:
@@ -82,9 +84,9 @@ class Field:
     def number(self) -> Expr:
         """The number value: JSON numbers and numeric-looking strings, else NULL."""
         raw = self.raw()
-        value = exp.TryCast(this=raw.copy(), to=exp.DataType.build("DOUBLE"))
+        value = exp.TryCast(this=raw.copy(), to=exp.DataType.build(exp.DataType.Type.DOUBLE))
         finite = exp.LTE(this=exp.Abs(this=value.copy()), expression=number(MAX_DOUBLE))
-        return _case(exp.and_(regexp(raw, NUMBER_PATTERN), finite), value)
+        return _case(and_(regexp(raw, NUMBER_PATTERN), finite), value)
 
     def boolean_is(self, flag: bool) -> Expr:
         """True when the boolean value is ``flag`` (JSON true/false or "true"/"false")."""
@@ -97,7 +99,7 @@ class Field:
     def date_only(self) -> Expr:
         """The date of a ``YYYY-MM-DD`` text value, else NULL."""
         text = self.text()
-        parsed = exp.TryCast(this=text.copy(), to=exp.DataType.build("DATE"))
+        parsed = exp.TryCast(this=text.copy(), to=exp.DataType.build(exp.DataType.Type.DATE))
         return _case(regexp(text, DATE_PATTERN), parsed)
 
     def date_time(self) -> Expr:
@@ -109,7 +111,7 @@ class Field:
             lit("Z"),
             lit(""),
         )
-        parsed = exp.TryCast(this=cleaned, to=exp.DataType.build("TIMESTAMP"))
+        parsed = exp.TryCast(this=cleaned, to=exp.DataType.build(exp.DataType.Type.TIMESTAMP))
         return _case(regexp(text, DATETIME_PATTERN), parsed)
 
 
@@ -283,7 +285,7 @@ def _compare_date(field: Field, operator: str, value: ComparedValue, clock: Cloc
         this=field.date_only(), expression=date(clock.first_date_from(bound, strict=True))
     )
     timed = exp.GT(this=field.date_time(), expression=timestamp(bound))
-    return exp.or_(dated, timed)
+    return or_(dated, timed)
 
 
 def instant_in(field: Field, bounds: Bounds, clock: Clock) -> Expr:
@@ -298,9 +300,4 @@ def instant_in(field: Field, bounds: Bounds, clock: Clock) -> Expr:
             exp.GTE(this=field.date_only(), expression=date(clock.first_date_from(bounds.start)))
         )
         timed.append(exp.GTE(this=field.date_time(), expression=timestamp(bounds.start)))
-    return exp.or_(exp.and_(*dated), exp.and_(*timed))
-
-
-def all_of(predicates: Sequence[Expr]) -> Expr | None:
-    """AND of the predicates (``None`` for none)."""
-    return exp.and_(*predicates) if predicates else None
+    return or_(and_(*dated), and_(*timed))

@@ -47,15 +47,29 @@ def render(expression: exp.Expr, dialect: str, *, pretty: bool = False) -> str:
     # The rewrites and sqlglot's generator change the tree they work on: one copy for both
     # (the caller's tree stays as it was), where each pass and the generator copied before.
     expression = expression.copy()
-    rules = _RULES.get(dialect)
-    if rules is not None:
-        needs, rewrite = rules
-        # A rewritten node's new subtree is not visited by the same pass (a TRY_CAST of a
-        # JSON value becomes a call holding the JSON node): pass again until none is left.
-        # Rewrites build new nodes from copies of the old ones' parts.
-        while any(needs(node) for node in expression.walk()):
-            expression = expression.transform(rewrite, copy=False)
+    rewrite = _RULES.get(dialect)
+    if rewrite is not None:
+        expression = _rewritten(expression, rewrite)
     return expression.sql(dialect=dialect, pretty=pretty, copy=False)
+
+
+def _rewritten(expression: exp.Expr, rewrite: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
+    """``expression`` (changed in place) with ``rewrite`` applied to every node. A node
+    ``rewrite`` replaces (rather than changes) has a new subtree, which the same pass does not
+    visit (a TRY_CAST of a JSON value becomes a call holding the JSON node): passes repeat
+    until one replaces nothing."""
+    replaced = True
+
+    def noting(node: exp.Expr) -> exp.Expr:
+        nonlocal replaced
+        new = rewrite(node)
+        replaced = replaced or new is not node
+        return new
+
+    while replaced:
+        replaced = False
+        expression = expression.transform(noting, copy=False)
+    return expression
 
 
 def statement(sql: str | exp.Expr, params: object, dialect: str, engine: str) -> str:
@@ -70,7 +84,9 @@ def statement(sql: str | exp.Expr, params: object, dialect: str, engine: str) ->
 
 
 def _call(name: str, *args: exp.Expr) -> exp.Expr:
-    return exp.Anonymous(this=name, expressions=[arg.copy() for arg in args])
+    """``name(args)``, the args taken as they are: a rewrite moves the replaced node's parts
+    into its new nodes, and copies a part it uses more than once."""
+    return exp.Anonymous(this=name, expressions=list(args))
 
 
 def _text(value: str) -> exp.Expr:
@@ -93,11 +109,11 @@ def _json_keys(path: exp.Expr) -> list[exp.Expr]:
 
 def _json_raw(node: exp.JSONExtractScalar | exp.JSONType) -> exp.Expr:
     """The JSON text of the value at the node's path: ``''`` when there is none."""
-    return _call("JSONExtractRaw", node.this, *_json_keys(node.expression))
+    return _call("JSONExtractRaw", node.this.copy(), *_json_keys(node.expression))
 
 
 def _starts(raw: exp.Expr, prefix: str) -> exp.Expr:
-    return _call("startsWith", raw, _text(prefix))
+    return _call("startsWith", raw.copy(), _text(prefix))
 
 
 def _json_scalar(node: exp.JSONExtractScalar) -> exp.Expr:
@@ -176,7 +192,7 @@ _JAVA_PREFIX = java_pattern("")
 
 
 def _spark_rewritten(node: exp.Expr) -> bool:
-    """Whether ``_for_spark`` replaces ``node`` (by nodes it leaves alone)."""
+    """Whether ``_for_spark`` replaces ``node`` (by nodes it leaves alone) or changes it."""
     if isinstance(node, exp.JSONType) or _java_regex(node):
         return True
     return isinstance(node, exp.TryCast) and not node.args.get("safe")
@@ -188,12 +204,10 @@ def _for_spark(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.JSONType):
         return _spark_json_type(node)
     if isinstance(node, exp.RegexpLike):
-        return exp.RegexpLike(
-            this=node.this.copy(), expression=_text(java_pattern(node.expression.this))
-        )
-    cast = node.copy()
-    cast.set("safe", True)  # TRY_CAST whether or not the session is in ANSI mode
-    return cast
+        node.set("expression", _text(java_pattern(node.expression.this)))
+    else:
+        node.set("safe", True)  # TRY_CAST whether or not the session is in ANSI mode
+    return node
 
 
 def _strict_date(text: exp.Expr) -> exp.Expr:
@@ -226,9 +240,13 @@ def _try_cast(node: exp.TryCast) -> exp.Expr:
     return _strict_timestamp(node.this)
 
 
+_DATE32 = exp.DataType.build("Date32", dialect="clickhouse")
+_DATETIME64 = exp.DataType.build("DateTime64(6)", dialect="clickhouse")
+
+
 def _cast(node: exp.Cast) -> exp.Expr:
-    kind = "Date32" if node.to.is_type(exp.DataType.Type.DATE) else "DateTime64(6)"
-    return exp.cast(node.this, kind, dialect="clickhouse")
+    kind = _DATE32 if node.to.is_type(exp.DataType.Type.DATE) else _DATETIME64
+    return exp.cast(node.this, kind.copy(), copy=False, dialect="clickhouse")
 
 
 def _substring(node: exp.Substring) -> exp.Expr:
@@ -262,7 +280,7 @@ def _for_clickhouse(node: exp.Expr) -> exp.Expr:
     return _cast(node)
 
 
-_RULES: dict[str, tuple[Callable[[exp.Expr], bool], Callable[[exp.Expr], exp.Expr]]] = {
-    "clickhouse": (_clickhouse_rewritten, _for_clickhouse),
-    "spark": (_spark_rewritten, _for_spark),
+_RULES: dict[str, Callable[[exp.Expr], exp.Expr]] = {
+    "clickhouse": _for_clickhouse,
+    "spark": _for_spark,
 }
