@@ -27,6 +27,26 @@ from segmint.settings import Settings
 from segmint.warehouse.engine import Engine
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have left out what they leave out
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out a short run of a slow check (``shortened``) when the slow test runs too: it
+    draws from the same generator with fewer, smaller examples, so CI would run it twice."""
+    selected = {(item.path, _name(item)) for item in items}
+    left_out = [
+        item
+        for item in items
+        if (mark := item.get_closest_marker("shortened")) is not None
+        and (item.path, mark.args[0]) in selected
+    ]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
+
+
+def _name(item: pytest.Item) -> str:
+    return getattr(item, "originalname", item.name)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SEGMINT_DATA_DIR", str(tmp_path / "data"))

@@ -175,6 +175,7 @@ def test_compiled_sql_gives_the_reference_members(engine: DuckDBEngine, scenario
         )
 
 
+@pytest.mark.shortened("test_compiled_sql_gives_the_reference_members")
 @settings(max_examples=25, **_SETTINGS)
 @given(scenario=scenarios(max_depth=1))
 def test_compiled_sql_gives_the_reference_members_quick(

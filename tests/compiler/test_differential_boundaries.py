@@ -112,6 +112,7 @@ def test_compiled_sql_gives_the_reference_members_at_boundaries(
     check(engine, scenario)
 
 
+@pytest.mark.shortened("test_compiled_sql_gives_the_reference_members_at_boundaries")
 @settings(max_examples=20, **BOUNDARY_SETTINGS)
 @given(scenario=boundary_scenarios())
 def test_compiled_sql_gives_the_reference_members_at_boundaries_quick(

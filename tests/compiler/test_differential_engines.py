@@ -97,6 +97,7 @@ def test_spark_gives_the_reference_members_at_boundaries(
     check(spark, scenario)
 
 
+@pytest.mark.shortened("test_clickhouse_gives_the_reference_members")
 @ON_CLICKHOUSE
 @settings(max_examples=25, **_SETTINGS)
 @given(scenario=scenarios(max_depth=1))
@@ -107,6 +108,7 @@ def test_clickhouse_gives_the_reference_members_quick(
     check(clickhouse, scenario)
 
 
+@pytest.mark.shortened("test_spark_gives_the_reference_members")
 @ON_SPARK
 @settings(max_examples=3, **_SETTINGS)
 @given(scenario=scenarios(max_depth=1))

@@ -97,6 +97,7 @@ def test_both_sequence_forms_give_the_reference_members_at_boundaries(
     check_both_forms(engine, scenario)
 
 
+@pytest.mark.shortened("test_both_sequence_forms_give_the_reference_members")
 @settings(max_examples=15, **_SETTINGS)
 @given(scenario=sequence_scenarios(max_depth=1))
 def test_both_sequence_forms_quick(engine: DuckDBEngine, scenario: Scenario) -> None:
@@ -104,6 +105,7 @@ def test_both_sequence_forms_quick(engine: DuckDBEngine, scenario: Scenario) -> 
     check_both_forms(engine, scenario)
 
 
+@pytest.mark.shortened("test_both_sequence_forms_give_the_reference_members_at_boundaries")
 @settings(max_examples=15, phases=(Phase.explicit, Phase.reuse, Phase.generate), **_SETTINGS)
 @given(scenario=sequence_boundary_scenarios())
 def test_both_sequence_forms_at_boundaries_quick(engine: DuckDBEngine, scenario: Scenario) -> None:
