@@ -146,7 +146,7 @@ def _scans_events(query: exp.Query) -> bool:
     """A plain ``SELECT … FROM events … GROUP BY profile_id`` (or DISTINCT)."""
     if not isinstance(query, exp.Select):
         return False
-    source = query.args.get("from_") or query.args.get("from")
+    source = query.args.get("from_")
     table = source.this if source is not None else None
     grouped = query.args.get("group") is not None or query.args.get("distinct") is not None
     return grouped and isinstance(table, exp.Table) and table.name == EVENTS
