@@ -10,11 +10,14 @@ answers 200 with ``{"validationMessages": [{fieldPath, description, validationCo
 (platform-apis.md §8) for the payload; like GA4 it does not check the API secret.
 
 It can fail at random with 500s and 429s before applying anything and drop connections after
-applying a hit (``DroppingApp``).
+applying a hit (``DroppingApp``), fail every hit after the first ``fail_after`` with a 500,
+and wait ``latency`` seconds before answering a hit (a network round trip), counting how
+many hits were in flight at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -56,6 +59,8 @@ class FakeGA4:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     failure_rate: float = 0.0
     drop_rate: float = 0.0
+    fail_after: int | None = None
+    latency: float = 0.0
     seed: int = 5
     members: dict[str, set[str]] = field(default_factory=dict)
     user_ids: dict[str, str] = field(default_factory=dict)
@@ -64,6 +69,8 @@ class FakeGA4:
     requests: int = 0
     debug_requests: int = 0
     failures: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -162,6 +169,9 @@ class FakeGA4:
                 audience.discard(body["client_id"])
 
     def _maybe_fail(self) -> Response | None:
+        if self.fail_after is not None and self.requests > self.fail_after:
+            self.failures += 1
+            return Response(status_code=500)
         if self.failure_rate and self._random.random() < self.failure_rate:
             self.failures += 1
             if self._random.random() < 0.5:
@@ -176,11 +186,20 @@ class FakeGA4:
         async def collect(request: Request) -> Response:
             raw = await request.body()
             with self._lock:
-                self.requests += 1
-                failed = self._maybe_fail()
-                if failed is not None:
-                    return failed
-                self.collect(dict(request.query_params), raw)
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                with self._lock:
+                    self.requests += 1
+                    failed = self._maybe_fail()
+                    if failed is not None:
+                        return failed
+                    self.collect(dict(request.query_params), raw)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
             return Response(status_code=204)
 
         @api.post("/debug/mp/collect")

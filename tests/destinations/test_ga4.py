@@ -38,15 +38,24 @@ def base_url(fake: FakeGA4) -> Iterator[str]:
         yield url
 
 
-def connect(fake: FakeGA4, base_url: str) -> GA4Events:
+def connect(
+    fake: FakeGA4, base_url: str, retry: RetryPolicy = FAST, concurrency: int = 8
+) -> GA4Events:
     return GA4Events(
         measurement_id=fake.measurement_id,
         api_secret=fake.api_secret,
         destination_name="Site GA4",
         base_url=base_url,
-        retry=FAST,
+        retry=retry,
         clock=lambda: NOW,
+        concurrency=concurrency,
     )
+
+
+def hit_of(fake: FakeGA4, client: int) -> dict[str, Any]:
+    """The one hit the fake recorded for client ``1_000_000 + client``."""
+    (hit,) = [h for h in fake.hits if h["client_id"] == f"{1_000_000 + client}.1700000000"]
+    return hit
 
 
 def test_ga4_is_created_by_the_registry_from_flat_settings(fake: FakeGA4, base_url: str) -> None:
@@ -75,7 +84,7 @@ def test_event_sync_with_removals_leaves_the_exact_client_set(fake: FakeGA4, bas
     # Known users carry their user_id; anonymous members are sent too, without one.
     assert fake.user_ids[f"{1_000_001}.1700000000"] == "u1"
     assert f"{1_000_003}.1700000000" not in fake.user_ids
-    hit = fake.hits[0]
+    hit = next(h for h in fake.hits if h["client_id"] == f"{1_000_000}.1700000000")
     assert hit["timestamp_micros"] == int((NOW - timedelta(hours=1)).timestamp() * 1_000_000)
     assert hit["events"][0] == {
         "name": "added_to_segment",
@@ -144,7 +153,7 @@ def test_events_older_than_72_hours_are_sent_unbackdated_with_their_time(
     recent = segment_events("added_to_segment", 1, 2, timestamp="2026-11-28T08:00:00Z")
     future = segment_events("added_to_segment", 2, 3, timestamp="2026-11-29T09:00:00Z")
     assert ga4.send_events(old + recent + future) == 3
-    old_hit, recent_hit, future_hit = fake.hits
+    old_hit, recent_hit, future_hit = (hit_of(fake, client) for client in range(3))
     assert "timestamp_micros" not in old_hit
     assert old_hit["events"][0]["params"]["event_time"] == "2026-11-25T06:00:00+00:00"
     recent_time = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -210,14 +219,51 @@ def test_wrong_api_secret_is_accepted_by_ga4_but_recorded_invalid_by_the_fake(
 
 
 def test_rate_limit_that_outlasts_the_retries_is_reported(fake: FakeGA4, base_url: str) -> None:
-    ga4 = connect(fake, base_url)
-    ga4.retry = RetryPolicy(attempts=3, initial=0.001, maximum=0.01)
+    ga4 = connect(fake, base_url, RetryPolicy(attempts=3, initial=0.001, maximum=0.01), 1)
     ga4.check_credentials()
     fake.failure_rate = 1.0
     with pytest.raises((RateLimited, Transient)):
         ga4.send_events(segment_events("added_to_segment", 0, 3))
-    assert fake.requests == 3
+    assert fake.requests == 3  # the first request's three attempts; the others never start
     assert fake.hits == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+def test_requests_go_concurrency_at_a_time(fake: FakeGA4, base_url: str, concurrency: int) -> None:
+    fake.latency = 0.015  # a round trip, so that requests overlap when they can
+    ga4 = connect(fake, base_url, concurrency=concurrency)
+    change = ga4.deliver_events(segment_events("added_to_segment", 0, 80))
+    assert (change.sent, change.requests) == (80, 80)
+    assert fake.members["aud_1"] == clients(0, 80)
+    assert fake.invalid_hits == []
+    assert fake.requests == 80
+    if concurrency == 1:
+        assert fake.most_in_flight == 1
+    else:
+        assert 1 < fake.most_in_flight <= concurrency
+
+
+def test_a_request_failing_for_good_stops_the_rest_and_a_resend_completes(
+    fake: FakeGA4, base_url: str
+) -> None:
+    attempts, workers = 2, 8
+    ga4 = connect(fake, base_url, RetryPolicy(attempts=attempts, initial=0.001, maximum=0.01))
+    fake.fail_after = 40
+    events = segment_events("added_to_segment", 0, 400)
+    with pytest.raises(Transient, match="GA4 HTTP 500"):
+        ga4.send_events(events)
+    # The failing request and those in flight beside it finish their attempts; no other starts.
+    assert 40 < fake.requests <= 40 + attempts * workers
+    assert len(fake.hits) == 40
+    fake.fail_after = None  # what the runner does next: the whole step again
+    assert ga4.send_events(events) == 400
+    assert fake.members["aud_1"] == clients(0, 400)
+    assert fake.invalid_hits == []
+
+
+def test_concurrency_below_one_is_refused() -> None:
+    with pytest.raises(BadRequest, match="concurrency must be at least 1, not 0"):
+        GA4Events(measurement_id="G-ABCDE12345", api_secret="s", concurrency=0)
 
 
 def test_unknown_event_names_are_refused_before_sending(fake: FakeGA4, base_url: str) -> None:

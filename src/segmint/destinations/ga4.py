@@ -12,6 +12,10 @@ validation endpoint ``/debug/mp/collect``, :meth:`GA4Events.check_credentials` u
 first request of every :meth:`GA4Events.send_events` call is validated before anything is sent.
 Event and parameter names are fixed and valid; values are cut to GA4's 100 characters.
 
+A request carries one client's events, so an audience of many members means as many requests:
+they are sent :data:`CONCURRENCY` at a time (one client's requests in order, by one thread),
+and the first request that fails for good stops the rest.
+
 GA4 accepts ``timestamp_micros`` at most 72 hours in the past. Changes older than
 :data:`MAX_BACKDATE` (71 hours, an hour of margin for retries) are sent stamped at delivery
 time with their real time in the ``event_time`` parameter, rather than being dropped by GA4.
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,6 +59,9 @@ ENDPOINTS = {
     "eu": "https://region1.google-analytics.com",
 }
 MAX_EVENTS = 25
+CONCURRENCY = 8
+"""Requests in flight at once: each one waits a network round trip, and 25,000 members are
+about as many requests (GA4 publishes no request rate limit for the Measurement Protocol)."""
 MAX_PARAM_VALUE = 100
 MAX_BACKDATE = timedelta(hours=71)
 """GA4 takes events up to 72 hours old; older ones are sent un-backdated (see module doc)."""
@@ -96,11 +105,16 @@ class GA4Events(Destination):
         client: httpx.Client | None = None,
         clock: Callable[[], datetime] | None = None,
         timeout: float = 30.0,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         """``region`` picks the collection endpoint; ``base_url`` overrides it (tests);
-        ``clock`` (UTC) decides which events are too old to backdate."""
+        ``clock`` (UTC) decides which events are too old to backdate; ``concurrency`` is
+        how many requests are in flight at once (1 sends them one by one)."""
         if region not in ENDPOINTS:
             raise BadRequest(f"GA4 region {region!r} is not known: use global or eu")
+        if concurrency < 1:
+            raise BadRequest(f"GA4 concurrency must be at least 1, not {concurrency}")
+        self.concurrency = concurrency
         self.measurement_id = measurement_id.strip()
         self.api_secret = api_secret
         self.destination_name = destination_name
@@ -170,12 +184,9 @@ class GA4Events(Destination):
         ``_ga`` cookie are set aside (``identifier`` ``"*"``, so counted as skipped members)."""
         change = MembersChange()
         bodies = list(self._bodies(events, change))
-        for index, body in enumerate(bodies):
-            if index == 0:
-                self._raise_if_invalid(body)
-            self._call("/mp/collect", body)
-            change.sent += len(body["events"])
-            change.requests += 1
+        if bodies:
+            self._raise_if_invalid(bodies[0])
+            self._send_all(bodies, change)
         if change.set_aside:
             log.warning(
                 "ga4: %d events skipped: no GA client id",
@@ -189,6 +200,49 @@ class GA4Events(Destination):
             extra={"destination": self.destination_name},
         )
         return change
+
+    def _send_all(self, bodies: list[dict[str, Any]], change: MembersChange) -> None:
+        """POST every body to ``/mp/collect``, ``concurrency`` at a time; counts what was
+        sent in ``change``; raises the first error after stopping the rest."""
+        by_client: dict[str, list[dict[str, Any]]] = {}
+        for body in bodies:
+            by_client.setdefault(body["client_id"], []).append(body)
+        failed = threading.Event()
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def send(client_bodies: list[dict[str, Any]]) -> None:
+            for body in client_bodies:
+                if failed.is_set():
+                    return
+                try:
+                    self._call("/mp/collect", body)
+                except BaseException as exc:
+                    with lock:
+                        errors.append(exc)
+                    failed.set()
+                    return
+                with lock:
+                    change.sent += len(body["events"])
+                    change.requests += 1
+
+        workers = min(self.concurrency, len(by_client))
+        if workers == 1:
+            for client_bodies in by_client.values():
+                send(client_bodies)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="ga4-send") as pool:
+                for client_bodies in by_client.values():
+                    pool.submit(send, client_bodies)
+        if errors:
+            log.warning(
+                "ga4 events: stopped after %d of %d requests: %s",
+                change.requests,
+                len(bodies),
+                errors[0],
+                extra={"destination": self.destination_name},
+            )
+            raise errors[0]
 
     def validate(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """GA4's ``validationMessages`` for ``body`` from ``/debug/mp/collect`` (nothing is
