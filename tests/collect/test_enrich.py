@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
@@ -650,3 +652,74 @@ def test_every_enrichment_field_is_covered_by_this_module() -> None:
         *("browser", "browser_version", "os", "os_version", "device_type"),
         *("locale", "language", "country", "region", "city", "timezone"),
     }
+
+
+# --- whatever the context holds ----------------------------------------------------------------
+
+# Text with what URL parsers and query splitters trip on: brackets, percent signs, separators.
+_AWKWARD_TEXT = st.text(alphabet=st.sampled_from("ab:/?#&=%[]@ .+\x00é"), max_size=30)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _AWKWARD_TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_AWKWARD_TEXT, children),
+    max_leaves=8,
+)
+_URLISH = st.builds(
+    "".join,
+    st.lists(
+        st.sampled_from(
+            [
+                "https://",
+                "shop.example",
+                "]",
+                "[",
+                "/",
+                "?",
+                "utm_source=x",
+                "&",
+                "#",
+                "%zz",
+                "::1",
+                "gclid=g",
+            ]
+        ),
+        max_size=8,
+    ),
+)
+_FIELD = st.one_of(_URLISH, _JSON)
+_CONTEXT = st.fixed_dictionaries(
+    {},
+    optional={
+        "page": st.fixed_dictionaries(
+            {}, optional={k: _FIELD for k in ("url", "search", "path", "referrer")}
+        )
+        | _JSON,
+        "campaign": st.dictionaries(st.sampled_from(["source", "name", "medium"]), _FIELD) | _JSON,
+        "cookies": st.dictionaries(st.sampled_from(["_fbp", "_fbc", "_ga"]), _FIELD) | _JSON,
+        **{k: _FIELD for k in ("userAgent", "locale", "ip", "timezone", "fbc", "ga")},
+        "location": st.dictionaries(st.sampled_from(["country", "region", "city"]), _FIELD) | _JSON,
+        "traits": _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    context=_CONTEXT,
+    kind=st.sampled_from(["track", "page", "identify"]),
+    properties=st.dictionaries(st.sampled_from(["url", "search", "path"]), _FIELD),
+)
+def test_enrichment_never_fails_and_both_ways_agree(
+    context: dict[str, Any], kind: str, properties: dict[str, Any]
+) -> None:
+    # Enrichment runs after the API answered 200: raising there would lose the message.
+    message = make_message(kind, context=context, properties=properties)
+    one = Enricher().enrich(message)
+    (row,) = Enricher().enrich_rows([message])
+    assert tuple(getattr(one, name) for name in ENRICHMENT_FIELDS) == row
+
+
+def test_a_page_url_urlsplit_refuses_keeps_its_query() -> None:
+    url = "https://shop.example.com]/sale?utm_source=news&gclid=G1#top"
+    enrichment = enrich(make_message(context=page_context(url)))
+    assert (enrichment.page_url, enrichment.page_path) == (url, None)
+    assert (enrichment.utm_source, enrichment.gclid) == ("news", "G1")

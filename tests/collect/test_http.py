@@ -23,6 +23,10 @@ SINGLE = {
 SHORT = {"track": "t", "identify": "i", "page": "p", "screen": "s", "group": "g", "alias": "a"}
 
 
+# Properties nested 300 levels: JSON parsers read it (up to 1,024), encoders refuse it (254).
+DEEP = b'{"event": "x", "userId": "u", "properties": ' + b'{"a": ' * 300 + b"1" + b"}" * 301
+
+
 def basic(key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
@@ -96,6 +100,20 @@ def test_not_gzip_but_says_so(live_server: LiveServer) -> None:
         )
     assert response.status_code == 400
     assert "gzip" in response.json()["message"]
+
+
+@pytest.mark.parametrize("cut", [8, 40], ids=["trailer", "mid-stream"])
+def test_a_gzip_body_cut_off_is_refused(live_server: LiveServer, cut: int) -> None:
+    body = {"batch": [{"type": "track", "event": "e", "userId": "u1"} for _ in range(20)]}
+    with live_server.client() as client:
+        response = client.post(
+            "/v1/batch",
+            content=gzip.compress(orjson.dumps(body))[:-cut],
+            headers={"Content-Encoding": "gzip", **basic(live_server.write_key)},
+        )
+    assert response.status_code == 400
+    assert "cut off" in response.json()["message"]
+    assert not stored(live_server)
 
 
 def test_an_encoding_other_than_gzip_is_refused_by_name(live_server: LiveServer) -> None:
@@ -201,6 +219,30 @@ def test_revoked_key_and_admin_key_are_refused(live_server: LiveServer) -> None:
             "context",
             "object",
         ),
+        ("/v1/track", DEEP, 400, "properties", "more than 254 levels deep"),
+        (
+            "/v1/track",
+            b'{"event": "x", "userId": "u", "timestamp": "9999-12-31T23:59:59-01:00"}',
+            400,
+            "timestamp",
+            "out of range in UTC",
+        ),
+        (
+            "/v1/track",
+            b'{"event": "x", "userId": "u", "timestamp": "1970-01-01T00:00:00Z", '
+            b'"sentAt": "9999-01-01T00:00:00Z"}',
+            400,
+            "sentAt",
+            "before 1970",
+        ),
+        (
+            "/v1/batch",
+            b'{"batch": [{"type":"track","event":"x","userId":"u"}], '
+            b'"sentAt": "0001-01-01T00:00:00+01:00"}',
+            400,
+            "sentAt",
+            "out of range in UTC",
+        ),
     ],
 )
 def test_bad_input_gets_status_and_field(
@@ -292,6 +334,45 @@ def test_batch_with_only_invalid_messages_is_400(live_server: LiveServer) -> Non
         )
     assert response.status_code == 400
     assert response.json()["accepted"] == 0
+    assert response.json()["message"] == "the message was rejected; nothing was stored"
+
+
+def test_messages_that_could_not_be_stored_are_rejected_and_spare_their_neighbours(
+    live_server: LiveServer,
+) -> None:
+    # Each of these once passed validation and failed later: a 500 for the whole batch,
+    # or (the URL) a 200 followed by the whole request kept out of the warehouse.
+    deep = DEEP.decode().replace('"event": "x"', '"type": "track", "event": "x"')
+    batch = (
+        b'{"batch": [{"type": "track", "event": "a", "userId": "u1", "messageId": "s-0"}, '
+        + deep.encode()
+        + b', {"type": "track", "event": "a", "userId": "u1", "timestamp": '
+        b'"9999-12-31T23:59:59-01:00"}, {"type": "page", "anonymousId": "x", "messageId": '
+        b'"s-3", "context": {"page": {"url": "https://shop.example.com]/?utm_source=news"}}}]}'
+    )
+    with live_server.client() as client:
+        response = client.post("/v1/batch", content=batch, headers=basic(live_server.write_key))
+        everything_rejected = client.post(
+            "/v1/batch",
+            json={"batch": [{"type": "track"}, {"type": "track"}]},
+            headers=basic(live_server.write_key),
+        )
+    assert response.status_code == 200, response.text
+    assert [(r["index"], r["field"]) for r in response.json()["rejected"]] == [
+        (1, "batch[1].properties"),
+        (2, "batch[2].timestamp"),
+    ]
+    assert response.json()["message"] == ("2 of 4 messages were rejected; the others were stored")
+    rows = stored(live_server)
+    assert [r[0] for r in rows] == ["s-0", "s-3"]
+    (utm,) = live_server.runtime.warehouse.rows(
+        "SELECT utm_source FROM events WHERE message_id = 's-3'"
+    )
+    assert utm == ("news",)
+    assert everything_rejected.status_code == 400
+    assert everything_rejected.json()["message"] == (
+        "all 2 messages were rejected; nothing was stored"
+    )
 
 
 def test_duplicate_message_ids_are_stored_once(live_server: LiveServer) -> None:

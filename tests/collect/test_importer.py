@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +285,81 @@ def test_no_more_preparation_processes_than_cores_are_started(
     summary = import_file(runtime.collector, path, chunk_size=5, processes=99)
     assert started == [2]  # 99 asked for, as many as cores started: each holds blocks
     assert summary.imported == 12
+
+
+def test_parquet_values_json_lacks_are_converted_and_dotted_columns_nest(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    price = pa.array([Decimal("19.90"), Decimal("5")], pa.decimal128(10, 2))
+    details = pa.StructArray.from_arrays(
+        [
+            pa.array([date(2025, 5, 1), None], pa.date32()),
+            pa.array([b"gift", b"\xff\x00"], pa.binary()),
+            pa.array([timedelta(seconds=90), None], pa.duration("s")),
+        ],
+        names=["shipped", "note", "wait"],
+    )
+    table = pa.table(
+        {
+            "type": ["track", "track"],
+            "event": ["order_completed", "order_completed"],
+            "userId": ["p1", "p2"],
+            "messageId": ["dec-1", "dec-2"],
+            "properties": pa.StructArray.from_arrays([details], names=["details"]),
+            "properties.price": price,
+            "context.page.url": ["https://s.example/?utm_source=mail", None],
+        }
+    )
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path)
+    summary = import_file(runtime.collector, path)
+    assert (summary.imported, summary.rejected) == (2, 0)
+    rows = runtime.warehouse.rows(
+        "SELECT message_id, properties, utm_source FROM events ORDER BY message_id"
+    )
+    assert [(r[0], orjson.loads(r[1]), r[2]) for r in rows] == [
+        (
+            "dec-1",
+            {"details": {"shipped": "2025-05-01", "note": "gift", "wait": 90.0}, "price": 19.9},
+            "mail",
+        ),
+        ("dec-2", {"details": {"note": "/wA=", "shipped": None, "wait": None}, "price": 5}, None),
+    ]
+
+
+def test_a_parquet_dotted_column_conflicting_with_a_value_rejects_its_row(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    table = pa.table(
+        {
+            "type": ["track", "track"],
+            "event": ["e", "e"],
+            "userId": ["p1", "p2"],
+            "context": ['{"page": "home"}', None],  # context.page is text in the first row
+            "context.page.url": ["https://s.example/", "https://s.example/"],
+        }
+    )
+    path = tmp_path / "conflict.parquet"
+    pq.write_table(table, path)
+    summary = import_file(runtime.collector, path)
+    assert (summary.imported, summary.rejected) == (1, 1)
+    assert summary.reasons == {
+        "cannot read the row: column 'context.page.url' conflicts with column 'page'": 1
+    }
+
+
+def test_a_message_nested_too_deep_to_store_is_rejected_with_its_field(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    path = tmp_path / "deep.jsonl"
+    deep = '{"a": ' * 300 + "1" + "}" * 300
+    path.write_text(
+        '{"type": "track", "event": "x", "userId": "u", "messageId": "ok-1"}\n'
+        f'{{"type": "track", "event": "x", "userId": "u", "properties": {deep}}}\n'
+    )
+    summary = import_file(runtime.collector, path)
+    assert (summary.imported, summary.rejected) == (1, 1)
+    assert summary.rejected_file is not None
+    (rejected,) = [orjson.loads(line) for line in summary.rejected_file.read_text().splitlines()]
+    assert (rejected["line"], rejected["field"], rejected["row"]) == (2, "properties", None)
+    assert "more than 254 levels deep" in rejected["reason"]

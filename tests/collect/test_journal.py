@@ -224,6 +224,92 @@ def test_a_request_the_warehouse_refuses_is_kept_aside_and_stored_at_the_next_st
     assert segments(settings.journal_dir) == []
 
 
+def mixed_batch(settings: Settings) -> tuple[list[Message], dict[str, Any], bytes]:
+    """A batch whose second message the API rejects and whose third the "warehouse" will
+    refuse (a poison event): accepted as the API does, with the rejected position."""
+    items = [
+        track("viewed", "a", "m-a"),
+        {"type": "track", "event": "no ids"},  # rejected by the API: no userId/anonymousId
+        track("poison", "b", "m-b"),
+        track("viewed", "c", "m-c"),
+    ]
+    raw = orjson.dumps({"batch": items})
+    messages, rejected = accept_batch(
+        orjson.loads(raw), received_at=RECEIVED, source="web", settings=settings
+    )
+    assert [r["index"] for r in rejected] == [1]
+    meta = journal_meta("batch", RECEIVED, "web", None, False, messages, [1])
+    return messages, meta, raw
+
+
+def test_a_message_the_warehouse_refuses_keeps_only_itself_out_of_its_batch(
+    settings: Settings, runtime: Runtime
+) -> None:
+    gate = Gate(runtime.collector, opened=True)
+    gate.refuse = "poison"
+    writer = GroupCommitWriter(gate, journal=Journal(settings.journal_dir))  # type: ignore[arg-type]
+    writer.submit(*mixed_batch(settings))
+    assert writer.wait_until_stored()
+    # Its neighbours in the same request are stored all the same.
+    assert stored_ids(runtime) == ["m-a", "m-c"]
+    (failed,) = sorted((settings.journal_dir / "failed").glob("*.journal"))
+    (kept,) = read_segment(failed)
+    assert kept.meta["ids"] == ["m-b"] and kept.meta["rejected"] == [0, 1, 3]
+    assert writer.status(settings.journal_dir).set_aside_messages == 1
+    writer.close()
+
+    restarted = open_writer(runtime, settings)  # the cause is gone: stored now, alone
+    restarted.close()
+    assert stored_ids(runtime) == ["m-a", "m-b", "m-c"]
+    assert segments(settings.journal_dir) == []
+
+
+def test_recovery_keeps_aside_only_the_messages_the_warehouse_refuses(
+    settings: Settings, runtime: Runtime
+) -> None:
+    # A crash left two requests in the journal; the warehouse refuses one of their messages.
+    journal = Journal(settings.journal_dir)
+    journal.append(*mixed_batch(settings)[1:], then=lambda _: None)
+    _, meta, raw = request(settings, [track("viewed", "d", "m-d")])
+    journal.append(meta, raw, then=lambda _: None)
+    journal.close()
+    gate = Gate(runtime.collector, opened=True)
+    gate.refuse = "poison"
+
+    def accept(meta: dict[str, Any], body: bytes) -> list[Message]:
+        return rebuild(meta, body, settings)
+
+    assert recover_journal(settings.journal_dir, gate, accept) == 3  # type: ignore[arg-type]
+    assert stored_ids(runtime) == ["m-a", "m-c", "m-d"]
+    (failed,) = segments(settings.journal_dir)
+    assert failed.parent.name == "failed"
+    assert [r.meta["ids"] for r in read_segment(failed)] == [["m-b"]]
+    # The next start, without the cause: the one kept aside is stored.
+    assert recover_journal(settings.journal_dir, runtime.collector, accept) == 1
+    assert stored_ids(runtime) == ["m-a", "m-b", "m-c", "m-d"]
+    assert segments(settings.journal_dir) == []
+
+
+def test_recovery_keeps_a_segment_whole_when_the_warehouse_refuses_everything(
+    settings: Settings, runtime: Runtime
+) -> None:
+    journal = Journal(settings.journal_dir)
+    _, meta, raw = request(settings, [track("poison", "a", "m-a"), track("poison", "b", "m-b")])
+    journal.append(meta, raw, then=lambda _: None)
+    journal.close()
+    (segment,) = segments(settings.journal_dir)
+    gate = Gate(runtime.collector, opened=True)
+    gate.refuse = "poison"
+
+    def accept(meta: dict[str, Any], body: bytes) -> list[Message]:
+        return rebuild(meta, body, settings)
+
+    assert recover_journal(settings.journal_dir, gate, accept) == 0  # type: ignore[arg-type]
+    (kept,) = segments(settings.journal_dir)  # moved to failed/ as it was, not split
+    assert kept == settings.journal_dir / "failed" / segment.name
+    assert [r.meta["ids"] for r in read_segment(kept)] == [["m-a", "m-b"]]
+
+
 def test_a_refused_request_that_cannot_be_set_aside_stays_in_its_segment(
     settings: Settings, runtime: Runtime
 ) -> None:

@@ -234,9 +234,8 @@ def _page_fields(message: Message) -> _Page:
     url_query = None
     if url is not None and ("?" in url or path is None):
         # Only split the URL when it has something we need from it.
-        parts = urlsplit(url)
-        url_query = parts.query or None
-        path = path or parts.path or None
+        url_query, url_path = _split_url(url)
+        path = path or url_path
     # The URL's query first, then ``search``: analytics.js puts the canonical URL (often
     # without the query) in page.url but the browser's real query in page.search.
     search_query = search.lstrip("?") if search else None
@@ -256,9 +255,8 @@ def _page_values(
     from a page's resolved fields: the rules of ``_page_fields`` and ``_set_utm``."""
     url_query = None
     if url is not None and ("?" in url or path is None):
-        parts = urlsplit(url)
-        url_query = parts.query or None
-        path = path or parts.path or None
+        url_query, url_path = _split_url(url)
+        path = path or url_path
     search_query = search.lstrip("?") if search else None
     queries = tuple(dict.fromkeys(q for q in (url_query, search_query) if q))
     params = _query_params(queries)
@@ -269,6 +267,19 @@ def _page_values(
         tuple(_first(params, name) for name in UTM_FIELDS),
         tuple(_first(params, name) for name in CLICK_ID_FIELDS),
     )
+
+
+def _split_url(url: str) -> tuple[str | None, str | None]:
+    """A page URL's query string and path (None for what it lacks). A URL that ``urlsplit``
+    refuses (``https://shop.example]/``: a bracket outside an IPv6 host) keeps its query,
+    everything between the first ``?`` and ``#``, and has no path: enrichment never fails a
+    message the API accepted."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        query = url.partition("?")[2].partition("#")[0]
+        return query or None, None
+    return parts.query or None, parts.path or None
 
 
 def _query_params(queries: tuple[str, ...]) -> dict[str, list[str]]:

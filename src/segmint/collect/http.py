@@ -92,6 +92,10 @@ async def read_json_body(request: Request, limit: int) -> tuple[bytes, Any]:
             ) from None
         if len(raw) > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(f"the uncompressed body is over the limit of {limit:,} bytes")
+        if not inflater.eof:
+            raise InvalidInput(
+                "the gzip body ends before its end marker: it was cut off; send it whole"
+            )
     if not raw.strip():
         raise InvalidInput("the request body is empty; send a JSON object")
     try:
@@ -167,7 +171,13 @@ def accept_single(
     """Validate the body of a single-message route (``kind`` is what the route implies)."""
     if not isinstance(body, dict):
         raise InvalidMessage("the body must be a JSON object (one message)")
-    return validate_message(body, received_at=received_at, implied_type=kind, source=source)
+    return validate_message(
+        body,
+        received_at=received_at,
+        implied_type=kind,
+        source=source,
+        max_bytes=settings.max_message_bytes,
+    )
 
 
 def fill_ip(messages: list[Message], client_ip: str | None, from_browser: bool) -> None:
@@ -291,16 +301,22 @@ async def batch(request: Request) -> JSONResponse:
         )
     if not rejected:
         return JSONResponse({"success": True})
-    status = 200 if accepted else 400
+    total = len(body["batch"])
+    message = (
+        f"{len(rejected)} of {total} messages were rejected; the others were stored"
+        if accepted
+        else f"all {total} messages were rejected; nothing was stored"
+        if total > 1
+        else "the message was rejected; nothing was stored"
+    )
     return JSONResponse(
         {
             "success": bool(accepted),
             "accepted": len(accepted),
             "rejected": rejected,
-            "message": f"{len(rejected)} of {len(body['batch'])} messages were rejected; "
-            "the others were stored",
+            "message": message,
         },
-        status_code=status,
+        status_code=200 if accepted else 400,
     )
 
 

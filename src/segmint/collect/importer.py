@@ -2,25 +2,29 @@
 Parquet. Every row goes through the same validation, enrichment and identity resolution as
 the HTTP API; rejected rows are written, with their reasons, to a JSON-lines file.
 
-CSV columns are message fields (``type``, ``event``, ``userId``, ``timestamp`` ...); nested
-fields are either dotted columns (``properties.price``, ``context.page.url``) or a column
-holding a JSON object (``properties``). Empty CSV cells are treated as absent.
+CSV and Parquet columns are message fields (``type``, ``event``, ``userId``, ``timestamp``
+...); nested fields are either dotted columns (``properties.price``, ``context.page.url``) or
+a column holding a JSON object (``properties``; in Parquet also a struct). Empty CSV cells
+are treated as absent. Parquet decimals, dates, times and bytes become JSON numbers and text.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import gzip
 import io
 import os
 import re
+import sys
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
@@ -189,13 +193,7 @@ def _nest(flat: dict[str, str]) -> dict[str, Any]:
         if column in _JSON_OBJECT_FIELDS and cell.lstrip().startswith("{"):
             doc[column] = {**orjson.loads(cell), **doc.get(column, {})}
             continue
-        parts = column.split(".")
-        target = doc
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ValueError(f"column {column!r} conflicts with column {part!r}")
-        target[parts[-1]] = cell
+        _put_dotted(doc, column, cell)
     return doc
 
 
@@ -241,8 +239,50 @@ def _parquet_blocks(parquet: Any, size: int) -> Iterator[_Payload]:
         number += batch.num_rows
 
 
+def _needs_json_values(kind: pa.DataType) -> bool:
+    """Whether Parquet values of ``kind`` (at any depth) become Python values JSON has no
+    type for: decimals, dates and times, binary."""
+    if pa.types.is_decimal(kind) or pa.types.is_date(kind) or pa.types.is_time(kind):
+        return True
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_duration(kind):
+        return True
+    if pa.types.is_struct(kind):
+        return any(_needs_json_values(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _needs_json_values(kind.value_type)
+    if pa.types.is_map(kind):
+        return _needs_json_values(kind.key_type) or _needs_json_values(kind.item_type)
+    return False
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` with what JSON cannot hold made JSON: a decimal becomes a number, a date,
+    time or timestamp its ISO-8601 text, a duration its seconds, bytes their UTF-8 text
+    (base64 when they are not text)."""
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return base64.b64encode(value).decode()
+    return value
+
+
 def _parquet_rows(batch: Any, number: int) -> Iterator[Row]:
+    convert = any(_needs_json_values(field.type) for field in batch.schema)
+    dotted = [name for name in batch.schema.names if "." in name]
     for record in batch.to_pylist():
+        if convert:
+            record = _json_value(record)
         doc = {k: v for k, v in record.items() if v is not None}
         for key in _JSON_OBJECT_FIELDS:
             if isinstance(doc.get(key), str):
@@ -252,8 +292,27 @@ def _parquet_rows(batch: Any, number: int) -> Iterator[Row]:
         for key in ("timestamp", "sentAt", "originalTimestamp"):
             if hasattr(doc.get(key), "isoformat"):
                 doc[key] = doc[key].isoformat()
-        yield Row(number, doc)
+        try:
+            for column in dotted:  # as in CSV files: properties.price → properties["price"]
+                if column in doc:
+                    _put_dotted(doc, column, doc.pop(column))
+        except ValueError as exc:
+            yield Row(number, record, error=f"cannot read the row: {exc}")
+        else:
+            yield Row(number, doc)
         number += 1
+
+
+def _put_dotted(doc: dict[str, Any], column: str, value: Any) -> None:
+    """Set ``doc``'s nested field named by dotted ``column`` (a column holding the whole
+    object, e.g. ``properties``, may hold other fields of it)."""
+    parts = column.split(".")
+    target = doc
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ValueError(f"column {column!r} conflicts with column {part!r}")
+    target[parts[-1]] = value
 
 
 def _row_blocks(rows: Iterable[Row], size: int) -> Iterator[_Payload]:
@@ -319,7 +378,8 @@ def prepare_block(payload: _Payload, options: _Options, enricher: Enricher | Non
                     validate_message(
                         row.value,
                         received_at=options.received_at,
-                        max_bytes=options.max_message_bytes,
+                        # No limit still checks the message can be written as JSON.
+                        max_bytes=options.max_message_bytes or sys.maxsize,
                         source=options.source,
                         correct_clock_skew=False,
                     )
@@ -505,7 +565,11 @@ def _import(
             summary.rejected += 1
             summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
             record = {"line": line, "field": field_, "reason": reason, "row": value}
-            rejected_out.write(orjson.dumps(record, default=str) + b"\n")
+            try:
+                text = orjson.dumps(record, default=str)
+            except orjson.JSONEncodeError:  # too deep to write back: the file has it
+                text = orjson.dumps({**record, "row": None})
+            rejected_out.write(text + b"\n")
         wait_for_stored()
         future = writer.submit(collector.store, chunk.prepared, check_table=True)
         storing = (future, summary.rows, share)

@@ -114,6 +114,23 @@ def set_aside(directory: Path) -> list[SetAside]:
     return found
 
 
+def keep_aside(directory: Path, record: Record, error: str) -> Path:
+    """Write ``record`` with ``error`` to its own file in the journal's ``failed/``, synced:
+    what the warehouse refused, tried again at the next start. Returns the file."""
+    failed = directory / FAILED
+    failed.mkdir(exist_ok=True)
+    path = failed / f"{time.time_ns():020d}{SUFFIX}"
+    data = _encode({**record.meta, "error": error}, record.body)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _sync_directory(failed)
+    return path
+
+
 class Journal:
     """Appends records with an fsync each and deletes segment files once all their records
     are committed to the warehouse. Thread-safe."""
@@ -194,17 +211,7 @@ class Journal:
     def set_aside(self, record: Record, error: str) -> Path:
         """Keep a record the warehouse refused in ``failed/`` (it is tried again at the next
         start) and count it as done here."""
-        failed = self.directory / FAILED
-        failed.mkdir(exist_ok=True)
-        path = failed / f"{time.time_ns():020d}{SUFFIX}"
-        data = _encode({**record.meta, "error": error}, record.body)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _sync_directory(failed)
+        path = keep_aside(self.directory, record, error)
         self.committed([record.segment])
         return path
 

@@ -19,6 +19,8 @@ from segmint.errors import InvalidMessage, PayloadTooLarge
 
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_ID_LENGTH = 1024
+MAX_NESTING = 254
+"""How deep objects and arrays may nest in a message, itself included (what orjson encodes)."""
 _EARLIEST = datetime(1970, 1, 1)
 # A message sent (by its own clock) before it happened did not happen after it was received:
 # its age is taken as none rather than negative, which would put it in the future.
@@ -48,14 +50,44 @@ def parse_timestamp(value: Any, field: str) -> datetime | None:
         ) from None
     if parsed.tzinfo is not None:
         # "Z" and "+00:00" parse to the UTC singleton: no conversion needed.
-        parsed = (
-            parsed.replace(tzinfo=None)
-            if parsed.tzinfo is UTC
-            else parsed.astimezone(UTC).replace(tzinfo=None)
-        )
+        try:
+            parsed = (
+                parsed.replace(tzinfo=None)
+                if parsed.tzinfo is UTC
+                else parsed.astimezone(UTC).replace(tzinfo=None)
+            )
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+            raise InvalidMessage(
+                f"{field} {value[:60]!r} is out of range in UTC; send a time between 1970 and 9999",
+                path=field,
+            ) from None
     if parsed < _EARLIEST:
         raise InvalidMessage(f"{field} {value!r} is before 1970", path=field)
     return parsed
+
+
+def _unstorable(raw: dict[str, Any], path: str, error: orjson.JSONEncodeError) -> InvalidMessage:
+    """The error for a message that cannot be written back as JSON (so could not be stored):
+    nested deeper than JSON encoding allows, or (from a file) a value JSON has no type for.
+    Names the top-level field at fault."""
+    field = path.rstrip(".")
+    for key, value in raw.items():
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            field = f"{path}{key}"
+            break
+    if "Recursion" in str(error):
+        return InvalidMessage(
+            f"{field or 'the message'} nests objects and arrays more than "
+            f"{MAX_NESTING} levels deep; flatten it",
+            path=field or None,
+        )
+    return InvalidMessage(
+        f"{field or 'the message'} holds a value JSON cannot represent ({error}); send "
+        "strings, numbers, booleans, null, objects and arrays",
+        path=field or None,
+    )
 
 
 def _identifier(raw: dict[str, Any], key: str, path: str) -> str | None:
@@ -175,7 +207,10 @@ def validate_message_strictly(
             f"a message must be a JSON object, not {type(raw).__name__}", path=path.rstrip(".")
         )
     if max_bytes is not None:
-        size = len(orjson.dumps(raw))
+        try:
+            size = len(orjson.dumps(raw))
+        except orjson.JSONEncodeError as exc:
+            raise _unstorable(raw, path, exc) from None
         if size > max_bytes:
             raise PayloadTooLarge(
                 f"the message is {size:,} bytes; each message must be under {max_bytes:,} bytes",
@@ -235,7 +270,7 @@ def validate_message_strictly(
         timestamp = received_at
     elif sent_at is not None and correct_clock_skew:
         # Both come from the same (possibly wrong) client clock: their difference is the age.
-        timestamp = received_at - max(sent_at - original, _NO_AGE)
+        timestamp = _corrected(received_at, sent_at, original, path)
     else:
         timestamp = original
 
@@ -258,6 +293,20 @@ def validate_message_strictly(
         integrations=integrations,
         source=source,
     )
+
+
+def _corrected(received_at: datetime, sent_at: datetime, original: datetime, path: str) -> datetime:
+    """The spec's clock-skew correction; refused when the corrected time would be before
+    1970 (a client clock far off, or a sentAt mistaken for another time)."""
+    age = max(sent_at - original, _NO_AGE)
+    if age > received_at - _EARLIEST:
+        raise InvalidMessage(
+            f"sentAt ({sent_at.isoformat()}) is {age.days:,} days after timestamp "
+            f"({original.isoformat()}), which would put the event before 1970 once "
+            "corrected for clock skew; check the client's clock",
+            path=f"{path}sentAt",
+        )
+    return received_at - age
 
 
 _TYPES = frozenset(MESSAGE_TYPES)
@@ -293,11 +342,14 @@ def _plain_timestamp(value: Any) -> datetime | bool | None:
         return False
     tzinfo = parsed.tzinfo
     if tzinfo is not None:
-        parsed = (
-            parsed.replace(tzinfo=None)
-            if tzinfo is UTC
-            else parsed.astimezone(UTC).replace(tzinfo=None)
-        )
+        try:
+            parsed = (
+                parsed.replace(tzinfo=None)
+                if tzinfo is UTC
+                else parsed.astimezone(UTC).replace(tzinfo=None)
+            )
+        except OverflowError:
+            return False
     return parsed if parsed >= _EARLIEST else False
 
 
@@ -314,8 +366,12 @@ def _validate_common(
 ) -> Message | None:
     """The message when every field has the plain, valid shape; None when anything needs
     the full rules (which then accept it the same way, or name the error)."""
-    if max_bytes is not None and len(orjson.dumps(raw)) > max_bytes:
-        return None
+    if max_bytes is not None:
+        try:
+            if len(orjson.dumps(raw)) > max_bytes:
+                return None
+        except orjson.JSONEncodeError:
+            return None
     get = raw.get
     kind = get("type", implied_type)
     if kind.__class__ is not str or kind not in _TYPES:
@@ -381,7 +437,10 @@ def _validate_common(
     if original is None:
         timestamp = received_at
     elif sent_at is not None and correct_clock_skew:
-        timestamp = received_at - max(sent_at - original, _NO_AGE)  # type: ignore[operator]
+        age: timedelta = max(sent_at - original, _NO_AGE)  # type: ignore[operator,assignment]
+        if age > received_at - _EARLIEST:  # corrected before 1970: the full rules say so
+            return None
+        timestamp = received_at - age
     else:
         timestamp = original  # type: ignore[assignment]
 

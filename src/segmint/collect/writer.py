@@ -27,11 +27,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from segmint.collect.journal import Journal, Record, SetAside, read_segment, segments, set_aside
+from segmint.collect.journal import (
+    Journal,
+    Record,
+    SetAside,
+    keep_aside,
+    read_segment,
+    segments,
+    set_aside,
+)
 from segmint.collect.messages import Message
 from segmint.collect.pipeline import Collector, IngestResult
 from segmint.collect.workers import PreparationPool, prepare_records
@@ -278,7 +286,7 @@ class GroupCommitWriter:
                 return
             log.exception("storing %d messages failed", count)
             for request in pending:
-                self._failed(request, exc)
+                self._store_one_by_one(request, exc)
             return
         if self.journal is not None:
             self.journal.committed([r.record.segment for r in pending if r.record is not None])
@@ -292,6 +300,39 @@ class GroupCommitWriter:
             return request.messages
         assert self.accept is not None and request.record is not None
         return self.accept(request.record.meta, request.record.body)
+
+    def _store_one_by_one(self, request: _Request, exc: Exception) -> None:
+        """A journaled batch the warehouse refuses as a whole: store its messages one by
+        one, so that a message that cannot be stored does not keep its neighbours out, and
+        keep aside (in the journal's ``failed/``) only the messages refused."""
+        record = request.record
+        if record is None or request.count < 2 or record.meta.get("route") != "batch":
+            self._failed(request, exc)
+            return
+        try:
+            messages = self._messages(request)
+        except Exception:
+            self._failed(request, exc)
+            return
+        refused: list[int] = []
+        for index, message in enumerate(messages):
+            try:
+                self.collector.ingest([message])
+            except Exception as error:
+                refused.append(index)
+                exc = error
+        if not refused:
+            assert self.journal is not None
+            self.journal.committed([record.segment])
+            self._settle([request])
+            return
+        log.warning(
+            "stored %d of the request's %d messages one by one; %d refused",
+            len(messages) - len(refused),
+            len(messages),
+            len(refused),
+        )
+        self._failed(replace(request, record=_only(record, refused)), exc)
 
     def _failed(self, request: _Request, exc: Exception) -> None:
         if request.future is not None:  # commit mode: the request answers with the error
@@ -319,6 +360,22 @@ class GroupCommitWriter:
         self._settle([request])
 
 
+def _only(record: Record, keep: list[int]) -> Record:
+    """``record`` narrowed to the accepted messages at positions ``keep`` (positions in the
+    order they were accepted): the batch's other messages are marked rejected, so that
+    accepting the record again gives those messages alone, with their ids."""
+    rejected = set(record.meta.get("rejected") or ())
+    ids = record.meta["ids"]
+    accepted_at = [i for i in range(len(rejected) + len(ids)) if i not in rejected]
+    kept_at = {accepted_at[k] for k in keep}
+    meta = {
+        **record.meta,
+        "rejected": [i for i in range(len(accepted_at) + len(rejected)) if i not in kept_at],
+        "ids": [ids[k] for k in keep],
+    }
+    return Record(record.segment, meta, record.body)
+
+
 def recover_journal(
     directory: Path,
     collector: Collector,
@@ -327,7 +384,10 @@ def recover_journal(
 ) -> int:
     """Store what the journal in ``directory`` still holds (after a crash or a failure) and
     delete what was stored. ``accept`` rebuilds a record's messages. Messages committed
-    before are skipped by their ids. Returns the messages stored now."""
+    before are skipped by their ids. A segment the warehouse refuses as a whole is stored
+    request by request and a refused batch message by message: only the messages refused
+    are kept aside (in ``failed/``, tried again at the next start). Returns the messages
+    stored now."""
     stored = 0
     left = []
     for segment in segments(directory):
@@ -342,12 +402,12 @@ def recover_journal(
         )
     for segment in left:
         try:
-            messages = [
-                m for record in read_segment(segment) for m in accept(record.meta, record.body)
-            ]
-            for start in range(0, len(messages), group):
-                chunk = messages[start : start + group]
-                stored += collector.ingest(chunk, check_table=True).stored
+            records = list(read_segment(segment))
+            try:
+                stored += _store_records(records, collector, accept, group)
+            except Exception as exc:
+                log.warning("storing %s failed (%s); storing it request by request", segment, exc)
+                stored += _store_isolating(directory, records, collector, accept)
         except Exception as exc:
             if segment.parent.name != "failed":
                 failed = directory / "failed"
@@ -364,4 +424,62 @@ def recover_journal(
         segment.unlink()
     if stored:
         log.warning("stored %d journaled messages left from the previous run", stored)
+    return stored
+
+
+def _store_records(
+    records: list[Record],
+    collector: Collector,
+    accept: Callable[[dict[str, Any], bytes], list[Message]],
+    group: int,
+) -> int:
+    messages = [m for record in records for m in accept(record.meta, record.body)]
+    stored = 0
+    for start in range(0, len(messages), group):
+        stored += collector.ingest(messages[start : start + group], check_table=True).stored
+    return stored
+
+
+def _store_isolating(
+    directory: Path,
+    records: list[Record],
+    collector: Collector,
+    accept: Callable[[dict[str, Any], bytes], list[Message]],
+) -> int:
+    """Store ``records`` one by one, a refused batch message by message; keep aside what
+    the warehouse refuses. Raises when nothing at all could be stored (the warehouse is
+    failing, not a message): the segment is then kept whole, as it was."""
+    stored = 0
+    aside: list[tuple[Record, str]] = []
+    for record in records:
+        messages = accept(record.meta, record.body)
+        try:
+            stored += collector.ingest(messages, check_table=True).stored
+            continue
+        except Exception as exc:
+            error: Exception = exc
+        refused: list[int] = []
+        if record.meta.get("route") == "batch" and len(messages) > 1:
+            for index, message in enumerate(messages):
+                try:
+                    stored += collector.ingest([message], check_table=True).stored
+                except Exception as exc:
+                    refused.append(index)
+                    error = exc
+        else:
+            refused = list(range(len(messages)))
+        if refused:
+            narrowed = record if len(refused) == len(messages) else _only(record, refused)
+            aside.append((narrowed, f"{type(error).__name__}: {error}"))
+    if aside and len(aside) == len(records) and not stored:
+        raise RuntimeError(aside[-1][1])
+    for record, error_text in aside:
+        kept = keep_aside(directory, record, error_text)
+        log.error(
+            "%d journaled messages could not be stored (%s); they are kept in %s and tried "
+            "again at the next start",
+            len(record.meta.get("ids", ())),
+            error_text,
+            kept,
+        )
     return stored
