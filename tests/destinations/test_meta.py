@@ -139,6 +139,17 @@ def test_rate_limit_that_outlasts_the_retries_is_reported(fake: FakeMeta, base_u
     assert caught.value.platform_code in (80003, 2)
 
 
+def test_finding_or_creating_an_audience_is_retried_as_a_whole_not_request_by_request(
+    fake: FakeMeta, base_url: str
+) -> None:
+    meta = connect(fake, base_url)
+    meta.retry = RetryPolicy(attempts=3, initial=0.001, maximum=0.01)
+    fake.failure_rate = 1.0
+    with pytest.raises((RateLimited, Transient)):
+        meta.ensure_audience("Unreachable")
+    assert fake.failures == 3  # three attempts in all (nested retries made nine)
+
+
 def test_expired_token_mid_sync_stops_with_r21_message_and_resumes_after_reauth(
     fake: FakeMeta, base_url: str
 ) -> None:

@@ -85,3 +85,27 @@ def test_runner_paces_rate_limited_platforms_with_one_shared_limiter(runtime: Ru
         {"ad_account_id": "1"},
     )
     assert build_adapter(SyncContext.of(runtime), meta.id).retry.limiter is None  # type: ignore[attr-defined]
+
+
+def test_a_retried_call_inside_another_runs_once_per_outer_attempt() -> None:
+    # Meta's find-or-create retries the whole look-up, whose requests are retried calls too:
+    # nested, 8 attempts of 8 attempts took minutes against a host that could not be reached.
+    from segmint.sync.errors import Transient
+
+    policy = RetryPolicy(attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
+    inner_calls: list[int] = []
+
+    def request() -> str:
+        inner_calls.append(1)
+        raise Transient("connection failed")
+
+    def find_or_create() -> str:
+        return policy.call(request)
+
+    with pytest.raises(Transient):
+        policy.call(find_or_create)
+    assert len(inner_calls) == 3  # not 9
+    inner_calls.clear()
+    with pytest.raises(Transient):  # outside any retry, a call retries on its own again
+        policy.call(request)
+    assert len(inner_calls) == 3

@@ -8,6 +8,7 @@ so replaying a request whose response was lost is safe.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -22,6 +23,10 @@ T = TypeVar("T")
 
 RETRYABLE: tuple[type[BaseException], ...] = (RateLimited, Transient, httpx.TransportError)
 """Errors worth another attempt; AuthExpired and BadRequest are not among them."""
+
+
+_retrying = threading.local()
+"""``active`` while this thread runs an operation under :meth:`RetryPolicy.call`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,17 @@ class RetryPolicy:
 
     def call(self, operation: Callable[[], T]) -> T:
         """Run ``operation`` until it succeeds, a non-retryable error is raised, or the
-        attempts run out (the last error is re-raised as is)."""
+        attempts run out (the last error is re-raised as is).
+
+        Called inside another retried operation (in the same thread) it runs ``operation``
+        once, paced: the outer retry repeats the whole. Retries nested in each other would
+        multiply (8 attempts of 8 attempts, minutes of backoff against a host that cannot
+        be reached)."""
+        limiter = self.limiter
+        if getattr(_retrying, "active", False):
+            if limiter is not None:
+                limiter.acquire()
+            return operation()
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RETRYABLE),
             stop=tenacity.stop_after_attempt(self.attempts),
@@ -55,15 +70,17 @@ class RetryPolicy:
             sleep=self.sleep,
             reraise=True,
         )
-        limiter = self.limiter
-        if limiter is None:
-            return retrying(operation)
 
-        def paced() -> T:
-            limiter.acquire()
+        def attempt() -> T:
+            if limiter is not None:
+                limiter.acquire()
             return operation()
 
-        return retrying(paced)
+        _retrying.active = True
+        try:
+            return retrying(attempt)
+        finally:
+            _retrying.active = False
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
