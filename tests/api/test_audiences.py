@@ -4,11 +4,16 @@ history, cohorts, usage, impact preview, and clear errors for bad input."""
 from __future__ import annotations
 
 import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
+from segmint.api.app import create_app
+from segmint.audiences.names import RESERVED
 from tests.conftest import LiveServer
 
 VIEWED_30D = {
@@ -280,3 +285,98 @@ def test_audience_api_needs_a_key(live_server: LiveServer) -> None:
     with live_server.client() as client:
         assert client.get("/api/v1/audiences").status_code == 401
         assert client.post("/api/v1/audiences", json={}).status_code == 401
+
+
+def test_concurrent_definition_saves_each_become_a_version(live_server: LiveServer) -> None:
+    with live_server.admin() as api:
+        created = api.post("/api/v1/audiences", json={"definition": {"root": VIEWED_30D}}).json()
+    start = threading.Barrier(10)
+
+    def save(days: int) -> httpx.Response:
+        window = {"type": "relative", "last": days, "unit": "days"}
+        body = {"definition": {"root": {**VIEWED_30D, "window": window}}}
+        with live_server.admin() as api:
+            start.wait()
+            return api.put(f"/api/v1/audiences/{created['id']}/definition", json=body)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(save, range(1, 11)))
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    assert sorted(a.json()["version"] for a in answers) == list(range(2, 12))
+    with live_server.admin() as api:
+        versions = api.get(f"/api/v1/audiences/{created['id']}/versions").json()["versions"]
+    assert [v["version"] for v in versions] == list(range(1, 12))
+
+
+@pytest.mark.parametrize(
+    ("interval", "words"),
+    [
+        (10**30, "choose one from 1 hour to 30 days"),
+        ("99999999999d", "choose one from 1 hour to 30 days"),
+        (True, "Input should be a valid string or a valid integer"),
+        ([3600], "Input should be a valid string or a valid integer"),
+    ],
+)
+def test_refresh_interval_out_of_range_or_of_another_type_is_refused_naming_it(
+    live_server: LiveServer, interval: Any, words: str
+) -> None:
+    with live_server.admin() as api:
+        draft = api.post("/api/v1/audiences", json={"definition": {"root": VIEWED_30D}}).json()
+        answer = api.post(
+            f"/api/v1/audiences/{draft['id']}/activate",
+            json={"name": "viewers", "refresh_interval": interval},
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == "refresh_interval"
+        assert words in answer.json()["message"]
+        assert api.get(f"/api/v1/audiences/{draft['id']}").json()["status"] == "draft"
+
+
+def test_every_fixed_path_under_audiences_is_a_reserved_name() -> None:
+    prefix = "/api/v1/audiences/"
+    fixed = {
+        path.removeprefix(prefix).split("/")[0]
+        for path in create_app().openapi()["paths"]
+        if path.startswith(prefix) and not path.removeprefix(prefix).startswith("{")
+    }
+    assert fixed == RESERVED
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED))
+def test_names_of_fixed_paths_are_refused(live_server: LiveServer, name: str) -> None:
+    body = {"definition": {"root": VIEWED_30D}, "name": name}
+    with live_server.admin() as api:
+        refused = api.post("/api/v1/audiences", json=body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["field"] == "name"
+        assert f"'{name}_audience'" in refused.json()["message"]
+        draft = api.post("/api/v1/audiences", json={"definition": {"root": VIEWED_30D}}).json()
+        activation = {"name": name, "refresh_interval": "1d"}
+        activated = api.post(f"/api/v1/audiences/{draft['id']}/activate", json=activation)
+        assert activated.status_code == 400, activated.text
+        assert api.get("/api/v1/audiences").json()["audiences"][0]["name"] is None
+
+
+def test_oversized_definitions_are_refused_wherever_they_are_saved(
+    live_server: LiveServer,
+) -> None:
+    events = [{"kind": "event", "event": f"e{i}"} for i in range(300)]
+    big = {"root": {"kind": "or", "conditions": events}}
+    send_events(live_server)
+    with live_server.admin() as api:
+        draft = api.post("/api/v1/audiences", json={"definition": {"root": VIEWED_30D}}).json()
+        activation = {"name": "viewers", "refresh_interval": "1d"}
+        assert api.post(f"/api/v1/audiences/{draft['id']}/activate", json=activation).is_success
+        ref = f"/api/v1/audiences/{draft['id']}"
+        for method, path, body in [
+            ("POST", "/api/v1/audiences", {"definition": big}),
+            ("PUT", f"{ref}/definition", {"definition": big}),
+            ("POST", f"{ref}/impact", {"definition": big}),
+            ("POST", f"{ref}/activate", {**activation, "definition": big}),
+        ]:
+            answer = api.request(method, path, json=body)
+            assert answer.status_code == 400, (path, answer.text)
+            assert answer.json()["field"] == "root.conditions", path
+            assert "has 301 nodes" in answer.json()["message"]
+            assert "at most 100" in answer.json()["message"]
+        assert api.get(ref).json()["version"] == 1

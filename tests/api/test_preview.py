@@ -180,3 +180,85 @@ def test_bad_request_bodies_are_400(server: LiveServer) -> None:
     assert no_definition.json()["field"] == "definition"
     assert bad_sample.status_code == 400
     assert bad_sample.json()["field"] == "sample_size"
+
+
+def any_of_events(count: int) -> dict[str, Any]:
+    return {
+        "root": {
+            "kind": "or",
+            "conditions": [{"kind": "event", "event": f"e{i}"} for i in range(count)],
+        }
+    }
+
+
+def nested_groups(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"kind": "event", "event": "product_viewed"}
+    for _ in range(depth):
+        node = {"kind": "and", "conditions": [node]}
+    return {"root": node}
+
+
+@pytest.mark.parametrize(
+    ("definition", "field", "words"),
+    [
+        (any_of_events(300), "definition.root.conditions", "has 301 nodes"),
+        (any_of_events(3000), "definition.root.conditions", "has 3001 nodes"),
+        (nested_groups(11), "definition.root" + ".conditions[0]" * 11, "nested 11 groups deep"),
+        (nested_groups(400), "definition.root" + ".conditions[0]" * 11, "nested 11 groups deep"),
+    ],
+    ids=["300 conditions", "3000 conditions", "11 levels", "400 levels"],
+)
+def test_oversized_definitions_are_400_saying_the_limit_and_how_to_split(
+    server: LiveServer, definition: dict[str, Any], field: str, words: str
+) -> None:
+    with server.admin() as admin:
+        responses = [
+            admin.post("/api/v1/audiences/preview", json={"definition": definition}),
+            admin.post(
+                "/api/v1/audiences/explain", json={"definition": definition, "profile_id": 1}
+            ),
+        ]
+    for response in responses:
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert (body["code"], body["field"]) == ("invalid_definition", field)
+        assert words in body["message"] and "at most" in body["message"]
+        assert "{kind: audience, audience: NAME}" in body["message"]
+
+
+def test_a_definition_at_the_size_limit_runs(server: LiveServer) -> None:
+    definition = any_of_events(99)
+    definition["root"]["conditions"][0] = {"kind": "event", "event": "product_viewed"}
+    with server.admin() as admin:
+        response = admin.post(
+            "/api/v1/audiences/preview", json={"definition": definition, "as_of": AS_OF}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["size"] == 3 and len(response.json()["diagnostics"]) == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"definition": VIEWED_NOT_BOUGHT_US, "profile_id": True}, "profile_id"),
+        ({"definition": VIEWED_NOT_BOUGHT_US, "profile_id": 1.0}, "profile_id"),
+        ({"definition": VIEWED_NOT_BOUGHT_US, "profile_id": 1, "as_of": True}, "as_of"),
+    ],
+)
+def test_explain_refuses_a_boolean_for_a_profile_id(
+    server: LiveServer, body: dict[str, Any], field: str
+) -> None:
+    with server.admin() as admin:
+        response = admin.post("/api/v1/audiences/explain", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field
+
+
+def test_preview_refuses_a_boolean_sample_size(server: LiveServer) -> None:
+    with server.admin() as admin:
+        response = admin.post(
+            "/api/v1/audiences/preview",
+            json={"definition": VIEWED_NOT_BOUGHT_US, "sample_size": True},
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "sample_size"

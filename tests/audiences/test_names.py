@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segmint.audiences.names import check_name, suggest_name
+from segmint.audiences.names import RESERVED, check_name, suggest_name
 from segmint.errors import InvalidInput
 
 
@@ -34,3 +34,18 @@ def test_bad_names_are_refused_with_a_valid_suggestion(
     assert reason in caught.value.message
     assert repr(suggestion) in caught.value.message
     assert check_name(suggest_name(name)) == suggestion
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED))
+def test_names_of_api_routes_are_refused_with_a_free_suggestion(name: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_name(name)
+    assert f"/api/v1/audiences/{name} is another route" in caught.value.message
+    assert repr(f"{name}_audience") in caught.value.message
+    assert caught.value.path == "name"
+    assert suggest_name(name.title()) == f"{name}_audience"
+
+
+@pytest.mark.parametrize("name", ["usage_30d", "my_overlap", "previews"])
+def test_names_that_only_contain_a_route_pass(name: str) -> None:
+    assert check_name(name) == name

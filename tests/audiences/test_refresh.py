@@ -22,6 +22,7 @@ from segmint.audiences.refresh import (
     refresh_audience,
     retry_delay,
 )
+from segmint.definitions.limits import MAX_NODES
 from segmint.errors import NotFound
 from tests.audiences.helpers import (
     DAY,
@@ -138,6 +139,20 @@ def test_new_version_applies_from_the_next_refresh(store: Store) -> None:
     assert result.version == version == 2
     assert store.members(audience_id) == {3}
     assert store.runs(audience_id)[-1].version == 2
+
+
+def test_a_version_saved_before_the_size_limits_keeps_refreshing(store: Store) -> None:
+    """Definitions are limited when they are saved (definitions/limits.py); one saved before
+    a limit existed is read as stored."""
+    audience_id = buyers(store)
+    events = ["purchase", *(f"other_{i}" for i in range(MAX_NODES + 20))]
+    store.set_definition(
+        audience_id, {"kind": "or", "conditions": [purchased_within(7, e) for e in events]}, T0
+    )
+    result = refresh_audience(
+        store.warehouse, store.catalog, audience_id, as_of=day(0), timezone=TZ
+    )
+    assert result.size == 2
 
 
 def _reference_members(purchases: dict[int, list[dt.datetime]], as_of: dt.datetime) -> set[int]:

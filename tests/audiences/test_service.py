@@ -4,9 +4,10 @@ restore, names, schedules and dependency order — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -29,6 +30,7 @@ from segmint.definitions import DefinitionError
 from segmint.errors import Conflict, InvalidInput, NotFound
 
 T0 = dt.datetime(2025, 6, 1, 9, 0)
+T = TypeVar("T")
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 
@@ -176,6 +178,72 @@ def test_an_unchanged_definition_makes_no_version(catalog: Catalog) -> None:
     same = update_definition(catalog, info.id, rolling(30), by="bo", now=T0 + DAY)
     assert (same.version, same.created_by) == (1, "ana")
     assert service.get(catalog, info.id).current_version == 1
+
+
+def in_parallel(count: int, work: Callable[[int], T]) -> tuple[list[T], list[Exception]]:
+    """Run ``work(0)`` … ``work(count - 1)`` on as many threads, released together; what
+    they returned and what they raised."""
+    start = threading.Barrier(count)
+    results: list[T] = []
+    errors: list[Exception] = []
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results.append(work(index))
+        except Exception as exc:  # collected for the test to judge
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_concurrent_saves_each_become_the_next_version(catalog: Catalog) -> None:
+    info = draft(catalog, rolling(1))
+
+    def save(index: int) -> int:
+        edit = rolling(index + 2)
+        return update_definition(catalog, info.id, edit, by=f"u{index}", now=T0).version
+
+    saved, errors = in_parallel(10, save)
+    assert errors == []
+    assert sorted(saved) == list(range(2, 12))
+    versions = service.versions(catalog, info.id)
+    assert [v.version for v in versions] == list(range(1, 12))
+    assert service.get(catalog, info.id).current_version == 11
+    # every saved definition is there once, under the number its save returned
+    lasts = {v.definition.root.window.last for v in versions[1:]}  # type: ignore[union-attr]
+    assert lasts == set(range(2, 12))
+
+
+def test_a_save_that_loses_a_race_is_a_conflict_not_a_crash(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the row lock, two saves can both take the next number: the unique constraint
+    refuses one, which is told to save again."""
+    load = service._load
+    monkeypatch.setattr(
+        service, "_load", lambda session, audience_id, lock=False: load(session, audience_id)
+    )
+    info = draft(catalog, rolling(1))
+
+    def save(index: int) -> int:
+        return update_definition(catalog, info.id, rolling(index + 2), by="u", now=T0).version
+
+    saved, errors = in_parallel(10, save)
+    assert saved and all(isinstance(e, Conflict) for e in errors), errors
+    assert all("reload it and save again" in e.message for e in errors if isinstance(e, Conflict))
+    assert [v.version for v in service.versions(catalog, info.id)] == list(range(1, 2 + len(saved)))
+
+
+def test_concurrent_drafts_with_one_name_give_one_audience_and_conflicts(catalog: Catalog) -> None:
+    created, errors = in_parallel(6, lambda _: draft(catalog, name="buyers"))
+    assert len(created) == 1 and len(errors) == 5
+    assert all(isinstance(e, Conflict) and e.path == "name" for e in errors), errors
 
 
 def test_a_missing_version_is_not_found_with_the_range(catalog: Catalog) -> None:

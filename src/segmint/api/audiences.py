@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
 from segmint.api.auth import require_api_key
@@ -50,7 +50,8 @@ class ImpactBody(_Body):
 
 class ActivateBody(_Body):
     name: str | None = None
-    refresh_interval: str | int | None = Field(
+    # strict: pydantic would otherwise take true for 1 second
+    refresh_interval: StrictStr | StrictInt | None = Field(
         None, description="'1h' … '30d' (or seconds); leave out for static audiences."
     )
     warmup: bool = True

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -36,7 +36,7 @@ class PreviewRequest(BaseModel):
 
     definition: dict[str, Any]
     as_of: dt.datetime | None = Field(None, description="ISO instant; default now (UTC).")
-    sample_size: Annotated[int, Field(ge=0, le=MAX_SAMPLE)] = 20
+    sample_size: Annotated[int, Field(ge=0, le=MAX_SAMPLE, strict=True)] = 20
 
 
 class ExplainRequest(BaseModel):
@@ -45,7 +45,7 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     definition: dict[str, Any]
-    profile_id: int | str
+    profile_id: StrictInt | StrictStr  # strict: true is not profile 1
     as_of: dt.datetime | None = Field(None, description="ISO instant; default now (UTC).")
 
 

@@ -21,14 +21,20 @@ from typing import Any
 
 import yaml
 
+from segmint.audiences.service import MAX_INTERVAL, MIN_INTERVAL, interval_range
 from segmint.definitions import Definition, parse_definition
 from segmint.definitions.errors import DefinitionError
-from segmint.definitions.loading import _TextDatesLoader
+from segmint.definitions.loading import TOO_DEEP_TEXT, _TextDatesLoader
 from segmint.definitions.validation import AudienceResolver
 from segmint.errors import InvalidInput, require_file
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$", re.I)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_INTERVAL_SECONDS = int(MIN_INTERVAL.total_seconds())
+MAX_INTERVAL_SECONDS = int(MAX_INTERVAL.total_seconds())
+_MAX_DIGITS = len(str(MAX_INTERVAL_SECONDS))
+INTERVAL_FORMS = "write it like '6h', '1d' or '7d', or as a whole number of seconds"
+_KINDS = {bool: "true or false", float: "a fractional number", list: "a list", dict: "an object"}
 _AUDIENCE_KEYS = {"name", "description", "refresh_interval", "warmup", "definition"}
 
 
@@ -44,17 +50,38 @@ class AudienceFile:
     warmup: bool = True
 
 
-def parse_interval(text: str | int, path: str = "refresh_interval") -> timedelta:
-    """``"1h"``, ``"6 hours"``, ``"1d"``, ``"2w"`` (or a number of seconds) → timedelta."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return timedelta(seconds=text)
-    match = _INTERVAL.match(str(text))
-    if not match:
+def parse_interval(value: object, path: str = "refresh_interval") -> timedelta:
+    """``"1h"``, ``"6 hours"``, ``"1d"``, ``"2w"`` (or a whole number of seconds) → timedelta,
+    within the refresh intervals allowed (1 hour to 30 days); anything else, booleans
+    included, is refused with :class:`InvalidInput` naming ``path``."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        kind = _KINDS.get(type(value), type(value).__name__)
+        raise InvalidInput(f"{kind} is not an interval; {INTERVAL_FORMS}", path=path)
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _INTERVAL.match(value)
+        if not match:
+            raise InvalidInput(f"{_shown(value)} is not an interval; {INTERVAL_FORMS}", path=path)
+        digits = match.group(1).lstrip("0") or "0"
+        unit = _UNIT_SECONDS[match.group(2)[0].lower()]
+        # more digits than any allowed interval has is out of range (and int() refuses
+        # thousands of them)
+        seconds = int(digits) * unit if len(digits) <= _MAX_DIGITS else MAX_INTERVAL_SECONDS + 1
+    if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
         raise InvalidInput(
-            f"{text!r} is not an interval; write it like '6h', '1d' or '7d'", path=path
+            f"a refresh interval of {_shown(value)} is not allowed: choose one {interval_range()}",
+            path=path,
         )
-    unit = _UNITS[match.group(2)[0].lower()]
-    return timedelta(**{unit: int(match.group(1))})
+    return timedelta(seconds=seconds)
+
+
+def _shown(value: str | int) -> str:
+    """The value as the message quotes it, shortened."""
+    if isinstance(value, int):
+        return f"{value} seconds" if abs(value) < 10**15 else "that many seconds"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:36]}…'"
 
 
 def format_interval(interval: timedelta | None) -> str:
@@ -77,6 +104,8 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InvalidInput(f"{path.name} is not valid YAML or JSON{where}") from None
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise InvalidInput(f"{path.name}: {TOO_DEEP_TEXT}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path.name} is not UTF-8 text") from None
 

@@ -1,5 +1,6 @@
 """Audience names (R6): lowercase letters, digits and underscores, starting with a letter,
-at most 64 characters. A refused name comes with a valid suggestion."""
+at most 64 characters, and not one of the REST API's own paths. A refused name comes with a
+valid suggestion."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from segmint.errors import InvalidInput
 
 MAX_LENGTH = 64
 _VALID = re.compile(r"[a-z][a-z0-9_]*")
+# The fixed path segments after /api/v1/audiences/ (api/audiences.py, api/preview.py): an
+# audience of that name would be shadowed there (GET /api/v1/audiences/usage is the usage
+# report). A test checks this covers every route. Names cannot be all digits (ids).
+RESERVED = frozenset({"usage", "overlap", "preview", "explain"})
 
 
 def suggest_name(text: str) -> str:
@@ -22,11 +27,18 @@ def suggest_name(text: str) -> str:
         return "audience"
     if not words[0].isalpha():
         words = f"audience_{words}"
-    return words[:MAX_LENGTH].rstrip("_")
+    words = words[:MAX_LENGTH].rstrip("_")
+    return f"{words}_audience" if words in RESERVED else words
 
 
 def check_name(name: str) -> str:
     """Return ``name`` if valid, else raise :class:`InvalidInput` with a suggestion."""
+    if name in RESERVED:
+        raise InvalidInput(
+            f"{name!r} cannot be an audience name: /api/v1/audiences/{name} is another route "
+            f"of the REST API. Try {suggest_name(name)!r}.",
+            path="name",
+        )
     if len(name) <= MAX_LENGTH and _VALID.fullmatch(name):
         return name
     if not name.strip():

@@ -40,7 +40,7 @@ from segmint.audiences.usage import record_usage
 from segmint.catalog.db import Catalog
 from segmint.catalog.models import Audience, AudienceVersion, RefreshRun
 from segmint.compiler import compile_definition
-from segmint.definitions import Definition, load_definition
+from segmint.definitions import Definition
 from segmint.errors import Conflict, NotFound, SegmintError
 from segmint.warehouse.dialects import render
 from segmint.warehouse.engine import Engine
@@ -279,7 +279,9 @@ def _refreshable(
             f"audience {label} was last refreshed as of {last.isoformat()}; a refresh as of "
             f"{as_of.isoformat()} would rewrite history (membership history only moves forward)"
         )
-    definition = load_definition(text)
+    # Validated when saved; read as stored, so a version saved before a limit was
+    # introduced (definitions/limits.py) keeps refreshing.
+    definition = Definition.model_validate_json(text)
     return RefreshTarget(audience_id, name, version, definition)
 
 

@@ -29,7 +29,8 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, S
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from segmint.audiences.diff import DefinitionDiff, diff_definitions
@@ -178,7 +179,7 @@ def create_draft(
             consecutive_failures=0,
         )
         session.add(audience)
-        session.flush()
+        _flush(session, _name_taken(name), path="name")
         session.add(_version_row(audience.id, 1, parsed, by, now, "created"))
         log.info("audience %s created as a draft by %s", _label(name, audience.id), by)
         return _info(audience, parsed)
@@ -201,7 +202,7 @@ def update_definition(
     or one that turns static ↔ dynamic (the refresh interval must change with it)."""
     parsed = as_definition(definition)
     with catalog.session() as session:
-        audience = _load(session, audience_id)
+        audience = _load(session, audience_id, lock=True)
         if audience.status == "deleted":
             raise Conflict(
                 f"audience {_label(audience.name, audience.id)} is deleted: restore it first, "
@@ -292,7 +293,7 @@ def activate(
     audience's current name; one is required. ``definition``, when given, is saved as a new
     version first. Every activation restarts the warm-up and recomputes a static audience."""
     with catalog.session() as session:
-        audience = _load(session, audience_id)
+        audience = _load(session, audience_id, lock=True)
         final_name = _activation_name(session, audience, name)
         if definition is not None:
             parsed = as_definition(definition)
@@ -323,6 +324,7 @@ def activate(
         audience.consecutive_failures = 0
         audience.last_error = None
         audience.updated_at = now
+        _flush(session, _name_taken(final_name), path="name")
         log.info("audience %r activated by %s", final_name, by)
         return _info(audience, current)
 
@@ -401,6 +403,7 @@ def restore(
         audience.deleted_at = None
         audience.next_refresh_at = None
         audience.updated_at = now
+        _flush(session, _name_taken(final_name), path="name")
         log.info("audience %s restored as a draft by %s", _label(final_name, audience.id), by)
         return _info(audience, _current_definition(session, audience))
 
@@ -517,7 +520,7 @@ def check_interval(
                 path="refresh_interval",
             )
         return None
-    allowed = f"from {describe_interval(MIN_INTERVAL)} to {describe_interval(MAX_INTERVAL)}"
+    allowed = interval_range()
     if interval is None:
         raise InvalidInput(
             f"{label} is dynamic (it uses rolling windows such as 'last 30 days') and needs a "
@@ -531,6 +534,11 @@ def check_interval(
             path="refresh_interval",
         )
     return int(interval.total_seconds())
+
+
+def interval_range() -> str:
+    """The refresh intervals allowed, for messages: ``from 1 hour to 30 days``."""
+    return f"from {describe_interval(MIN_INTERVAL)} to {describe_interval(MAX_INTERVAL)}"
 
 
 def warmup_end(audience: Schedulable) -> dt.datetime | None:
@@ -595,8 +603,21 @@ def _every(interval: dt.timedelta) -> str:
 # --- internals: rows -------------------------------------------------------------------------
 
 
-def _load(session: Session, audience_id: int) -> Audience:
-    audience = session.get(Audience, audience_id)
+def _load(session: Session, audience_id: int, *, lock: bool = False) -> Audience:
+    """The audience row; with ``lock``, locked until the session ends and read after the
+    lock, so that concurrent changes of one audience take turns and each reads what the one
+    before it saved (two saves never both take the same next version number)."""
+    if lock:
+        # An UPDATE that changes nothing is the row lock both catalogs share: PostgreSQL
+        # locks the row, as SELECT … FOR UPDATE would; SQLite, which ignores FOR UPDATE,
+        # takes its write lock (a second writer waits up to busy_timeout).
+        session.execute(
+            update(Audience)
+            .where(Audience.id == audience_id)
+            .values(current_version=Audience.current_version)
+            .execution_options(synchronize_session=False)
+        )
+    audience = session.get(Audience, audience_id, populate_existing=lock)
     if audience is None:
         raise NotFound(
             f"there is no audience with id {audience_id}; list them with `segmint audiences list`"
@@ -631,6 +652,24 @@ def _not_found_by_name(session: Session, name: str) -> str:
     close = difflib.get_close_matches(name, [n for n in names if n], n=3)
     hint = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
     return f"there is no audience named {name!r}{hint}"
+
+
+def _flush(session: Session, conflict: str, *, path: str | None = None) -> None:
+    """Write the pending changes now. A unique constraint that a concurrent change satisfied
+    first (a version number, a name: the checks before read the catalog before that change
+    committed) is a :class:`Conflict` saying ``conflict``, never an error at commit."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(conflict, path=path) from None
+
+
+def _name_taken(name: str | None) -> str:
+    return (
+        f"another audience took the name {name!r} at the same time; choose another name"
+        if name
+        else "another change of the catalog got there first; try again"
+    )
 
 
 def _label(name: str | None, audience_id: int) -> str:
@@ -769,7 +808,11 @@ def _save_version(
     audience.updated_at = now
     row = _version_row(audience.id, audience.current_version, definition, by, now, note)
     session.add(row)
-    session.flush()
+    _flush(
+        session,
+        f"audience {_label(audience.name, audience.id)} was changed by another save at the same "
+        f"time (version {audience.current_version} exists now): reload it and save again",
+    )
     log.info(
         "audience %s: version %d saved by %s",
         _label(audience.name, audience.id),

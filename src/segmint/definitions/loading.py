@@ -9,10 +9,16 @@ import yaml
 from pydantic import ValidationError
 
 from segmint.definitions.errors import DefinitionError
+from segmint.definitions.limits import MAX_DEPTH, check_data_size
 from segmint.definitions.model import Definition
 from segmint.definitions.validation import AudienceResolver, validate_definition
 
 _TAGS = ("kind", "type")
+# Text nested deeper than the YAML parser can follow is far deeper than a definition may be.
+TOO_DEEP_TEXT = (
+    "the text nests lists or objects hundreds of levels deep; the groups of a definition nest "
+    f"at most {MAX_DEPTH} levels deep: flatten it"
+)
 
 
 class _TextDatesLoader(yaml.SafeLoader):
@@ -37,6 +43,8 @@ def parse_definition(
     Raises :class:`DefinitionError` with the JSON path of the first problem."""
     if isinstance(data, dict) and "root" not in data and "kind" in data:
         data = {"version": 1, "root": data}  # a bare node is accepted as the root
+    if isinstance(data, dict):
+        check_data_size(data.get("root"))  # before the model is built from an oversized tree
     try:
         definition = Definition.model_validate(data)
     except ValidationError as exc:
@@ -57,6 +65,8 @@ def load_definition(
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise DefinitionError(f"the text is not valid YAML or JSON{where}: {exc}") from None
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise DefinitionError(TOO_DEEP_TEXT) from None
     if not isinstance(data, dict):
         raise DefinitionError("a definition is an object with 'version' and 'root'", path="root")
     return parse_definition(data, resolve_audience=resolve_audience, name=name)

@@ -328,10 +328,16 @@ class Definition(_Model):
 
 def iter_nodes(node: Group | Condition, path: str = "root") -> list[tuple[str, Group | Condition]]:
     """Every node of the tree in pre-order, with its JSON path (``root.conditions[0]``)."""
-    found: list[tuple[str, Group | Condition]] = [(path, node)]
-    if isinstance(node, Group):
-        for index, child in enumerate(node.conditions):
-            found.extend(iter_nodes(child, f"{path}.conditions[{index}]"))
+    found: list[tuple[str, Group | Condition]] = []
+    stack = [(path, node)]
+    while stack:  # a stack, not recursion: any depth a caller built is walked
+        path, node = stack.pop()
+        found.append((path, node))
+        if isinstance(node, Group):
+            children = node.conditions
+            stack.extend(
+                (f"{path}.conditions[{i}]", children[i]) for i in reversed(range(len(children)))
+            )
     return found
 
 

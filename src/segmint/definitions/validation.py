@@ -1,5 +1,6 @@
-"""Checks a parsed definition beyond its shape: operators that fit the value type, windows
-that make sense, portable regexes, known audiences without cycles, unique node ids.
+"""Checks a parsed definition beyond its shape: its size (see limits.py), operators that fit
+the value type, windows that make sense, portable regexes, known audiences without cycles,
+unique node ids.
 
 Each mistake raises :class:`DefinitionError` with the JSON path of the exact node or field.
 """
@@ -11,6 +12,12 @@ from collections.abc import Callable
 from typing import Literal
 
 from segmint.definitions.errors import DefinitionError
+from segmint.definitions.limits import (
+    MAX_DEPTH_WITH_REFERENCES,
+    MAX_NODES_WITH_REFERENCES,
+    check_size,
+    depth_of,
+)
 from segmint.definitions.model import (
     DATE_OPERATORS,
     EQUALITY_OPERATORS,
@@ -55,6 +62,7 @@ def validate_definition(
     :class:`DefinitionError` naming the first bad node. ``resolve_audience`` maps an audience
     name to its definition (``None`` when unknown); without it audience references are not
     checked. ``name`` is this definition's own audience name, to refuse self-references."""
+    check_size(definition.root)
     seen: dict[str, str] = {}
     for path, node in iter_nodes(definition.root):
         assert node.id is not None  # filled in by Definition
@@ -295,30 +303,88 @@ def _sort_key(value: dt.datetime | dt.date) -> dt.datetime:
     return value
 
 
+class _ReferenceProblem(Exception):
+    """What is wrong with an audience reference, as said to the definition that makes it."""
+
+
+# An audience's tree with the audiences it refers to inlined (as the compiler inlines them):
+# (how many nodes, how deep its groups and references nest).
+_Expanded = tuple[int, int]
+
+
 def _check_audiences(definition: Definition, resolve: AudienceResolver, name: str | None) -> None:
+    """Every referenced audience exists, none refers back, and the tree with them inlined
+    stays within the limits with references."""
     start = [name] if name else []
+    expanded: dict[str, _Expanded] = {}
+    total = 0
     for path, node in iter_nodes(definition.root):
-        if isinstance(node, AudienceCondition):
-            problem = _audience_problem(node.audience, start, resolve, nested=False)
-            if problem:
-                raise DefinitionError(problem, path=f"{path}.audience")
+        total += 1
+        if not isinstance(node, AudienceCondition):
+            continue
+        try:
+            nodes, depth = _expand(node.audience, start, resolve, expanded, nested=False)
+        except _ReferenceProblem as problem:
+            raise DefinitionError(str(problem), path=f"{path}.audience") from None
+        total += nodes
+        depth += depth_of(path) + 1
+        if depth > MAX_DEPTH_WITH_REFERENCES:
+            raise DefinitionError(
+                f"with the audiences it refers to inlined, this reference nests {depth} levels "
+                f"deep; at most {MAX_DEPTH_WITH_REFERENCES} are allowed: refer to an audience "
+                "with fewer levels of groups and references",
+                path=f"{path}.audience",
+            )
+    if total > MAX_NODES_WITH_REFERENCES:
+        raise DefinitionError(
+            f"with the audiences it refers to inlined (as they are computed), the definition "
+            f"has {total} nodes; at most {MAX_NODES_WITH_REFERENCES} are allowed: refer to "
+            "smaller audiences, or to each one fewer times",
+            path="root",
+        )
 
 
-def _audience_problem(
-    target: str, stack: list[str], resolve: AudienceResolver, *, nested: bool
-) -> str | None:
-    """What is wrong with referring to ``target`` from the audiences on ``stack``, if anything."""
+def _expand(
+    target: str,
+    stack: list[str],
+    resolve: AudienceResolver,
+    expanded: dict[str, _Expanded],
+    *,
+    nested: bool,
+) -> _Expanded:
+    """The size of audience ``target``'s tree with its references inlined, referred to from
+    the audiences on ``stack``; :class:`_ReferenceProblem` when a reference is unknown or
+    refers back. ``expanded`` remembers audiences already measured."""
     if target in stack:
         cycle = " → ".join([*stack, target])
-        return f"audience {target!r} refers back to itself ({cycle}); remove one of the references"
+        raise _ReferenceProblem(
+            f"audience {target!r} refers back to itself ({cycle}); remove one of the references"
+        )
+    if target in expanded:
+        return expanded[target]
+    if len(stack) > MAX_DEPTH_WITH_REFERENCES:  # every reference nests one level deeper
+        chain = " → ".join([*stack[:3], "…", target])
+        raise _ReferenceProblem(
+            f"audiences refer to each other more than {MAX_DEPTH_WITH_REFERENCES} levels deep "
+            f"({chain}); refer to an audience with fewer levels of references"
+        )
     referenced = resolve(target)
     if referenced is None:
         if nested:
-            return f"audience {stack[-1]!r} refers to unknown audience {target!r}"
-        return f"unknown audience {target!r}: save it first or pick an existing one"
-    for _, node in iter_nodes(referenced.root):
+            raise _ReferenceProblem(f"audience {stack[-1]!r} refers to unknown audience {target!r}")
+        raise _ReferenceProblem(
+            f"unknown audience {target!r}: save it first or pick an existing one"
+        )
+    nodes, deepest = 0, 0
+    for path, node in iter_nodes(referenced.root):
+        nodes += 1
+        level = depth_of(path)
         if isinstance(node, AudienceCondition):
-            problem = _audience_problem(node.audience, [*stack, target], resolve, nested=True)
-            if problem:
-                return problem
-    return None
+            inner_nodes, inner_depth = _expand(
+                node.audience, [*stack, target], resolve, expanded, nested=True
+            )
+            nodes += inner_nodes
+            level += 1 + inner_depth
+        deepest = max(deepest, level)
+    expanded[target] = (nodes, deepest)
+    return nodes, deepest
