@@ -362,3 +362,55 @@ def test_a_data_dir_that_is_a_file_is_an_invalid_setting(
     assert result.exit_code == 2
     said = " ".join(result.output.split())
     assert f"Invalid setting SEGMINT_DATA_DIR: Value error, {taken} is a file" in said
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_file_saved_with_a_byte_order_mark_imports_whole(
+    settings: Settings, tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"bom{suffix}"
+    if suffix == ".jsonl":
+        path.write_bytes(
+            b"\xef\xbb\xbf"
+            + orjson.dumps(TRACK | {"messageId": "a"})
+            + b"\n"
+            + orjson.dumps(TRACK | {"messageId": "b"})
+            + b"\n"
+        )
+    else:
+        path.write_bytes(b"\xef\xbb\xbftype,event,userId,messageId\ntrack,e,u,a\ntrack,e,u,b\n")
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / f"bom{suffix}.rejected.jsonl").exists()
+    engine = open_warehouse(settings.warehouse_file, read_only=True)
+    assert engine.rows("SELECT message_id FROM events ORDER BY 1") == [("a",), ("b",)]
+    engine.close()
+
+
+def test_a_csv_row_with_more_cells_than_columns_is_rejected_not_cut(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "extra.csv"
+    path.write_text("type,event,userId,messageId\ntrack,e,u,a\ntrack,e,u,b,SURPRISE,MORE\n")
+    result = runner.invoke(app, ["import", str(path)])
+    assert result.exit_code == 0, result.output
+    (rejected,) = [orjson.loads(line) for line in (tmp_path / "extra.csv.rejected.jsonl").open()]
+    assert rejected["line"] == 3
+    assert rejected["reason"] == (
+        "the row has 2 more cells than the header has columns ('SURPRISE', 'MORE'); "
+        "quote cells that hold commas"
+    )
+    engine = open_warehouse(settings.warehouse_file, read_only=True)
+    assert engine.rows("SELECT message_id FROM events") == [("a",)]
+    engine.close()
+
+
+def test_importing_nothing_exits_2(settings: Settings, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    result = runner.invoke(app, ["import", str(empty)])
+    assert result.exit_code == 2, result.output
+    assert "empty.jsonl has no rows: nothing was imported" in " ".join(result.output.split())
+    rejected_only = tmp_path / "bad.jsonl"
+    rejected_only.write_bytes(orjson.dumps({"type": "track", "userId": "u"}) + b"\n")
+    assert runner.invoke(app, ["import", str(rejected_only)]).exit_code == 2

@@ -94,7 +94,8 @@ def import_command(
     ] = None,
 ) -> None:
     """Import historical events in Segment-spec shape, with the API's validation, enrichment
-    and identity resolution."""
+    and identity resolution. Exits 2 when nothing was imported (an empty file, or every row
+    rejected)."""
     settings = load_settings()
     runtime = Runtime.open(settings)
     try:
@@ -111,7 +112,10 @@ def import_command(
         _print_summary(summary, time.perf_counter() - start)
     finally:
         runtime.close()
-    if summary.rows and not summary.imported and not summary.duplicates:
+    if not summary.rows:
+        console.print(f"[yellow]{file.name} has no rows: nothing was imported[/yellow]")
+        raise typer.Exit(2)
+    if not summary.imported and not summary.duplicates:
         raise typer.Exit(2)
 
 

@@ -128,7 +128,12 @@ def read_jsonl(path: Path) -> Iterator[Row]:
     saves decoding every line to text first); lines are numbered as a text reader would. A
     line that is not UTF-8 is a rejected row (the others are imported)."""
     with _FileReading(path) as reading:
-        yield from _jsonl_rows(reading.stream, 1)
+        first = reading.stream.readline()
+        yield from _jsonl_rows(chain([first.removeprefix(_BOM)], reading.stream), 1)
+
+
+_BOM = b"\xef\xbb\xbf"
+"""The byte order mark some editors put at the start of a UTF-8 file."""
 
 
 def _jsonl_rows(lines: Iterable[bytes], number: int) -> Iterator[Row]:
@@ -180,6 +185,8 @@ def _jsonl_blocks(stream: IO[bytes], size: int) -> Iterator[_Payload]:
     its first line: what a preparation process parses."""
     number = 1
     while lines := list(islice(stream, size)):
+        if number == 1 and lines[0].startswith(_BOM):  # saved "UTF-8 with BOM" (Windows)
+            lines[0] = lines[0][len(_BOM) :]
         block = b"".join(lines)
         yield ("jsonl", number, block)
         number += sum(map(_numbered_lines, lines)) if b"\r" in block else len(lines)
@@ -215,6 +222,15 @@ def _csv_rows(handle: IO[str]) -> Iterator[Row]:
         return
     _require_type_column(list(reader.fieldnames), "CSV file's header")
     for record in reader:
+        extra = record.pop(None, None)
+        if extra:
+            yield Row(
+                reader.line_num,
+                record,
+                error=f"the row has {len(extra)} more cells than the header has columns "
+                f"({', '.join(repr(cell) for cell in extra[:3])}); quote cells that hold commas",
+            )
+            continue
         try:
             yield Row(reader.line_num, _nest(record))
         except (ValueError, orjson.JSONDecodeError) as exc:
@@ -449,7 +465,7 @@ def _file_blocks(
         # Held until the import ends: dropped when the rows run out, it would close the file
         # before the share read up to the last block is told.
         text = open_files.enter_context(
-            io.TextIOWrapper(reading.stream, encoding="utf-8", newline="")
+            io.TextIOWrapper(reading.stream, encoding="utf-8-sig", newline="")
         )
         blocks = _row_blocks(_csv_rows(text), size)
     return blocks, lambda _: reading.share_read()

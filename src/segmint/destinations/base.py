@@ -121,10 +121,23 @@ def request(
         try:
             response = client.request(method, url, headers=fresh, **httpx_kwargs)
         except httpx.TransportError as error:
-            raise Transient(f"connection to {platform} failed: {error!r}") from error
+            raise Transient(_connection_failed(platform, error)) from error
         return handle(response)
 
     return retry.call(attempt) if retried else attempt()
+
+
+def _connection_failed(platform: str, error: httpx.TransportError) -> str:
+    """What went wrong on the way to the platform, in words (not the exception's repr)."""
+    reason = str(error) or type(error).__name__
+    if isinstance(error, httpx.TimeoutException):
+        return f"connection to {platform} failed: no answer in time ({reason})"
+    if isinstance(error, httpx.ConnectError):
+        return (
+            f"connection to {platform} failed: could not connect ({reason}); check this "
+            "machine's network, proxy and DNS"
+        )
+    return f"connection to {platform} failed: {reason}"
 
 
 def log_change(

@@ -66,6 +66,9 @@ from segmint.warehouse.engine import Engine
 
 log = logging.getLogger(__name__)
 
+CHECK_RETRY = RetryPolicy(attempts=3, initial=0.5, maximum=2.0)
+"""How hard a credentials check tries: someone is waiting for it, so three attempts within
+about two seconds (a sync's policy backs off for a minute against a host it cannot reach)."""
 TRIGGERS = ("refresh", "instant", "manual", "schedule", "retry")
 SEND_CHUNK = 100_000
 """Members handed to an adapter per call (it splits them to the platform's own limits)."""
@@ -134,7 +137,9 @@ def try_credentials(
     """Build the adapter from unsaved credentials and make its one cheap authenticated call,
     so a destination is saved only once they work. Raises what the platform said
     (:class:`AuthExpired`, :class:`BadRequest` ...) or :class:`InvalidInput`."""
-    adapter = new_adapter(platform, name, credentials, config, retry=retry, timeout=timeout)
+    adapter = new_adapter(
+        platform, name, credentials, config, retry=retry or CHECK_RETRY, timeout=timeout
+    )
     try:
         adapter.check_credentials()
     finally:
@@ -694,7 +699,8 @@ def check_destination(ctx: SyncContext, destination: str | int) -> sync_catalog.
     was failing ``active`` again; an expired login marks it ``auth_expired`` and raises
     :class:`AuthExpired` with R21's message; other refusals are raised as they are."""
     info = sync_catalog.get_destination(ctx.catalog, destination)
-    with _adapter(ctx, info.id) as adapter:
+    checking = dataclasses.replace(ctx, retry=ctx.retry or CHECK_RETRY)
+    with _adapter(checking, info.id) as adapter:
         try:
             adapter.check_credentials()
         except AuthExpired:
