@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -146,8 +147,8 @@ def test_a_refused_login_saves_nothing_and_wrong_settings_are_named(
         assert "Configuration Settings" in refused.json()["message"]
         assert api.get("/api/v1/destinations").json()["destinations"] == []
 
-        # Saved without a check, with a setting of the wrong type: the sync says which.
-        created = api.post(
+        # Even without a check, a setting of the wrong type is named before anything is saved.
+        odd = api.post(
             "/api/v1/destinations",
             json={
                 "name": "Odd Meta",
@@ -156,16 +157,94 @@ def test_a_refused_login_saves_nothing_and_wrong_settings_are_named(
                 "config": {"ad_account_id": {"not": "digits"}, "base_url": meta_url},
             },
         )
-        assert created.status_code == 201
-        link = api.post(
-            "/api/v1/audiences/gold_members/links", json={"destination": "Odd Meta"}
-        ).json()
-        entry = api.post(f"/api/v1/links/{link['id']}/sync").json()
-        assert entry["status"] == "failed"
-        assert entry["error_message"].startswith(
-            "the settings of destination Odd Meta do not fit Meta Ads"
+        assert odd.status_code == 400
+        assert odd.json()["field"] == "config.ad_account_id"
+        assert odd.json()["message"].startswith("config.ad_account_id must be text")
+        assert api.get("/api/v1/destinations").json()["destinations"] == []
+
+
+@pytest.mark.parametrize("check", ["false", "true"])
+def test_saving_checks_the_settings_without_calling_the_platform(
+    live_server: LiveServer, tmp_path: Path, check: str
+) -> None:
+    exports = str(tmp_path / "exports")
+    refused = [
+        (
+            {"platform": "webhook", "credentials": {}, "config": {}},
+            "config.url",
+            "Webhook needs config.url (the receiver's https:// URL, e.g. "
+            "https://hooks.example.com/segmint), credentials.signing_secret (text of at least "
+            "16 random characters)",
+        ),
+        (
+            file_body({"directory": "/proc/nope/x"}),
+            "config.directory",
+            "Segmint cannot write to the export directory /proc/nope/x",
+        ),
+        (
+            file_body({"directory": exports, "format": "xml"}),
+            "config.format",
+            "file export format 'xml' is not supported: use csv or parquet",
+        ),
+        (
+            file_body({"directory": exports, "compress": True}),
+            "config.compress",
+            "File export has no setting 'compress'; it takes no credentials and config "
+            "directory, format, max_rows_per_file",
+        ),
+    ]
+    with live_server.admin() as api:
+        for body, field, words in refused:
+            answer = api.post(
+                "/api/v1/destinations", params={"check": check}, json={"name": "wh1", **body}
+            )
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["field"] == field
+            assert answer.json()["message"].startswith(words)
+        assert api.get("/api/v1/destinations").json()["destinations"] == []
+        assert not (tmp_path / "exports").exists()
+
+        created = api.post(
+            "/api/v1/destinations",
+            params={"check": check},
+            json={"name": "Exports", **file_body({"directory": exports})},
         )
-        assert entry["error_class"] == "InvalidInput"
+        assert created.status_code == 201, created.text
+        path = f"/api/v1/destinations/{created.json()['id']}"
+        changed = api.patch(path, json={"config": {"format": "xml"}})
+        assert changed.status_code == 400
+        assert changed.json()["field"] == "config.format"
+        assert "use csv or parquet" in changed.json()["message"]
+        assert api.get(path).json()["config"] == {"directory": exports}
+        fine = api.patch(path, json={"config": {"format": "parquet"}})
+        assert fine.json()["config"] == {"directory": exports, "format": "parquet"}
+
+
+def file_body(config: dict[str, Any]) -> dict[str, Any]:
+    return {"platform": "file", "credentials": {}, "config": config}
+
+
+def test_a_name_of_digits_only_is_refused_as_it_would_read_as_an_id(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    with live_server.admin() as api:
+        digits = api.post(
+            "/api/v1/destinations",
+            json={"name": "123", **file_body({"directory": str(tmp_path)})},
+        )
+        assert digits.status_code == 400
+        assert digits.json()["field"] == "name"
+        assert "cannot be only digits" in digits.json()["message"]
+        created = api.post(
+            "/api/v1/destinations",
+            json={"name": "Export 123", **file_body({"directory": str(tmp_path)})},
+        ).json()
+        assert api.get("/api/v1/destinations/Export 123").json()["id"] == created["id"]
+        assert api.get(f"/api/v1/destinations/{created['id']}").json()["name"] == "Export 123"
+        renamed = api.post("/api/v1/destinations/Export 123/rename", json={"name": "42"})
+        assert renamed.status_code == 400 and renamed.json()["field"] == "name"
+        # Digits other than ASCII ones are a name (no such destination), never a crash.
+        assert api.get("/api/v1/destinations/²").status_code == 404
 
 
 def test_an_instant_sync_still_running_after_wait_answers_202_and_finishes(

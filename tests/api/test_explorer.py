@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import quote
 
 from tests.conftest import LiveServer
 
@@ -76,3 +77,28 @@ def test_explorer_requires_an_admin_key(live_server: LiveServer) -> None:
         )
     assert wrong.status_code == 401
     assert "API key" in wrong.json()["message"]
+
+
+def test_an_event_whose_name_holds_slashes_has_its_properties_listed(
+    live_server: LiveServer,
+) -> None:
+    names = ["checkout/step 1", "funnel/properties", "a/b/properties/c"]
+    send(
+        live_server,
+        [
+            {"type": "track", "event": name, "userId": "u1", "properties": {"step": n}}
+            for n, name in enumerate(names)
+        ],
+    )
+    with live_server.admin() as admin:
+        listed = {e["event"] for e in admin.get("/api/v1/events").json()["events"]}
+        assert set(names) <= listed
+        for n, name in enumerate(names):
+            for path in (quote(name, safe=""), quote(name, safe="/")):  # %2F, or / as it is
+                answer = admin.get(f"/api/v1/events/{path}/properties")
+                assert answer.status_code == 200, (path, answer.text)
+                assert answer.json()["event"] == name
+                assert answer.json()["properties"][0]["examples"] == [str(n)]
+        missing = admin.get(f"/api/v1/events/{quote('checkout/step 2', safe='')}/properties")
+    assert missing.status_code == 404
+    assert "no event named 'checkout/step 2'" in missing.json()["message"]

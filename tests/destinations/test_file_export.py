@@ -22,6 +22,7 @@ from segmint.destinations.file_export import (
     export_files,
     read_membership,
 )
+from segmint.errors import InvalidInput
 from segmint.sync.errors import BadRequest, Transient
 from segmint.sync.normalize import ListMember
 from tests.destinations.fake_webhook import segment_events
@@ -236,9 +237,34 @@ def test_read_only_directory_fails_with_a_clear_message(tmp_path: Path) -> None:
         tmp_path.chmod(0o700)
 
 
-def test_unknown_format_and_unknown_event_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(BadRequest, match="use csv or parquet"):
-        FileExport(directory=tmp_path, format="xlsx")
+@pytest.mark.parametrize(
+    ("settings", "path", "words"),
+    [
+        ({"format": "xlsx"}, "config.format", "use csv or parquet"),
+        ({"max_rows_per_file": 0}, "config.max_rows_per_file", "at least 1, not 0"),
+    ],
+)
+def test_wrong_settings_are_refused_naming_them(
+    tmp_path: Path, settings: dict[str, object], path: str, words: str
+) -> None:
+    with pytest.raises(InvalidInput, match=words) as caught:
+        FileExport(directory=tmp_path, **settings)  # type: ignore[arg-type]
+    assert caught.value.path == path
+
+
+def test_saving_checks_the_directory_with_a_probe_file(tmp_path: Path) -> None:
+    FileExport(directory=tmp_path / "new" / "exports").check_locally()
+    assert os.listdir(tmp_path / "new" / "exports") == []  # made, and the probe is gone
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(InvalidInput, match="cannot write to the export directory") as caught:
+        FileExport(directory=blocker / "exports").check_locally()
+    assert caught.value.path == "config.directory"
+    assert str(blocker / "exports") in caught.value.message
+    assert "Configuration Settings" not in caught.value.message  # nothing saved to fix yet
+
+
+def test_unknown_event_is_refused(tmp_path: Path) -> None:
     destination = export(tmp_path)
     bad = [{**segment_events("added_to_segment", 0, 1)[0], "event": "joined"}]
     with pytest.raises(BadRequest, match=r"events\[0\]: unknown event 'joined'"):

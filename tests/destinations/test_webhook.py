@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -22,6 +23,7 @@ from segmint.destinations.webhook import (
     sign,
     verify_signature,
 )
+from segmint.errors import InvalidInput
 from segmint.sync.errors import AuthExpired, BadRequest, RateLimited, Transient
 from segmint.sync.normalize import ListMember
 from segmint.sync.retry import RetryPolicy
@@ -80,6 +82,29 @@ def test_webhook_is_created_by_the_registry_from_flat_settings(
     hook.check_credentials()
     assert fake.pings == 1
     hook.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "path", "words"),
+    [
+        ({}, "config.url", "the webhook destination needs config.url, credentials.signing_secret"),
+        (
+            {"url": "https://x", "signing_secret": "s" * 16, "colour": "red"},
+            "config.colour",
+            "the webhook destination has no setting colour; it takes credentials signing_secret",
+        ),
+        ({"url": 7, "signing_secret": "s" * 16}, "config", "config.url: the receiver's https://"),
+    ],
+)
+def test_the_registry_names_settings_the_webhook_cannot_take(
+    settings: dict[str, object], path: str, words: str
+) -> None:
+    """What the runner meets in settings saved before they were checked: never Python's own
+    words about the constructor's signature."""
+    with pytest.raises(InvalidInput, match=re.escape(words)) as caught:
+        registry.create("webhook", **settings, destination_name="Ops")
+    assert caught.value.path == path
+    assert "__init__" not in caught.value.message and "argument" not in caught.value.message
 
 
 def test_list_sync_of_25000_members_then_removals_leaves_the_exact_set(
@@ -260,18 +285,21 @@ def test_unreachable_receiver_is_transient() -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "message"),
+    ("settings", "path", "message"),
     [
-        ({"url": "ftp://x", "signing_secret": "s" * 16}, "must start with https://"),
-        ({"url": "https://x", "signing_secret": "short"}, "too short"),
-        ({"url": "https://x", "signing_secret": "s" * 16, "max_per_request": 0}, "at least 1"),
+        ({"url": "ftp://x"}, "config.url", "must start with https://"),
+        ({"signing_secret": "short"}, "credentials.signing_secret", "too short"),
+        ({"max_per_request": 0}, "config.max_per_request", "at least 1, not 0"),
+        ({"max_per_request": "lots"}, "config.max_per_request", "at least 1, not 'lots'"),
     ],
 )
-def test_bad_configuration_is_refused_with_a_clear_message(
-    settings: dict[str, object], message: str
+def test_bad_configuration_is_refused_naming_the_setting(
+    settings: dict[str, object], path: str, message: str
 ) -> None:
-    with pytest.raises(BadRequest, match=message):
-        WebhookDestination(**settings)  # type: ignore[arg-type]
+    good = {"url": "https://x", "signing_secret": "s" * 16}
+    with pytest.raises(InvalidInput, match=message) as caught:
+        WebhookDestination(**{**good, **settings})  # type: ignore[arg-type]
+    assert caught.value.path == path
 
 
 def test_event_traits_json_cannot_hold_are_sent_as_text(fake: FakeReceiver, url: str) -> None:

@@ -3,8 +3,11 @@ points 2, 4, 6, 7, 9)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -15,6 +18,7 @@ from segmint.catalog.models import Audience
 from segmint.errors import Conflict, InvalidInput, NotFound
 from segmint.sync import catalog as sync_catalog
 from segmint.sync.catalog import (
+    DestinationInfo,
     InstantSyncTooSoon,
     SyncOutcome,
     check_instant_sync,
@@ -45,6 +49,13 @@ from segmint.sync.secrets import SecretBox
 
 T0 = datetime(2026, 11, 30, 9, 0)
 TOKEN = "EAAB-plaintext-token-1234"
+SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "meta": ({"access_token": TOKEN}, {"ad_account_id": "act_1"}),
+    "tiktok": ({"access_token": "t"}, {"advertiser_id": "1"}),
+    "linkedin": ({"access_token": "t"}, {"ad_account_id": "1"}),
+    "ga4": ({"measurement_id": "G-ABCDE12345", "api_secret": "s"}, {}),
+}
+"""Settings each platform takes, for tests about something else."""
 
 
 @pytest.fixture
@@ -57,6 +68,13 @@ def catalog(catalog_url: str) -> Iterator[Catalog]:
 @pytest.fixture
 def box() -> SecretBox:
     return SecretBox(Fernet.generate_key())
+
+
+def connect(
+    catalog: Catalog, box: SecretBox, name: str, platform: str, **kwargs: Any
+) -> DestinationInfo:
+    credentials, config = SETTINGS[platform]
+    return create_destination(catalog, box, name, platform, credentials, config, **kwargs)
 
 
 def make_audience(catalog: Catalog, name: str = "buyers") -> int:
@@ -82,15 +100,17 @@ def test_credentials_are_encrypted_in_the_database_and_reads_are_redacted(
 
 
 def test_destination_lifecycle(catalog: Catalog, box: SecretBox) -> None:
-    create_destination(catalog, box, "TikTok", "tiktok", {"token": "a"}, now=T0)
+    connect(catalog, box, "TikTok", "tiktok", now=T0)
     with pytest.raises(Conflict, match="exists"):
-        create_destination(catalog, box, "TikTok", "tiktok", {"token": "b"})
+        connect(catalog, box, "TikTok", "tiktok")
     later = T0 + timedelta(hours=1)
     configured = configure_destination(
-        catalog, "TikTok", {"advertiser_id": "42", "x": 1}, now=later
+        catalog, "TikTok", {"advertiser_id": "42", "phone_plus": "false"}, box=box, now=later
     )
-    assert configured.config == {"advertiser_id": "42", "x": 1} and configured.updated_at == later
-    assert configure_destination(catalog, "TikTok", {"x": None}).config == {"advertiser_id": "42"}
+    assert configured.config == {"advertiser_id": "42", "phone_plus": False}
+    assert configured.updated_at == later
+    removed = configure_destination(catalog, "TikTok", {"phone_plus": None})
+    assert removed.config == {"advertiser_id": "42"}
 
     expired = mark_auth_expired(catalog, "TikTok")
     assert expired.status == "auth_expired"
@@ -98,20 +118,20 @@ def test_destination_lifecycle(catalog: Catalog, box: SecretBox) -> None:
         "Error Fetching Data: the destination's authentication has expired — "
         "re-authenticate in Destinations → TikTok → Configuration Settings"
     )
-    again = reauthenticate_destination(catalog, box, "TikTok", {"token": "new"})
+    again = reauthenticate_destination(catalog, box, "TikTok", {"access_token": "new"})
     assert (again.status, again.last_error) == ("active", None)
-    assert destination_credentials(catalog, box, "TikTok") == {"token": "new"}
+    assert destination_credentials(catalog, box, "TikTok") == {"access_token": "new"}
     assert disable_destination(catalog, "TikTok").status == "disabled"
     assert [d.name for d in list_destinations(catalog)] == ["TikTok"]
 
-    create_destination(catalog, box, "Meta", "meta", {"access_token": "m"})
+    connect(catalog, box, "Meta", "meta")
     with pytest.raises(Conflict, match="'Meta' exists"):
         sync_catalog.rename_destination(catalog, "TikTok", " Meta ")
     with pytest.raises(InvalidInput, match="name of 1 to 100"):
         sync_catalog.rename_destination(catalog, "TikTok", "  ")
     renamed = sync_catalog.rename_destination(catalog, "TikTok", " TikTok EU ", now=later)
     assert (renamed.name, renamed.status, renamed.updated_at) == ("TikTok EU", "disabled", later)
-    assert destination_credentials(catalog, box, "TikTok EU") == {"token": "new"}
+    assert destination_credentials(catalog, box, "TikTok EU") == {"access_token": "new"}
     assert [d.name for d in list_destinations(catalog)] == ["Meta", "TikTok EU"]
 
 
@@ -156,8 +176,8 @@ def test_webhook_and_file_take_every_identifier(platform: str) -> None:
 
 def test_links_get_default_mode_and_mapping(catalog: Catalog, box: SecretBox) -> None:
     audience = make_audience(catalog)
-    create_destination(catalog, box, "Meta", "meta", {"access_token": TOKEN})
-    create_destination(catalog, box, "GA4", "ga4", {"api_secret": "s"})
+    connect(catalog, box, "Meta", "meta")
+    connect(catalog, box, "GA4", "ga4")
     meta = link_audience(catalog, audience, "Meta", now=T0)
     assert (meta.mode, meta.status, meta.cursor) == ("list", "active", None)
     assert meta.identifier_mapping == {
@@ -180,7 +200,7 @@ def test_link_refuses_modes_and_identifiers_the_platform_does_not_take(
     catalog: Catalog, box: SecretBox
 ) -> None:
     audience = make_audience(catalog)
-    create_destination(catalog, box, "LinkedIn", "linkedin", {"token": "t"})
+    connect(catalog, box, "LinkedIn", "linkedin")
     with pytest.raises(InvalidInput, match="takes list sync") as mode_error:
         link_audience(catalog, audience, "LinkedIn", mode="event")
     assert mode_error.value.path == "mode"
@@ -200,7 +220,7 @@ def test_unlink_keeps_the_remote_audience_and_delete_is_recorded(
     catalog: Catalog, box: SecretBox
 ) -> None:
     audience = make_audience(catalog)
-    create_destination(catalog, box, "Meta", "meta", {"access_token": TOKEN})
+    connect(catalog, box, "Meta", "meta")
     first = link_audience(catalog, audience, "Meta")
     update_link(catalog, first.id, remote_audience_id="2385")
     unlinked = unlink_audience(catalog, first.id, now=T0)
@@ -222,7 +242,7 @@ def test_unlink_keeps_the_remote_audience_and_delete_is_recorded(
 
 def test_sync_logs_are_listed_per_audience_newest_first(catalog: Catalog, box: SecretBox) -> None:
     audience, other = make_audience(catalog), make_audience(catalog, "other")
-    create_destination(catalog, box, "Meta", "meta", {"access_token": TOKEN})
+    connect(catalog, box, "Meta", "meta")
     link = link_audience(catalog, audience, "Meta")
     link_audience(catalog, other, "Meta")
 
@@ -280,7 +300,7 @@ def test_instant_sync_allowed(platform: str, last: datetime | None, now: datetim
 
 def test_claiming_instant_syncs_records_the_time(catalog: Catalog, box: SecretBox) -> None:
     audience = make_audience(catalog)
-    create_destination(catalog, box, "TikTok", "tiktok", {"token": "t"})
+    connect(catalog, box, "TikTok", "tiktok")
     link = link_audience(catalog, audience, "TikTok")
     claim_instant_sync(catalog, link.id, now=T0)
     with pytest.raises(InstantSyncTooSoon, match="try again in 20 minutes"):
@@ -288,3 +308,137 @@ def test_claiming_instant_syncs_records_the_time(catalog: Catalog, box: SecretBo
     assert get_link(catalog, link.id).last_instant_sync_at == T0
     later = T0 + timedelta(minutes=31)
     assert claim_instant_sync(catalog, link.id, now=later).last_instant_sync_at == later
+
+
+URL = "https://hooks.example.com/segmint"
+WEBHOOK = {"signing_secret": "s" * 16}
+META = {"access_token": "t"}
+ADS = {"access_token": "t", "developer_token": "d"}
+GA4 = {"measurement_id": "G-1", "api_secret": "s"}
+TMP = "{tmp}"
+
+
+@pytest.mark.parametrize(
+    ("platform", "credentials", "config", "path", "words"),
+    [
+        ("webhook", {}, {}, "config.url", "Webhook needs config.url (the receiver's"),
+        ("webhook", {}, {"url": URL}, "credentials.signing_secret", "at least 16"),
+        ("webhook", {"signing_secret": "s"}, {"url": URL}, "credentials.signing_secret", "short"),
+        ("webhook", WEBHOOK, {"url": "ftp://x"}, "config.url", "must start with https://"),
+        ("webhook", WEBHOOK, {"url": URL, "max_per_request": "lots"}, "config.max_per_request",
+         'must be a whole number of at least 1, e.g. 100, not "lots"'),
+        ("file", {}, {"directory": "/proc/nope/x"}, "config.directory", "cannot write to"),
+        ("file", {}, {"directory": TMP, "format": "xml"}, "config.format", "csv or parquet"),
+        ("file", {}, {"directory": TMP, "formt": "csv"}, "config.formt", "no setting 'formt'"),
+        ("file", {"key": "k"}, {"directory": TMP}, "credentials.key", "takes no credentials"),
+        ("meta", {}, {"ad_account_id": "1", "access_token": "t"}, "config.access_token",
+         "put it in credentials"),
+        ("meta", {**META, "ad_account_id": "1"}, {}, "credentials.ad_account_id", "in config"),
+        ("meta", META, {"ad_account_id": {"x": 1}}, "config.ad_account_id", "must be text"),
+        ("meta", META, {"ad_account_id": " "}, "config.ad_account_id", "is empty: give a value"),
+        ("meta", {"access_token": 7}, {"ad_account_id": "1"}, "credentials.access_token", "text"),
+        ("klaviyo", {"api_key": "k"}, {"client": "x"}, "config.client", "no setting 'client'"),
+        ("tiktok", META, {"advertiser_id": "1", "phone_plus": "maybe"}, "config.phone_plus",
+         "true or false"),
+        ("google_ads", ADS, {"customer_id": "1", "upload_key_type": "EMAIL"},
+         "config.upload_key_type", "one of CONTACT_INFO, CRM_ID"),
+        ("google_ads", ADS, {"customer_id": "1", "consent": "[1]"}, "config.consent", "JSON"),
+        ("dv360", META, {"advertiser_id": "1", "app_id": 5}, "config.app_id", "must be text"),
+        # The adapter's own rules name the setting in words.
+        ("dv360", META, {"advertiser_id": "1", "audience_type": "x"}, "config",
+         "audience_type must be"),
+        ("ga4", GA4, {"region": "us"}, "config", "GA4 region 'us' is not known: use global"),
+    ],
+)  # fmt: skip
+def test_wrong_settings_are_named_before_anything_is_saved(
+    catalog: Catalog,
+    box: SecretBox,
+    tmp_path: Path,
+    platform: str,
+    credentials: dict[str, Any],
+    config: dict[str, Any],
+    path: str,
+    words: str,
+) -> None:
+    config = {key: str(tmp_path) if value == TMP else value for key, value in config.items()}
+    with pytest.raises(InvalidInput, match=re.escape(words)) as caught:
+        create_destination(catalog, box, "Shop", platform, credentials, config)
+    assert caught.value.path == path
+    assert "__init__" not in caught.value.message and "argument" not in caught.value.message
+    assert list_destinations(catalog) == []
+
+
+def test_settings_are_saved_typed(catalog: Catalog, box: SecretBox) -> None:
+    """Text from the CLI (``--config max_per_request=250``) is read as each setting's kind."""
+    hook = create_destination(
+        catalog, box, "Hook", "webhook", WEBHOOK, {"url": URL, "max_per_request": "250"}
+    )
+    assert hook.config == {"url": URL, "max_per_request": 250}
+    ads = create_destination(
+        catalog,
+        box,
+        "Ads",
+        "google_ads",
+        ADS,
+        {"customer_id": "1", "consent": '{"adUserData": "GRANTED"}', "login_customer_id": None},
+    )
+    assert ads.config == {"customer_id": "1", "consent": {"adUserData": "GRANTED"}}
+
+
+def test_changed_settings_are_checked_and_a_refused_change_leaves_them(
+    catalog: Catalog, box: SecretBox, tmp_path: Path
+) -> None:
+    exports = create_destination(catalog, box, "Exports", "file", {}, {"directory": str(tmp_path)})
+    for change, path in [
+        ({"format": "xml"}, "config.format"),
+        ({"directory": None}, "config.directory"),
+        ({"directory": "/proc/nope/x"}, "config.directory"),
+        ({"access_token": "t"}, "config.access_token"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            configure_destination(catalog, exports.id, change, box=box)
+        assert caught.value.path == path
+        assert get_destination(catalog, exports.id).config == {"directory": str(tmp_path)}
+    moved = configure_destination(
+        catalog, exports.id, {"directory": str(tmp_path / "new"), "format": "parquet"}, box=box
+    )
+    assert moved.config == {"directory": str(tmp_path / "new"), "format": "parquet"}
+    assert (tmp_path / "new").is_dir()  # probed
+    # Without the credentials' box: names, types and required keys of the config only.
+    with pytest.raises(InvalidInput, match=r"config\.max_rows_per_file must be a whole number"):
+        configure_destination(catalog, exports.id, {"max_rows_per_file": "many"})
+
+
+def test_new_credentials_are_checked_with_the_stored_config(
+    catalog: Catalog, box: SecretBox
+) -> None:
+    connect(catalog, box, "Meta", "meta")
+    with pytest.raises(InvalidInput, match="has no setting 'token'") as caught:
+        reauthenticate_destination(catalog, box, "Meta", {"token": "new"})
+    assert caught.value.path == "credentials.token"
+    with pytest.raises(InvalidInput, match=r"needs credentials\.access_token"):
+        reauthenticate_destination(catalog, box, "Meta", {})
+    assert destination_credentials(catalog, box, "Meta") == {"access_token": TOKEN}
+
+
+@pytest.mark.parametrize("name", ["123", " 42 ", "0"])
+def test_a_name_of_digits_only_is_refused_as_it_would_read_as_an_id(
+    catalog: Catalog, box: SecretBox, name: str
+) -> None:
+    with pytest.raises(InvalidInput, match="cannot be only digits") as caught:
+        connect(catalog, box, name, "meta")
+    assert caught.value.path == "name"
+    connect(catalog, box, "Shop 1", "meta")
+    with pytest.raises(InvalidInput, match="cannot be only digits"):
+        sync_catalog.rename_destination(catalog, "Shop 1", name)
+    assert [d.name for d in list_destinations(catalog)] == ["Shop 1"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "ref"),
+    [("12", 12), ("Shop 1", "Shop 1"), ("²", "²"), ("١٢", "١٢"), (7, 7)],
+)
+def test_a_reference_of_ascii_digits_is_an_id_and_anything_else_a_name(
+    typed: str | int, ref: str | int
+) -> None:
+    assert sync_catalog.destination_ref(typed) == ref

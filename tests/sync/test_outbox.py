@@ -168,7 +168,7 @@ def make_link(catalog: Catalog) -> int:
         )
         session.add(audience)
     box = SecretBox(Fernet.generate_key())
-    create_destination(catalog, box, "Meta", "meta", {"access_token": "t"})
+    create_destination(catalog, box, "Meta", "meta", {"access_token": "t"}, {"ad_account_id": "1"})
     return link_audience(catalog, AUDIENCE, "Meta").id
 
 

@@ -115,6 +115,23 @@ def test_missing_fields_are_reported_per_field_and_nothing_is_saved(
     assert len(sync_catalog.list_destinations(web_server.runtime.catalog)) == before
 
 
+def test_settings_the_platform_would_refuse_are_shown_on_their_field_without_the_check(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    before = len(sync_catalog.list_destinations(web_server.runtime.catalog))
+    answer = _connect(
+        http,
+        "webhook",
+        name=unique_name("Hook"),
+        cred__signing_secret="too-short",
+        cfg__url="https://hooks.example/segmint",
+    )  # no check ticked: nothing is sent, the settings are still checked
+    assert answer.status_code == 400
+    assert "at least 16" in _field_error(answer.text, "field-cred__signing_secret")
+    assert "refused the request" not in answer.text  # not the platform: Segmint's own rule
+    assert len(sync_catalog.list_destinations(web_server.runtime.catalog)) == before
+
+
 def test_refused_credentials_save_nothing_and_are_not_echoed(
     http: httpx.Client, web_server: WebServer, meta: tuple[FakeMeta, str]
 ) -> None:
@@ -452,7 +469,12 @@ def test_settings_and_reauthenticate_forms(
     assert renamed.status_code == 200 and f"Renamed to {new_name}." in renamed.text
     assert sync_catalog.get_destination(rt.catalog, info.id).name == new_name
     other = sync_catalog.create_destination(
-        rt.catalog, rt.secrets, unique_name("Other"), "meta", {"access_token": "x"}, {}
+        rt.catalog,
+        rt.secrets,
+        unique_name("Other"),
+        "meta",
+        {"access_token": "x"},
+        {"ad_account_id": "1"},
     )
     clash = http.post(f"/destinations/{other.id}/rename", data={"name": new_name})
     assert clash.status_code == 409 and "exists; choose another name" in clash.text

@@ -76,7 +76,7 @@ def hostile(web_server: WebServer) -> dict[str, Any]:
         timezone="UTC",
     )
     destination = sync_catalog.create_destination(
-        rt.catalog, rt.secrets, HOSTILE[:90], "meta", {"access_token": "t", "ad_account_id": "a"}
+        rt.catalog, rt.secrets, HOSTILE[:90], "meta", {"access_token": "t"}, {"ad_account_id": "a"}
     )
     return {
         "audience": activation.audience,

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from segmint import __version__
 from segmint.api import audiences, destinations, explorer, preview
@@ -68,6 +69,30 @@ def open_writer(rt: Runtime, settings: Settings) -> GroupCommitWriter:
     )
 
 
+COLLECTION_PREFIX = "/v1/"
+
+
+class CollectionCORS:
+    """CORS for the collection API alone: browsers on the sites in ``origins`` (every site by
+    default, ``SEGMINT_CORS_ORIGINS``) may post events, which is what analytics.js needs.
+
+    Nothing else answers cross-origin requests: the REST API (``/api/v1``) is for servers and
+    scripts holding an admin key, and the web UI's pages and forms run on Segmint's own origin
+    with a session cookie, so no other site's script may call or read them."""
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        self.app = app
+        self.collection = CORSMiddleware(
+            app, allow_origins=origins, allow_methods=["POST"], allow_headers=["*"], max_age=3600
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(COLLECTION_PREFIX):
+            await self.collection(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. With no ``runtime`` it opens one from ``settings`` at start-up and
     closes it at shutdown; a given runtime is left open for its owner."""
@@ -117,13 +142,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["POST", "GET", "OPTIONS"],
-        allow_headers=["*"],
-        max_age=3600,
-    )
+    app.add_middleware(CollectionCORS, origins=settings.cors_origins)
     install_error_handlers(app)
     app.include_router(collect_http.router)
     app.include_router(explorer.router)

@@ -24,6 +24,7 @@ from segmint.sync.runner import SyncContext
 
 router = APIRouter(prefix="/api/v1", tags=["destinations"])
 Caller = Depends(require_api_key)
+_ref = sync_catalog.destination_ref  # an id (digits) or a name
 
 
 class _Body(BaseModel):
@@ -31,7 +32,10 @@ class _Body(BaseModel):
 
 
 class DestinationBody(_Body):
-    name: str = Field(description="Your name for this destination, e.g. 'Shop Meta'.")
+    name: str = Field(
+        description="Your name for this destination, e.g. 'Shop Meta' (not only digits: "
+        "those are ids)."
+    )
     platform: str = Field(description=f"One of: {', '.join(sync_catalog.PLATFORMS)}.")
     credentials: dict[str, Any] = Field(description="The platform's login (stored encrypted).")
     config: dict[str, Any] = Field(default_factory=dict)
@@ -42,7 +46,7 @@ class ConfigBody(_Body):
 
 
 class NameBody(_Body):
-    name: str = Field(description="The new name (1 to 100 characters, unique).")
+    name: str = Field(description="The new name (1 to 100 characters, unique, not only digits).")
 
 
 class CredentialsBody(_Body):
@@ -100,14 +104,19 @@ async def list_destinations(request: Request, _: str = Caller) -> JSONResponse:
 async def create_destination(
     body: DestinationBody, request: Request, check: bool = False, _: str = Caller
 ) -> JSONResponse:
-    """With ``check=true`` the credentials are tried on the platform first, and nothing is
-    saved when they fail."""
+    """The settings are checked without calling the platform (400 names a wrong one); with
+    ``check=true`` the credentials are then tried on the platform, and nothing is saved when
+    they fail."""
     ctx = _ctx(request)
 
     def run() -> DestinationInfo:
-        if check and body.platform in sync_catalog.PLATFORM_LABELS:
-            # Before saving: a login the platform refuses leaves nothing behind.
-            runner.try_credentials(body.platform, body.name, body.credentials, body.config)
+        if check:
+            # Before saving: a login the platform refuses leaves nothing behind. The settings
+            # are checked first, so a missing one is named rather than met by the adapter.
+            credentials, config = sync_catalog.check_settings(
+                body.platform, body.name, body.credentials, body.config
+            )
+            runner.try_credentials(body.platform, body.name, credentials, config)
         return sync_catalog.create_destination(
             ctx.catalog, ctx.secrets, body.name, body.platform, body.credentials, body.config
         )
@@ -126,9 +135,13 @@ async def get_destination(ref: str, request: Request, _: str = Caller) -> JSONRe
 async def configure_destination(
     ref: str, body: ConfigBody, request: Request, _: str = Caller
 ) -> JSONResponse:
+    """The settings that result are checked as on creation (400 names a wrong one) and
+    nothing changes unless they pass."""
     ctx = _ctx(request)
     info = await run_in_threadpool(
-        lambda: sync_catalog.configure_destination(ctx.catalog, _ref(ref), body.config)
+        lambda: sync_catalog.configure_destination(
+            ctx.catalog, _ref(ref), body.config, box=ctx.secrets
+        )
     )
     return _json(destination_json(info))
 
@@ -309,10 +322,3 @@ async def logs(
         )
 
     return _json({"logs": [log_json(entry) for entry in await run_in_threadpool(run)]})
-
-
-def _ref(ref: str | int) -> str | int:
-    """A destination given by id (digits) or by name."""
-    if isinstance(ref, int):
-        return ref
-    return int(ref) if ref.isdigit() else ref

@@ -19,8 +19,10 @@ async def list_events(request: Request) -> dict[str, Any]:
     return {"events": [_as_dict(e) for e in events]}
 
 
-@router.get("/events/{event}/properties", summary="Property keys of an event with their types")
+@router.get("/events/{event:path}/properties", summary="Property keys of an event with their types")
 async def event_properties(event: str, request: Request) -> dict[str, Any]:
+    """``event`` is the event's name percent-encoded (``checkout%2Fstep%201``); a name with
+    ``/`` in it may also be given as it is, since only the last ``/properties`` ends it."""
     keys = await run_in_threadpool(
         explorer.event_properties, request.app.state.runtime.warehouse, event
     )

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from segmint.audiences import operations
 from segmint.cli.common import command_group, console, friendly_errors, load_settings
+from segmint.destinations import registry
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
 from segmint.sync import catalog as sync_catalog
@@ -70,7 +71,9 @@ def _pairs(items: list[str] | None, option: str, *, secret: bool = False) -> dic
     return result
 
 
-def _credentials(items: list[str] | None, file: Path | None) -> dict[str, Any]:
+def _credentials(
+    items: list[str] | None, file: Path | None, *, required: bool = True
+) -> dict[str, Any]:
     credentials: dict[str, Any] = {}
     if file is not None:
         try:
@@ -83,7 +86,7 @@ def _credentials(items: list[str] | None, file: Path | None) -> dict[str, Any]:
             raise InvalidInput(f"{file} must hold a JSON object", path="--credentials-file")
         credentials.update(loaded)
     credentials.update(_pairs(items, "--credential", secret=True))
-    if not credentials:
+    if not credentials and required:
         raise InvalidInput(
             "give the platform's credentials with --credential KEY=VALUE or --credentials-file",
             path="--credential",
@@ -91,8 +94,7 @@ def _credentials(items: list[str] | None, file: Path | None) -> dict[str, Any]:
     return credentials
 
 
-def _ref(ref: str) -> str | int:
-    return int(ref) if ref.isdigit() else ref
+_ref = sync_catalog.destination_ref  # an id (digits) or a name
 
 
 # --- destinations ----------------------------------------------------------------------------
@@ -124,12 +126,15 @@ def add_destination(
     ] = None,
     check: Annotated[bool, typer.Option(help="Try the credentials on the platform.")] = True,
 ) -> None:
-    """Connect a destination; its credentials are stored encrypted."""
+    """Connect a destination; its credentials are stored encrypted. Its settings are checked
+    before anything is saved (and, with --check, its login on the platform)."""
     sync_catalog.check_platform(platform)
-    credentials = _credentials(credential, credentials_file)
+    takes_credentials = any(setting.credential for setting in registry.settings(platform))
+    credentials = _credentials(credential, credentials_file, required=takes_credentials)
     settings = _pairs(config, "--config")
-    if check:
-        runner.try_credentials(platform, name, credentials, settings)  # before saving anything
+    if check:  # before saving anything; a missing setting is named before the login is tried
+        credentials, settings = sync_catalog.check_settings(platform, name, credentials, settings)
+        runner.try_credentials(platform, name, credentials, settings)
     with _context() as ctx:
         info = sync_catalog.create_destination(
             ctx.catalog, ctx.secrets, name, platform, credentials, settings

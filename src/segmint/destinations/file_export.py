@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from segmint.destinations.base import Destination, DestinationLimits, MembersChange
 from segmint.destinations.registry import register
+from segmint.errors import InvalidInput
 from segmint.sync.batching import chunk
 from segmint.sync.errors import BadRequest, DestinationError, Transient
 from segmint.sync.normalize import IdentifierKind, ListMember
@@ -47,6 +48,12 @@ CREDENTIAL_FIELDS: tuple[str, ...] = ()
 """Nothing secret: the directory is reached with Segmint's own file-system rights."""
 CONFIG_FIELDS: tuple[str, ...] = ("directory", "format")
 """Where files go, and ``csv`` (default) or ``parquet``."""
+FIELD_HINTS = {
+    "directory": "a directory path Segmint can write to, e.g. /var/lib/segmint/exports",
+    "format": "csv or parquet",
+    "max_rows_per_file": "a whole number of at least 1, e.g. 100000",
+}
+"""What to put in each setting, for the messages about a missing or wrong one."""
 
 FORMATS = ("csv", "parquet")
 MAX_ROWS_PER_FILE = 100_000
@@ -173,7 +180,15 @@ class FileExport(Destination):
         """``directory`` is where audience folders are made; ``format`` is ``csv`` or
         ``parquet``; ``clock`` (UTC) names the files, for tests."""
         if format not in FORMATS:
-            raise BadRequest(f"file export format {format!r} is not supported: use csv or parquet")
+            raise InvalidInput(
+                f"file export format {format!r} is not supported: use csv or parquet",
+                path="config.format",
+            )
+        if max_rows_per_file < 1:
+            raise InvalidInput(
+                f"max_rows_per_file must be at least 1, not {max_rows_per_file}",
+                path="config.max_rows_per_file",
+            )
         self.directory = Path(directory)
         self.format = format
         self.destination_name = destination_name
@@ -187,12 +202,30 @@ class FileExport(Destination):
         """Create the directory if needed and write (then remove) a probe file; a clear
         BadRequest says what to fix when that fails."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            probe = self.directory / f".segmint-probe-{uuid.uuid4().hex}.tmp"
-            probe.write_bytes(b"ok")
-            probe.unlink()
+            self._probe()
         except OSError as error:
             raise self._os_error(error, self.directory) from error
+
+    def check_locally(self) -> None:
+        """What saving the destination checks (docs/destinations/file.md): the probe of
+        :meth:`check_credentials`, failing with :class:`InvalidInput` on ``config.directory``
+        since nothing is saved yet to fix in Configuration Settings."""
+        try:
+            self._probe()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise InvalidInput(
+                f"Segmint cannot write to the export directory {self.directory}: {reason}. "
+                "Choose a directory that exists or can be created and that the user running "
+                "Segmint can write to.",
+                path="config.directory",
+            ) from None
+
+    def _probe(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        probe = self.directory / f".segmint-probe-{uuid.uuid4().hex}.tmp"
+        probe.write_bytes(b"ok")
+        probe.unlink()
 
     def ensure_audience(self, name: str) -> str:
         """Create the audience's folder; its name (see :func:`audience_folder`) is the id."""

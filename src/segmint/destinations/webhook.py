@@ -36,6 +36,7 @@ import httpx
 
 from segmint.destinations.base import Destination, DestinationLimits, MembersChange, request
 from segmint.destinations.registry import register
+from segmint.errors import InvalidInput
 from segmint.sync.batching import chunk
 from segmint.sync.errors import (
     AuthExpired,
@@ -54,6 +55,12 @@ CREDENTIAL_FIELDS: tuple[str, ...] = ("signing_secret",)
 """The shared secret signing every request (at least 16 characters)."""
 CONFIG_FIELDS: tuple[str, ...] = ("url", "max_per_request")
 """The receiver's URL, and members or events per request (default 100)."""
+FIELD_HINTS = {
+    "url": "the receiver's https:// URL, e.g. https://hooks.example.com/segmint",
+    "signing_secret": "text of at least 16 random characters",
+    "max_per_request": "a whole number of at least 1, e.g. 100",
+}
+"""What to put in each setting, for the messages about a missing or wrong one."""
 
 SIGNATURE_HEADER = "Segmint-Signature"
 DELIVERY_HEADER = "Segmint-Delivery-Id"
@@ -139,14 +146,20 @@ class WebhookDestination(Destination):
         16 characters); ``max_per_request`` caps members or events per POST; ``clock`` and
         ``delivery_ids`` are for tests."""
         if not url.startswith(("https://", "http://")):
-            raise BadRequest(f"webhook URL {url!r} must start with https:// (or http://)")
-        if len(signing_secret) < 16:
-            raise BadRequest(
-                "the webhook signing secret is too short: use at least 16 random characters"
+            raise InvalidInput(
+                f"webhook URL {url!r} must start with https:// (or http://)", path="config.url"
             )
-        size = int(max_per_request)
+        if len(signing_secret) < 16:
+            raise InvalidInput(
+                "the webhook signing secret is too short: use at least 16 random characters",
+                path="credentials.signing_secret",
+            )
+        size = int(max_per_request) if str(max_per_request).strip().isdecimal() else 0
         if size < 1:
-            raise BadRequest("max_per_request must be at least 1")
+            raise InvalidInput(
+                f"max_per_request must be a whole number of at least 1, not {max_per_request!r}",
+                path="config.max_per_request",
+            )
         self.url = url
         self.signing_secret = signing_secret
         self.destination_name = destination_name

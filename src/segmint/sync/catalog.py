@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from segmint.catalog.db import Catalog
 from segmint.catalog.models import Audience
 from segmint.catalog.sync_models import AudienceLink, Destination, SyncLog
+from segmint.destinations import registry
 from segmint.errors import Conflict, InvalidInput, NotFound, SegmintError
 from segmint.sync.errors import (
     AuthExpired,
@@ -106,6 +107,35 @@ SYNC_STATUSES = ("running", "succeeded", "failed", "refused", "pending")
 def utc_now() -> datetime:
     """The current instant as naive UTC, the catalog's convention."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def check_settings(
+    platform: str,
+    name: str,
+    credentials: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings of destination ``name`` checked where Segmint runs, before anything is
+    saved and without calling the platform (``check`` tries the login): every key one the
+    platform takes, in credentials or config as it belongs, of the right type and none
+    missing; the adapter built from them, so its own rules apply (a webhook URL, a DV360
+    duration, a file format); and the checks that need no network (the file export writes a
+    probe file in its directory). Returns them typed (``"500"`` for a whole number becomes
+    500). Raises :class:`InvalidInput` naming the setting (``config.format``) and what to put
+    there."""
+    check_platform(platform)
+    label = PLATFORM_LABELS[platform]
+    credentials, config = registry.check_settings(platform, credentials, config, label=label)
+    adapter = registry.create(platform, **config, **credentials, destination_name=name)
+    try:
+        check_locally = getattr(adapter, "check_locally", None)
+        if callable(check_locally):
+            check_locally()
+    finally:
+        close = getattr(adapter, "close", None)
+        if callable(close):
+            close()
+    return credentials, config
 
 
 def check_platform(platform: str) -> None:
@@ -210,16 +240,17 @@ def create_destination(
     now: datetime | None = None,
 ) -> DestinationInfo:
     """Create the destination ``name`` on ``platform`` with its credentials encrypted; it
-    starts ``active``. Raises :class:`Conflict` when the name is taken."""
+    starts ``active``. The settings are checked first (:func:`check_settings`: InvalidInput
+    names a wrong one) and saved typed. Raises :class:`Conflict` when the name is taken."""
     name = _destination_name(name)
-    check_platform(platform)
+    credentials, config = check_settings(platform, name, credentials, config or {})
     now = now or utc_now()
     row = Destination(
         name=name,
         platform=platform,
         status="active",
         credentials=box.encrypt(credentials),
-        config=json.dumps(dict(config or {}), sort_keys=True),
+        config=json.dumps(config, sort_keys=True),
         created_at=now,
         updated_at=now,
     )
@@ -235,7 +266,27 @@ def _destination_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInput("a destination needs a name of 1 to 100 characters", path="name")
+    if is_destination_id(name):
+        raise InvalidInput(
+            f"a destination name cannot be only digits: {name!r} would read as the id of a "
+            f"destination; add a word, e.g. 'Export {name}'",
+            path="name",
+        )
     return name
+
+
+def is_destination_id(ref: str) -> bool:
+    """Whether ``ref`` as typed (in a URL, on the command line) means a destination's id:
+    ASCII digits only. Names never look like that (:func:`create_destination` refuses them),
+    so every reference means one destination, as with audiences."""
+    return ref.isascii() and ref.isdigit()
+
+
+def destination_ref(ref: str | int) -> str | int:
+    """A destination reference as typed: its id (digits) or its name."""
+    if isinstance(ref, int):
+        return ref
+    return int(ref) if is_destination_id(ref) else ref
 
 
 def rename_destination(
@@ -283,9 +334,13 @@ def configure_destination(
     ref: str | int,
     config: Mapping[str, Any],
     *,
+    box: SecretBox | None = None,
     now: datetime | None = None,
 ) -> DestinationInfo:
-    """Merge ``config`` into the destination's settings; a key set to ``None`` is removed."""
+    """Merge ``config`` into the destination's settings; a key set to ``None`` is removed.
+    The result is checked before it is saved, as on creation: with ``box`` to decrypt the
+    stored credentials, fully (:func:`check_settings`, the file export's directory
+    included); without it, the config's names, types and required keys only."""
     with catalog.session() as session:
         row = _find_destination(session, ref, lock=True)
         merged = json.loads(row.config)
@@ -294,6 +349,12 @@ def configure_destination(
                 merged.pop(key, None)
             else:
                 merged[key] = value
+        if box is None:
+            label = PLATFORM_LABELS.get(row.platform, row.platform)
+            _, merged = registry.check_settings(row.platform, None, merged, label=label)
+        else:
+            stored = box.decrypt(row.credentials)
+            _, merged = check_settings(row.platform, row.name, stored, merged)
         row.config = json.dumps(merged, sort_keys=True)
         row.updated_at = now or utc_now()
         return _destination_info(row)
@@ -319,9 +380,11 @@ def reauthenticate_destination(
     now: datetime | None = None,
 ) -> DestinationInfo:
     """Replace the credentials and make the destination ``active`` again (R21: the changes
-    pending on its links go out with the next sync, since their cursors did not move)."""
+    pending on its links go out with the next sync, since their cursors did not move). They
+    are checked with the stored config first (:func:`check_settings`)."""
     with catalog.session() as session:
         row = _find_destination(session, ref, lock=True)
+        credentials, _ = check_settings(row.platform, row.name, credentials, json.loads(row.config))
         row.credentials = box.encrypt(credentials)
         row.status = "active"
         row.last_error = None
@@ -670,7 +733,7 @@ def remedy_for(error: BaseException, destination_name: str) -> str:
         return "nothing: the platform was busy or unreachable, and the next sync retries"
     if isinstance(error, InstantSyncTooSoon):
         return "wait, or let the automatic sync after the next refresh deliver the changes"
-    if isinstance(error, BadRequest):
+    if isinstance(error, BadRequest | InvalidInput):
         return (
             f"check the settings of Destinations → {destination_name} and the link's "
             "identifier mapping; the changes stay pending until a sync succeeds"

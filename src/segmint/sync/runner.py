@@ -115,13 +115,13 @@ def new_adapter(
     if timeout is not None and _accepts(factory, "timeout"):
         kwargs["timeout"] = timeout
     try:
-        return factory(**kwargs)
-    except (TypeError, AttributeError, ValueError) as exc:
-        label = sync_catalog.PLATFORM_LABELS.get(platform, platform)
+        return registry.create(platform, **kwargs)
+    except InvalidInput as exc:  # saved before settings were checked on save
         raise InvalidInput(
-            f"the settings of destination {name} do not fit {label}: {exc}; fix them in "
-            f"Destinations → {name} → Configuration Settings",
-            path="config",
+            f"the settings of destination {name} do not fit: {exc.message}; fix them in "
+            f"Destinations → {name} → Configuration Settings (or `segmint destinations "
+            "reauth`)",
+            path=exc.path,
         ) from None
 
 
@@ -137,6 +137,7 @@ def try_credentials(
     """Build the adapter from unsaved credentials and make its one cheap authenticated call,
     so a destination is saved only once they work. Raises what the platform said
     (:class:`AuthExpired`, :class:`BadRequest` ...) or :class:`InvalidInput`."""
+    credentials, config = sync_catalog.check_settings(platform, name, credentials, config)
     adapter = new_adapter(
         platform, name, credentials, config, retry=retry or CHECK_RETRY, timeout=timeout
     )

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any
 
 import httpx
@@ -219,6 +220,17 @@ class FormState:
         return not self.errors and not self.message
 
 
+def _settings_error(exc: InvalidInput, spec: PlatformForm, state: FormState) -> None:
+    """Show a settings error on its input (``config.url`` → the URL field) when the form
+    has one, else above the form."""
+    part, _, key = (exc.path or "").partition(".")
+    for item in (*spec.credentials, *spec.config):
+        if key == item.name and part == ("credentials" if item.secret else "config"):
+            state.error(item.input_name, exc.message)
+            return
+    state.message = exc.message
+
+
 def _text(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
@@ -313,11 +325,17 @@ def try_credentials(
 
 
 def explain_check_failure(
-    exc: BaseException, spec: PlatformForm, state: FormState, *, first_credential: str | None
+    exc: BaseException,
+    spec: PlatformForm,
+    state: FormState,
+    *,
+    first_credential: str | None,
+    can_skip: bool = True,
 ) -> None:
     """Put a failed credentials check into the form: on the credential input when the login
-    was refused, at the top otherwise."""
+    was refused, at the top otherwise. ``can_skip``: the form has the check's checkbox."""
     label = spec.label
+    skip = ", or untick the check to save without trying the credentials" if can_skip else ""
     if isinstance(exc, AuthExpired):
         detail = f" ({exc.detail})" if exc.detail else ""
         text = (
@@ -330,15 +348,14 @@ def explain_check_failure(
             state.message = text
     elif isinstance(exc, RateLimited | Transient):
         state.message = (
-            f"{label} is busy or unavailable right now ({exc.message}). Try again in a minute, "
-            "or untick the check to save without trying the credentials."
+            f"{label} is busy or unavailable right now ({exc.message}). Try again in a "
+            f"minute{skip}."
         )
     elif isinstance(exc, BadRequest | DestinationError):
         state.message = f"{label} refused the request: {exc.message}. Check the settings."
     elif isinstance(exc, httpx.HTTPError):
         state.message = (
-            f"{label} could not be reached ({exc}). Check the API base URL and the network, "
-            "or untick the check to save without trying the credentials."
+            f"{label} could not be reached ({exc}). Check the API base URL and the network{skip}."
         )
     elif isinstance(exc, SegmintError):
         state.message = exc.message
@@ -433,6 +450,11 @@ async def connect(request: Request) -> Response:
         if any(d.name == name for d in sync_catalog.list_destinations(rt.catalog)):
             state.error("name", f"a destination named {name!r} exists; choose another name")
             return None
+        try:  # the settings themselves, before any call to the platform
+            sync_catalog.check_settings(platform, name, credentials, config)
+        except InvalidInput as exc:
+            _settings_error(exc, spec, state)
+            return None
         if check:
             try:
                 try_credentials(platform, name, credentials, config)
@@ -450,7 +472,7 @@ async def connect(request: Request) -> Response:
             if exc.path == "name":
                 state.error("name", exc.message)
             else:
-                state.message = exc.message
+                _settings_error(exc, spec, state)
         return None
 
     info = None
@@ -569,7 +591,20 @@ async def save_settings(request: Request, destination_id: DestinationId) -> Resp
     if not state.ok:
         data = await run_in_threadpool(_detail_context, rt, destination_id, settings=state)
         return render(request, "destinations/detail.html", data, 400)
-    await run_in_threadpool(sync_catalog.configure_destination, rt.catalog, destination_id, changes)
+    try:
+        await run_in_threadpool(
+            partial(
+                sync_catalog.configure_destination,
+                rt.catalog,
+                destination_id,
+                changes,
+                box=rt.secrets,
+            )
+        )
+    except InvalidInput as exc:
+        _settings_error(exc, spec, state)
+        data = await run_in_threadpool(_detail_context, rt, destination_id, settings=state)
+        return render(request, "destinations/detail.html", data, 400)
     _flash(request, "Settings saved. Check the connection to try them on the platform.")
     return RedirectResponse(f"/destinations/{destination_id}#configuration-settings", 303)
 
@@ -635,7 +670,7 @@ async def check_connection(request: Request, destination_id: DestinationId) -> R
             info = sync_catalog.get_destination(rt.catalog, destination_id)
             spec = platform_form(info.platform)
             state = FormState()
-            explain_check_failure(exc, spec, state, first_credential=None)
+            explain_check_failure(exc, spec, state, first_credential=None, can_skip=False)
             return state.message, "error"
         return f"The connection to {info.label} works: {info.name} is {info.status}.", "ok"
 
