@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -142,3 +143,23 @@ def test_impact_preview_names_the_destinations_changes_go_to(
     assert linked.summary == (
         "+30 / −170 members (170 → 30); 30 additions and 170 removals will be sent to Shop Meta"
     )
+
+
+def test_a_sync_still_running_is_said_so_and_one_never_finished_is_called_interrupted(
+    runtime: Runtime, ctx: SyncContext, fake: FakeMeta, meta_url: str
+) -> None:
+    seed_profiles(runtime, 300)
+    link_id = link_to_meta(runtime, fake, meta_url, activate(runtime))
+    # A sync whose process was killed three hours ago left its log entry "running".
+    stopped = sync_catalog.utc_now() - timedelta(hours=3)
+    sync_catalog.start_sync_log(runtime.catalog, link_id, "instant", now=stopped)
+    stuck = {check.name: check for check in why_not_syncing(ctx, link_id).checks}["Last sync"]
+    assert not stuck.ok
+    assert "never finished: the process running it stopped" in stuck.detail
+    assert stuck.action == "run an Instant Sync, or wait for the next refresh"
+    # One that started a minute ago is at work: said so, not as a problem (it said ": None").
+    sync_catalog.start_sync_log(runtime.catalog, link_id, "instant")
+    running = {check.name: check for check in why_not_syncing(ctx, link_id).checks}
+    assert running["Last sync"].ok
+    assert running["Last sync"].detail.startswith("running since ")
+    assert "None" not in running["Last sync"].detail

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from segmint.catalog.models import Audience
 from segmint.destinations import registry
 from segmint.sync import catalog as sync_catalog
-from segmint.sync.catalog import LinkInfo
+from segmint.sync.catalog import LinkInfo, utc_now
 from segmint.sync.members import has_identifier, list_members
 from segmint.sync.normalize import GOOGLE_RULES, IdentifierKind, prepare_members
 from segmint.sync.runner import SyncContext, current_members
+
+STALE_RUNNING = timedelta(hours=1)
+"""A sync still ``running`` after this long was interrupted (its process stopped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +276,22 @@ def _log_checks(ctx: SyncContext, link: LinkInfo) -> list[Check]:
         ]
     last = logs[0]
     checks = []
-    if last.status == "succeeded":
+    if last.status == "running":
+        started = f"{last.started_at:%Y-%m-%d %H:%M} UTC"
+        if utc_now() - last.started_at < STALE_RUNNING:
+            checks.append(Check("Last sync", True, f"running since {started}"))
+        else:  # a process that stopped mid-sync (killed, restarted) never closed its entry
+            checks.append(
+                Check(
+                    "Last sync",
+                    False,
+                    f"started at {started} and never finished: the process running it "
+                    "stopped (the changes it was sending are still pending)",
+                    "run an Instant Sync, or wait for the next refresh",
+                )
+            )
+        logs = logs[1:]
+    elif last.status == "succeeded":
         checks.append(
             Check(
                 "Last sync",
@@ -286,7 +305,8 @@ def _log_checks(ctx: SyncContext, link: LinkInfo) -> list[Check]:
             Check(
                 "Last sync",
                 False,
-                f"{last.status} at {last.started_at:%Y-%m-%d %H:%M} UTC: {last.error_message}",
+                f"{last.status} at {last.started_at:%Y-%m-%d %H:%M} UTC"
+                + (f": {last.error_message}" if last.error_message else ""),
                 last.remedy,
             )
         )
