@@ -44,10 +44,15 @@ def test_validate_accepts_a_good_definition_and_says_static_or_dynamic(
     event = {"id": "e", "kind": "event", "event": "product_viewed", "window": window}
     answer = http.post("/ui/builder/validate", json={"definition": definition(US, event)})
     data = answer.json()
-    assert data["valid"] is True and data["dynamic"] is True
+    assert data["valid"] is True and data["dynamic"] is True and data["windowed"] is True
     assert "all of 2 conditions" in data["summary"]
     answer = http.post("/ui/builder/validate", json={"definition": definition(US)})
-    assert answer.json()["dynamic"] is False
+    # Static without a window at all: the page says so, not "fixed date ranges".
+    assert (answer.json()["dynamic"], answer.json()["windowed"]) == (False, False)
+    fixed = {"type": "absolute", "from": "2025-01-01", "to": "2025-02-01"}
+    dated = {"id": "e", "kind": "event", "event": "product_viewed", "window": fixed}
+    answer = http.post("/ui/builder/validate", json={"definition": definition(US, dated)})
+    assert (answer.json()["dynamic"], answer.json()["windowed"]) == (False, True)
 
 
 def test_tree_level_problems_map_to_the_node(http: httpx.Client) -> None:
@@ -147,6 +152,23 @@ def test_names_check_suggests_a_valid_free_name(http: httpx.Client) -> None:
     assert http.post("/ui/builder/names/check", json={"name": free}).json()["ok"] is True
 
 
+def test_names_check_says_and_offers_the_same_free_name(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    taken = "abandoned_checkout_30d"  # a demo audience of the fixture
+    assert service.get_by_name(web_server.runtime.catalog, taken)
+    data = http.post("/ui/builder/names/check", json={"name": "Abandoned Checkout (30d)"}).json()
+    suggestion = data["suggestion"]
+    assert data["ok"] is False and suggestion.startswith(f"{taken}_")
+    assert data["message"].endswith(f"Try {suggestion!r}.")
+    assert f"Try {taken!r}" not in data["message"]
+    assert http.post("/ui/builder/names/check", json={"name": suggestion}).json()["ok"] is True
+    # No name yet: say what is needed, without offering "audience".
+    empty = http.post("/ui/builder/names/check", json={"name": " "}).json()
+    assert empty["ok"] is False and empty["suggestion"] is None
+    assert empty["message"].startswith("enter a name")
+
+
 def test_save_creates_activates_and_refuses_a_taken_name(
     http: httpx.Client, web_server: WebServer
 ) -> None:
@@ -208,3 +230,44 @@ def test_builder_page_escapes_user_content(http: httpx.Client, web_server: WebSe
     assert evil not in page.text
     assert "\\u003cscript\\u003e" in page.text  # the definition, as JSON data, escaped
     assert http.get("/audiences/new").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("condition", "field", "words"),
+    [
+        (
+            {
+                "kind": "event",
+                "event": "product_viewed",
+                "window": {"type": "relative", "last": 100_000, "unit": "months"},
+            },
+            "window.last",
+            "in the last 100,000 months",
+        ),
+        (
+            {
+                "kind": "trait",
+                "trait": "signed_up_at",
+                "operator": "in_window",
+                "value": {"type": "relative", "last": 10**6, "unit": "days"},
+            },
+            "value.last",
+            "in the last 1,000,000 days",
+        ),
+    ],
+)
+def test_a_window_beyond_the_calendar_is_a_problem_of_its_condition(
+    http: httpx.Client, condition: dict[str, Any], field: str, words: str
+) -> None:
+    """Such a window is refused by name and in words on the condition that holds it, by every
+    endpoint, not as a Python dict on the whole query."""
+    body = definition(US, {"id": "far", **condition})
+    for url in ("/ui/builder/validate", "/ui/builder/estimate", "/ui/builder/run"):
+        answer = http.post(url, json={"definition": body})
+        assert answer.status_code == 200, answer.text
+        (error,) = answer.json()["errors"]
+        assert (error["id"], error["path"], error["field"]) == ("far", "root.conditions[1]", field)
+        assert f"the window “{words}” reaches outside the years 1 to 9999" in error["message"]
+        assert "{" not in error["message"]
+    answer = http.post("/ui/builder/save", json={"definition": body, "name": unique_name("far")})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["id"] == "far"

@@ -42,6 +42,15 @@ def strip_ids(node: Any) -> Any:
     return node
 
 
+def would_ask_before_leaving(page: Any) -> bool:
+    """Whether the page's ``beforeunload`` handler asks to confirm leaving."""
+    asks: bool = page.evaluate(
+        "() => { const e = new Event('beforeunload', {cancelable: true}); "
+        "window.dispatchEvent(e); return e.defaultPrevented; }"
+    )
+    return asks
+
+
 def build_main_query(page: Any) -> None:
     """viewed product in last 30 days AND NOT ordered in last 30 days AND (US OR CA)."""
     page.get_by_role("button", name="Add condition to Group 1").click()
@@ -124,9 +133,8 @@ def test_build_run_and_save_from_scratch(page: Any, web_server: WebServer, scree
     expect(name).to_be_focused()
     expect(dialog.get_by_text("Dynamic", exact=True)).to_be_visible()
     expect(dialog.get_by_label("Refresh interval", exact=True)).to_have_value("86400")
-    expect(
-        dialog.get_by_label("Warm-up: refresh daily for the first 3 days", exact=True)
-    ).to_be_checked()
+    warmup = dialog.get_by_label("Warm-up: refresh daily for the first 3 days", exact=True)
+    expect(warmup).to_be_disabled()  # a daily audience has nothing to warm up
     expect(dialog.locator("#forecast-text")).to_contain_text("events in the next 30 days")
     base = unique_name("viewed")
     name.fill(f"Viewed, Not Ordered {base}")
@@ -140,6 +148,7 @@ def test_build_run_and_save_from_scratch(page: Any, web_server: WebServer, scree
     dialog.get_by_role("button", name=f"Use “{suggestion}”").click()
     expect(name).to_have_value(suggestion)
     dialog.get_by_label("Refresh interval", exact=True).select_option(label="Every 7 days")
+    expect(warmup).to_be_checked()
     dialog.get_by_role("button", name="Save & Activate").click()
     page.wait_for_url(re.compile(r"/audiences/\d+$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text(suggestion)
@@ -149,6 +158,7 @@ def test_build_run_and_save_from_scratch(page: Any, web_server: WebServer, scree
     saved = service.get_by_name(web_server.runtime.catalog, suggestion)
     assert saved.status == "active"
     assert saved.refresh_interval_seconds == 7 * 86400
+    assert saved.warmup
     stored = saved.definition.model_dump(mode="json", exclude_none=True, by_alias=True)
     assert preview_size(web_server, stored) == expected_size
     kinds = [c["kind"] for c in stored["root"]["conditions"]]
@@ -196,8 +206,10 @@ def test_edit_saves_a_new_version_with_an_impact_preview(page: Any, web_server: 
     expect(page.get_by_role("heading", name=f"Edit audience: {name}")).to_be_visible()
     row = condition(page, 2, 2, 1)
     expect(row.get_by_label("Value", exact=True)).to_have_value("US")
+    assert not would_ask_before_leaving(page), "nothing changed yet"
     row.get_by_label("Operator", exact=True).select_option(label="is one of")
     row.get_by_label("Value", exact=True).fill("US, CA")
+    assert would_ask_before_leaving(page)
     both = {**us, "operator": "in", "value": ["US", "CA"]}
     expected = preview_size(web_server, {"root": {"kind": "and", "conditions": [viewed, both]}})
     expect(page.locator("#estimate")).to_have_text(re.compile(rf"About {expected:,} people"))
@@ -212,3 +224,67 @@ def test_edit_saves_a_new_version_with_an_impact_preview(page: Any, web_server: 
     info = service.get(rt.catalog, draft.id)
     assert info.current_version == 2
     assert info.size == expected
+
+
+@pytest.fixture
+def http_suggestion(http: Any) -> str:
+    """The free name the server suggests for "Abandoned Checkout (30d)" (a demo audience
+    has ``abandoned_checkout_30d``)."""
+    answer = http.post("/ui/builder/names/check", json={"name": "Abandoned Checkout (30d)"})
+    suggestion: str = answer.json()["suggestion"]
+    assert suggestion != "abandoned_checkout_30d"
+    return suggestion
+
+
+def test_save_dialog_speaks_only_when_there_is_something_to_say(
+    page: Any, http_suggestion: str
+) -> None:
+    """No error before typing; a refused name gets one suggestion, free, in the text and on
+    the button; a good name hides the button (also from Tab); the warm-up is disabled where
+    it would change nothing (intervals of a day or less)."""
+    page.goto("/audiences/new")
+    page.get_by_role("button", name="Add condition to Group 1").click()
+    first = condition(page, 1, 1, 1)
+    first.get_by_label("Event", exact=True).fill("product_viewed")
+    first.get_by_label("When", exact=True).select_option(label="in the last…")
+    expect(page.locator("#estimate")).to_contain_text("people match")
+    page.get_by_role("button", name="Save & Activate…").click()
+    dialog = page.get_by_role("dialog", name="Save & Activate")
+    name = dialog.get_by_label("Audience name", exact=True)
+    status = dialog.locator("#name-status")
+    use = dialog.get_by_role("button", name=re.compile("^Use "))
+    expect(name).to_be_focused()
+    expect(dialog.locator("#forecast-text")).to_contain_text("events in the next 30 days")
+    expect(status).to_have_text("")
+    expect(name).not_to_have_attribute("aria-invalid", "true")
+    expect(use).to_be_hidden()
+
+    name.fill("Abandoned Checkout (30d)")
+    expect(status).to_contain_text(f"Try '{http_suggestion}'.")
+    expect(status).not_to_contain_text("Try 'abandoned_checkout_30d'.")
+    expect(dialog.get_by_role("button", name=f"Use “{http_suggestion}”")).to_be_visible()
+    good = unique_name("ok_name")
+    name.fill(good)
+    expect(status).to_have_text(f"“{good}” is available.")
+    expect(use).to_be_hidden()
+    name.press("Tab")  # the hidden button is skipped
+    interval = dialog.get_by_label("Refresh interval", exact=True)
+    expect(interval).to_be_focused()
+
+    warmup = dialog.get_by_label("Warm-up: refresh daily for the first 3 days", exact=True)
+    note = dialog.get_by_text("Not needed with this interval")
+    for label in ("Every day", "Every hour"):
+        interval.select_option(label=label)
+        expect(warmup).to_be_disabled()
+        expect(warmup).not_to_be_checked()
+        expect(note).to_be_visible()
+    interval.select_option(label="Every 7 days")
+    expect(warmup).to_be_enabled()
+    expect(warmup).to_be_checked()  # the choice comes back
+    expect(note).to_be_hidden()
+    warmup.uncheck()
+    interval.select_option(label="Every 12 hours")
+    interval.select_option(label="Every 14 days")
+    expect(warmup).not_to_be_checked()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()

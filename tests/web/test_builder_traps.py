@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import WebServer, unique_name
+from tests.web.conftest import VIEWPORT, WebServer, sign_in_browser, unique_name
 from tests.web.test_builder_flow import condition, preview_size, shown_definition
 
 pytestmark = pytest.mark.browser
@@ -301,3 +302,84 @@ def test_property_filter_applies_at_once(page: Any, web_server: WebServer) -> No
     assert node["filters"] == [{"property": "total", "operator": "gt", "value": 100}]
     expected = preview_size(web_server, {"root": {k: v for k, v in node.items()}})
     expect(page.locator("#estimate")).to_have_text(re.compile(rf"About {expected:,} people"))
+
+
+@pytest.fixture
+def accepting_page(
+    browser: Any, web_server: WebServer, admin_login: tuple[str, str]
+) -> Iterator[Any]:
+    """A signed-in page that accepts every dialog (``page.prompts`` lists their types), so
+    "leave this page?" can be answered yes."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=web_server.url)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    sign_in_browser(page, *admin_login)
+    prompts: list[str] = []
+    page.on("dialog", lambda d: (prompts.append(d.type), d.accept()))
+    page.prompts = prompts
+    yield page
+    context.close()
+
+
+def test_unsaved_work_is_warned_about_and_kept_as_a_draft(accepting_page: Any) -> None:
+    page = accepting_page
+    page.goto("/audiences/new")
+    add_country(page, 1, 1, "CA")
+    note = page.get_by_role("status").filter(has_text="Draft restored")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    page.wait_for_url("**/events")
+    assert page.prompts == ["beforeunload"], "leaving asked first"
+    page.go_back()
+    expect(condition(page, 1, 1, 1).get_by_label("Value", exact=True)).to_have_value("CA")
+
+    page.reload()
+    assert page.prompts == ["beforeunload"] * 2
+    expect(note).to_be_visible()
+    expect(condition(page, 1, 1, 1).get_by_label("Value", exact=True)).to_have_value("CA")
+    expect(page.locator("#estimate")).to_contain_text("people match")
+    page.get_by_role("button", name="Discard draft").click()
+    expect(note).to_be_hidden()
+    assert conditions(page) == []
+    expect(page.get_by_text("No conditions yet")).to_be_visible()
+    page.reload()  # nothing left to lose: no question, no draft
+    assert page.prompts == ["beforeunload"] * 2
+    expect(page.get_by_text("No conditions yet")).to_be_visible()
+    expect(note).to_be_hidden()
+
+    # Saved work is not warned about, and leaves no draft behind.
+    add_country(page, 1, 1, "GB")
+    page.get_by_role("button", name="Save & Activate…").click()
+    dialog = page.get_by_role("dialog", name="Save & Activate")
+    dialog.get_by_label("Audience name", exact=True).fill(unique_name("draft"))
+    dialog.get_by_role("button", name="Save & Activate").click()
+    page.wait_for_url(re.compile(r"/audiences/\d+$"))
+    page.goto("/audiences/new")
+    expect(page.get_by_text("No conditions yet")).to_be_visible()
+    expect(note).to_be_hidden()
+    assert page.prompts == ["beforeunload"] * 2
+
+
+def test_a_window_beyond_the_calendar_is_shown_on_its_condition(page: Any) -> None:
+    page.goto("/audiences/new")
+    add_country(page, 1, 1, "US")
+    page.get_by_role("button", name="Add condition to Group 1").click()
+    row = condition(page, 2, 2, 1)
+    row.get_by_label("Event", exact=True).fill("product_viewed")
+    row.get_by_label("When", exact=True).select_option(label="in the last…")
+    row.get_by_label("Unit", exact=True).select_option(label="months")
+    row.get_by_label("Last", exact=True).fill("100000")
+    expect(page.locator("#estimate")).to_have_text(
+        "Estimate unavailable: fix 1 problem (highlighted)."
+    )
+    last = row.get_by_label("Last", exact=True)
+    expect(last).to_have_attribute("aria-invalid", "true")
+    words = "the window “in the last 100,000 months” reaches outside the years 1 to 9999"
+    expect(last).to_have_accessible_description(re.compile(re.escape(words)))
+    expect(condition(page, 1, 2, 1).get_by_label("Value", exact=True)).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
+    page.get_by_role("button", name="Run query").click()
+    summary = page.get_by_role("alert").filter(has_text="before you run the query")
+    expect(summary).to_contain_text(f"performed product_viewed in the last 100,000 months: {words}")
+    expect(summary).not_to_contain_text("all of")
+    expect(summary).not_to_contain_text("{")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from segmint.audiences import history, operations, service
 from segmint.sync import catalog as sync_catalog
@@ -68,10 +70,14 @@ def test_audiences_page_switch_archives_and_reactivates(
 
     switch = page.get_by_role("switch", name=f"Active: {audience.name}")
     assert switch.is_checked()
+    active, archived = tab_counts(page)
     switch.uncheck()
     toast = page.get_by_role("status").filter(has_text="is archived")
     toast.wait_for()
     assert service.get(web_server.runtime.catalog, audience.id).status == "archived"
+    # The row leaves the Active tab and the counts follow, without a reload.
+    expect(row).to_have_count(0)
+    assert tab_counts(page) == (active - 1, archived + 1)
 
     page.get_by_role("tab", name="Archived").click()
     page.wait_for_url("**/audiences?tab=archived")
@@ -80,6 +86,18 @@ def test_audiences_page_switch_archives_and_reactivates(
     switch.check()
     page.get_by_role("status").filter(has_text="active again").wait_for()
     assert service.get(web_server.runtime.catalog, audience.id).status == "active"
+    expect(row).to_have_count(0)
+    assert tab_counts(page) == (active, archived)
+
+
+def tab_counts(page: Any) -> tuple[int, int]:
+    """The numbers on the Active and Archived tabs."""
+    tabs = page.get_by_role("tablist", name="Audience status")
+    found = [
+        int(tabs.get_by_role("tab", name=name).locator(".count").inner_text())
+        for name in ("Active", "Archived")
+    ]
+    return found[0], found[1]
 
 
 def test_a_refused_switch_is_put_back_and_says_why(page: Any, web_server: WebServer) -> None:
@@ -127,8 +145,23 @@ def test_audience_page_chart_members_search_and_restore(
     page.get_by_role("switch", name=f"Active: {audience.name}").uncheck()
     page.get_by_role("status").filter(has_text="is archived").wait_for()
     page.reload()
-    page.get_by_role("button", name=f"Delete {audience.name}").click()
+    # Deleting asks first, in a dialog; Escape leaves the audience as it was.
+    delete = page.get_by_role("button", name=f"Delete {audience.name}…")
+    delete.click()
+    dialog = page.get_by_role("dialog", name=f"Delete {audience.name}?")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert service.get(web_server.runtime.catalog, audience.id).status == "archived"
+    delete.click()
+    dialog.get_by_role("button", name="Delete audience").click()
     page.wait_for_url("**/audiences?tab=deleted")
+    # A deleted audience's page offers Restore, and no edit that would be refused.
+    page.goto(f"/audiences/{audience.id}")
+    expect(page.get_by_text("This audience is deleted")).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("^Edit"))).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Delete"))).to_have_count(0)
     page.get_by_role("button", name=f"Restore {audience.name}").click()
     page.wait_for_url(f"**/audiences/{audience.id}?restored=1")
     assert page.get_by_role("status").filter(has_text="Restored as a draft").is_visible()
@@ -215,7 +248,7 @@ def test_destinations_page(page: Any, web_server: WebServer, screenshot: Any) ->
     rt = web_server.runtime
     name = f"Meta ads {uuid.uuid4().hex[:4]}"
     info = sync_catalog.create_destination(
-        rt.catalog, rt.secrets, name, "meta", {"access_token": "x", "ad_account_id": "act_1"}
+        rt.catalog, rt.secrets, name, "meta", {"access_token": "x"}, {"ad_account_id": "act_1"}
     )
     page.goto("/destinations")
     table = page.get_by_role("table", name="Destinations")
@@ -237,3 +270,50 @@ def test_keyboard_reaches_navigation_and_focus_is_visible(page: Any) -> None:
     assert focused == "Audiences"
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+NARROW = {"width": 390, "height": 844}
+# The innermost elements that stick out on the right, to say what makes a page too wide.
+STICKING_OUT = """width => [...document.querySelectorAll('body *')]
+  .filter(e => e.children.length === 0 && e.getBoundingClientRect().right > width + 1)
+  .slice(0, 5).map(e => e.tagName + '#' + e.id + ' in .' + e.parentElement.className)"""
+
+
+def right_edge(locator: Any) -> float:
+    box = locator.bounding_box()
+    assert box and box["x"] >= 0
+    return float(box["x"] + box["width"])
+
+
+def test_every_link_of_the_top_bar_is_reachable_on_a_narrow_screen(
+    page: Any, web_server: WebServer
+) -> None:
+    """On a phone (390 px) the top bar wraps: no page is wider than the screen, and every
+    link, the user's name and Sign out are on it."""
+    audience = new_active(web_server)
+    page.set_viewport_size(NARROW)
+    pages = ["/audiences", f"/audiences/{audience.id}", "/audiences/new", "/events", "/usage"]
+    for path in [*pages, "/destinations", "/destinations/new"]:
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= NARROW["width"], (path, width, page.evaluate(STICKING_OUT, NARROW["width"]))
+        nav = page.get_by_role("navigation", name="Main")
+        controls = [nav.get_by_role("link", name=n) for n in ("Audiences", "Events", "Usage")]
+        controls += [
+            nav.get_by_role("link", name="Destinations"),
+            page.get_by_text("admin", exact=True),
+            page.get_by_role("button", name="Sign out"),
+        ]
+        for control in controls:
+            assert right_edge(control) <= NARROW["width"], (path, control)
+
+
+def test_hidden_elements_stay_hidden_whatever_their_class(page: Any, web_server: WebServer) -> None:
+    audience = new_active(web_server)
+    visible_but_hidden = (
+        "[...document.querySelectorAll('[hidden]')]"
+        ".filter(e => getComputedStyle(e).display !== 'none').map(e => e.outerHTML.slice(0, 80))"
+    )
+    for path in ("/audiences", f"/audiences/{audience.id}", "/audiences/new", "/events"):
+        page.goto(path)
+        assert page.evaluate(visible_but_hidden) == [], path

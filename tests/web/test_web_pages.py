@@ -87,6 +87,36 @@ def test_archive_and_reactivate_through_the_switch(
     assert info.refresh_interval_seconds == audience.refresh_interval_seconds
 
 
+def _tab_counts(html: str) -> dict[str, int]:
+    found = re.findall(r'href="/audiences\?tab=(\w+)"[^>]*>\w+ <span class="count">(\d+)<', html)
+    return {tab: int(count) for tab, count in found}
+
+
+def test_the_row_switch_answers_with_the_tab_as_it_now_is(
+    http: httpx.Client, web_server: WebServer
+) -> None:
+    """Archiving from the Active tab takes the row out of it and updates every tab's count
+    (the answer replaces the list: tabs and table)."""
+    audience = _new_active(web_server)
+    before = _tab_counts(http.get("/audiences").text)
+    off = http.post(f"/audiences/{audience.id}/status", data={"view": "row", "tab": "active"})
+    assert off.status_code == 200, off.text
+    assert off.text.lstrip().startswith('<div id="audience-list">')
+    assert f'id="audience-row-{audience.id}"' not in off.text
+    after = _tab_counts(off.text)
+    assert after == {**before, "active": before["active"] - 1, "archived": before["archived"] + 1}
+    assert after == _tab_counts(http.get("/audiences").text)
+    assert "is archived" in off.text  # the status message, swapped in out of band
+    on = http.post(
+        f"/audiences/{audience.id}/status", data={"active": "on", "view": "row", "tab": "archived"}
+    )
+    assert f'id="audience-row-{audience.id}"' not in on.text
+    assert _tab_counts(on.text) == before
+    bad_tab = http.post(f"/audiences/{audience.id}/status", data={"view": "row", "tab": "nope"})
+    assert bad_tab.status_code == 400
+    assert service.get(web_server.runtime.catalog, audience.id).status == "active"
+
+
 def test_rows_show_linked_destinations_and_their_latest_sync_state(
     http: httpx.Client, web_server: WebServer
 ) -> None:
@@ -94,7 +124,7 @@ def test_rows_show_linked_destinations_and_their_latest_sync_state(
     audience = _new_active(web_server)
     name = unique_name("dest")
     sync_catalog.create_destination(
-        rt.catalog, rt.secrets, name, "tiktok", {"access_token": "t", "advertiser_id": "1"}
+        rt.catalog, rt.secrets, name, "tiktok", {"access_token": "t"}, {"advertiser_id": "1"}
     )
     link = sync_catalog.link_audience(rt.catalog, audience.id, name)
     row = re.compile(rf'<tr id="audience-row-{audience.id}">.*?</tr>', re.S)
@@ -115,6 +145,12 @@ def test_delete_then_restore_as_draft(http: httpx.Client, web_server: WebServer)
     assert deleted.status_code == 303
     tab = http.get("/audiences?tab=deleted")
     assert f"Restore {audience.name}" in tab.text
+    # Its page offers Restore, and no Edit (the builder refuses a deleted audience).
+    page = http.get(f"/audiences/{audience.id}")
+    assert f'href="/audiences/{audience.id}/edit"' not in page.text
+    assert f'action="/audiences/{audience.id}/restore"' in page.text
+    assert f'action="/audiences/{audience.id}/delete"' not in page.text
+    assert "This audience is deleted" in page.text
     restored = http.post(f"/audiences/{audience.id}/restore")
     assert restored.status_code == 303
     assert restored.headers["location"] == f"/audiences/{audience.id}?restored=1"
@@ -190,6 +226,15 @@ def test_events_page_lists_events_and_properties(http: httpx.Client, web_server:
     tail = http.get("/events/tail", headers={"HX-Request": "true"})
     assert tail.status_code == 200
     assert "<table" in tail.text
+
+
+def test_an_unknown_event_points_to_the_events_listed_on_the_page(http: httpx.Client) -> None:
+    """The web session cannot use the REST API, so the page does not send people there."""
+    answer = http.get("/events", params={"event": "no_such_event"})
+    assert answer.status_code == 404
+    assert "/api/v1" not in answer.text
+    assert "No event named “no_such_event” has been tracked" in answer.text
+    assert 'aria-label="Tracked events"' in answer.text  # the list to choose from, right there
 
 
 def test_usage_page_shows_the_forecast(http: httpx.Client, web_server: WebServer) -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from segmint.definitions.describe import describe_window
 from segmint.definitions.errors import DefinitionError
 from segmint.definitions.model import AbsoluteWindow, CalendarWindow, RelativeWindow, Window
 
@@ -84,10 +85,10 @@ def window_bounds(window: Window | None, clock: Clock) -> Bounds:
         else:
             start, end = _absolute(window, clock)
     except (OverflowError, ValueError):  # date arithmetic past year 1 or 9999
-        shown = window.model_dump(by_alias=True, exclude_none=True)
+        shown = describe_window(window)
         as_of = clock.as_of.isoformat(sep=" ", timespec="minutes")
         raise DefinitionError(
-            f"the window {shown} reaches outside the years 1 to 9999 as of {as_of} UTC: "
+            f"the window “{shown}” reaches outside the years 1 to 9999 as of {as_of} UTC: "
             "ask for fewer units, or use an absolute window"
         ) from None
     capped = clock.as_of if end is None else min(end, clock.as_of)

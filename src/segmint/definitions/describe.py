@@ -231,7 +231,7 @@ def _number(value: float) -> str:
 
 def _amount(amount: int, unit: str) -> str:
     singular = unit[:-1] if unit.endswith("s") else unit
-    return f"{amount} {singular if amount == 1 else singular + 's'}"
+    return f"{amount:,} {singular if amount == 1 else singular + 's'}"
 
 
 def _relative(window: RelativeWindow) -> str:
@@ -240,7 +240,7 @@ def _relative(window: RelativeWindow) -> str:
         if start == 1:
             return f"in the last {window.unit[:-1]}"
         return f"in the last {_amount(start, window.unit)}"
-    return f"between {start} and {_amount(end, window.unit)} ago"
+    return f"between {start:,} and {_amount(end, window.unit)} ago"
 
 
 _CALENDAR_NAMES = {

@@ -27,11 +27,21 @@ from segmint.audiences import operations, service, usage
 from segmint.audiences.names import check_name, suggest_name
 from segmint.audiences.run import run_definition
 from segmint.catalog.accounts import WebUser
+from segmint.compiler.windows import Clock, window_bounds
 from segmint.definitions import is_dynamic
-from segmint.definitions.describe import describe
+from segmint.definitions.describe import describe, describe_window
 from segmint.definitions.errors import DefinitionError
 from segmint.definitions.loading import parse_definition
-from segmint.definitions.model import Definition, json_ready
+from segmint.definitions.model import (
+    AbsoluteWindow,
+    CalendarWindow,
+    Definition,
+    Group,
+    RelativeWindow,
+    Window,
+    iter_nodes,
+    json_ready,
+)
 from segmint.definitions.validation import AudienceResolver
 from segmint.errors import Conflict, InvalidInput, NotFound
 from segmint.runtime import Runtime
@@ -69,6 +79,8 @@ _VALUE_COLUMNS: dict[str, str] = {
     **{f"utm.{c.removeprefix('utm_')}.last": f"last_{c}" for c in UTM_COLUMNS},
 }
 _NODE_PATH = re.compile(r"^root((?:\.conditions\[\d+\])*)(.*)$")
+# The suggestion at the end of check_name's message (replaced by one that is also free).
+_TRY_NAME = re.compile(r"\s*Try '[a-z0-9_]*'\.$")
 
 
 # --- request bodies ---------------------------------------------------------------------------
@@ -141,6 +153,8 @@ def _page(request: Request, audience: service.AudienceInfo | None) -> HTMLRespon
         "definition": definition,
         "audience": info,
         "intervals": [{"seconds": s, "label": label} for s, label in INTERVAL_CHOICES],
+        # The warm-up only changes the schedule of intervals longer than this (service.py).
+        "warmup_above_seconds": int(service.WARMUP_INTERVAL.total_seconds()),
     }
     return render(
         request,
@@ -265,6 +279,61 @@ def find_problems(
     return [], definition
 
 
+def _windows_of(value: Any, field: str = "") -> Iterator[tuple[str, Window]]:
+    """Every window inside a condition (its own, its filters' and steps' ``in_window``
+    values), with the field it is in (``window``, ``filters[0].value``)."""
+    if isinstance(value, RelativeWindow | CalendarWindow | AbsoluteWindow):
+        yield field, value
+    elif isinstance(value, BaseModel) and not isinstance(value, Group):
+        for name in type(value).model_fields:
+            yield from _windows_of(getattr(value, name), f"{field}.{name}" if field else name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _windows_of(item, f"{field}[{index}]")
+
+
+def _kind(definition: Definition, resolver: AudienceResolver) -> dict[str, bool]:
+    """``dynamic`` (R7, R8), and ``windowed``: whether any condition has a window at all, so
+    that a static definition without one is not described as "fixed date ranges"."""
+    windowed = any(
+        True
+        for _, node in iter_nodes(definition.root)
+        if not isinstance(node, Group)
+        for _ in _windows_of(node)
+    )
+    return {"dynamic": is_dynamic(definition, resolve_audience=resolver), "windowed": windowed}
+
+
+def _outside_calendar(window: Window) -> str:
+    """Why ``window`` cannot be computed, in words (not as the JSON it is)."""
+    words = describe_window(window)
+    if isinstance(window, AbsoluteWindow):
+        return f"the window “{words}” reaches outside the years 1 to 9999: choose other dates"
+    return (
+        f"the window “{words}” reaches outside the years 1 to 9999: enter a smaller number, "
+        "or choose dates (between dates)"
+    )
+
+
+def window_problems(definition: Definition, clock: Clock) -> list[NodeProblem]:
+    """The windows that reach outside the calendar Segmint computes with (years 1 to 9999)
+    as of ``clock``, each on its condition. The compiler refuses them only when the query
+    runs, and without saying which condition holds them."""
+    problems: list[NodeProblem] = []
+    for path, node in iter_nodes(definition.root):
+        if isinstance(node, Group):
+            continue
+        for field, window in _windows_of(node):
+            try:
+                window_bounds(window, clock)
+            except DefinitionError:
+                part = "last" if isinstance(window, RelativeWindow) and window.last else "mode"
+                problems.append(
+                    NodeProblem(node.id or path, path, f"{field}.{part}", _outside_calendar(window))
+                )
+    return problems
+
+
 def _resolver_and_name(
     runtime: Runtime, audience_id: int | None
 ) -> tuple[AudienceResolver, str | None]:
@@ -277,6 +346,10 @@ def _resolver_and_name(
 def _checked(runtime: Runtime, body: DefinitionBody) -> tuple[list[NodeProblem], Any]:
     resolver, own_name = _resolver_and_name(runtime, body.audience_id)
     problems, definition = find_problems(body.definition, resolver, own_name)
+    if definition is not None:
+        problems = window_problems(definition, Clock.create(_now(), runtime.settings.timezone))
+        if problems:
+            definition = None
     return problems, (definition, resolver)
 
 
@@ -301,7 +374,7 @@ async def validate(body: DefinitionBody, request: Request, user: User) -> dict[s
         return {
             "valid": True,
             "errors": [],
-            "dynamic": is_dynamic(definition, resolve_audience=resolver),
+            **_kind(definition, resolver),
             "summary": describe(definition.root),
         }
 
@@ -330,7 +403,7 @@ async def estimate(body: DefinitionBody, request: Request, user: User) -> dict[s
             "errors": [],
             "size": result.size,
             "profiles": result.profiles,
-            "dynamic": is_dynamic(definition, resolve_audience=resolver),
+            **_kind(definition, resolver),
             "as_of": result.as_of.isoformat() + "Z",
         }
 
@@ -357,7 +430,7 @@ async def run(body: RunBody, request: Request, user: User) -> dict[str, Any]:
         return {
             "valid": True,
             "errors": [],
-            "dynamic": is_dynamic(definition, resolve_audience=resolver),
+            **_kind(definition, resolver),
             **result.to_dict(),
         }
 
@@ -372,7 +445,16 @@ def _name_problem(runtime: Runtime, name: str, audience_id: int | None) -> dict[
     try:
         check_name(name)
     except InvalidInput as exc:
-        return {"message": exc.message, "suggestion": _free_name(runtime, suggest_name(name))}
+        if not name.strip():
+            return {
+                "message": "enter a name: lowercase letters, digits and underscores, "
+                "starting with a letter",
+                "suggestion": None,
+            }
+        # The message and the button offer the same name, one no audience has.
+        suggestion = _free_name(runtime, suggest_name(name))
+        message = f"{_TRY_NAME.sub('', exc.message)} Try {suggestion!r}."
+        return {"message": message, "suggestion": suggestion}
     try:
         other = service.get_by_name(runtime.catalog, name)
     except NotFound:

@@ -78,27 +78,30 @@ def _row(rt: Runtime, audience: AudienceInfo, now: dt.datetime) -> Row:
     return Row(audience, service.describe_schedule(audience, now), _links(rt, audience.id))
 
 
+def _check_tab(tab: str) -> str:
+    if tab not in TABS:
+        raise InvalidInput(f"unknown tab {tab!r}: use one of {', '.join(TABS)}", path="tab")
+    return tab
+
+
+def _list_data(rt: Runtime, tab: str, now: dt.datetime) -> dict[str, Any]:
+    """What the list shows: the rows of ``tab`` and how many audiences each tab has."""
+    everything = service.list_audiences(rt.catalog) + service.list_audiences(rt.catalog, "deleted")
+    counts = {
+        key: sum(a.status == status for a in everything) for key, status in TAB_STATUS.items()
+    }
+    shown = [a for a in everything if a.status == TAB_STATUS[tab]]
+    return {"tab": tab, "tabs": TABS, "rows": [_row(rt, a, now) for a in shown], "counts": counts}
+
+
 @router.get("/audiences")
 async def audiences_page(
     request: Request, tab: Annotated[str, Query(max_length=20)] = "active"
 ) -> Response:
-    if tab not in TABS:
-        raise InvalidInput(f"unknown tab {tab!r}: use one of {', '.join(TABS)}", path="tab")
+    _check_tab(tab)
     rt = runtime_of(request)
-    now = utcnow()
-
-    def build() -> dict[str, Any]:
-        everything = service.list_audiences(rt.catalog) + service.list_audiences(
-            rt.catalog, "deleted"
-        )
-        counts = {
-            key: sum(a.status == status for a in everything) for key, status in TAB_STATUS.items()
-        }
-        shown = [a for a in everything if a.status == TAB_STATUS[tab]]
-        return {"rows": [_row(rt, a, now) for a in shown], "counts": counts}
-
-    data = await run_in_threadpool(build)
-    return render(request, "audiences/list.html", {"tab": tab, "tabs": TABS, **data})
+    data = await run_in_threadpool(_list_data, rt, tab, utcnow())
+    return render(request, "audiences/list.html", data)
 
 
 @router.post("/audiences/{audience_id}/status")
@@ -108,9 +111,12 @@ async def set_status(
     user: User,
     active: Annotated[str | None, Form(max_length=10)] = None,
     view: Annotated[str, Form(max_length=10)] = "row",
+    tab: Annotated[str, Form(max_length=20)] = "active",
 ) -> Response:
     """The status switch (R13): unchecked archives, checked re-activates with the same name
-    and refresh settings. Answers with the updated row (or header) for htmx."""
+    and refresh settings. Answers for htmx with the updated header (``view=header``), or
+    with the list's tab ``tab`` again: counts updated, the audience gone from a tab it left."""
+    _check_tab(tab)
     rt = runtime_of(request)
     turn_on = active in ("on", "true", "1")
 
@@ -147,9 +153,12 @@ async def set_status(
 
     audience, message = await run_in_threadpool(run)
     now = utcnow()
-    row = await run_in_threadpool(_row, rt, audience, now)
-    template = "audiences/_header_status.html" if view == "header" else "audiences/_row.html"
-    return render(request, template, {"row": row, "message": message, "oob_message": True})
+    shown = {"message": message, "oob_message": True}
+    if view == "header":
+        row = await run_in_threadpool(_row, rt, audience, now)
+        return render(request, "audiences/_header_status.html", {"row": row, **shown})
+    data = await run_in_threadpool(_list_data, rt, tab, now)
+    return render(request, "audiences/_list.html", {**data, **shown})
 
 
 @router.post("/audiences/{audience_id}/restore")

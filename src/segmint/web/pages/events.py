@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from segmint.errors import NotFound
 from segmint.warehouse import explorer
 from segmint.web.auth import current_user
 from segmint.web.deps import runtime_of
@@ -53,24 +54,30 @@ async def events_page(
 
     def build() -> dict[str, Any]:
         tracked = explorer.tracked_events(rt.warehouse)
-        selected = None
+        selected = unknown = None
         properties: list[explorer.KeyInfo] = []
         if event:
-            # An unknown name raises NotFound, which becomes a clear 404 page.
-            properties = explorer.event_properties(rt.warehouse, event)
-            selected = event
+            try:
+                properties = explorer.event_properties(rt.warehouse, event)
+                selected = event
+            except NotFound:
+                # The explorer's message points to the REST API, which a web session cannot
+                # use: this page, which lists the tracked events, says it instead (a 404).
+                unknown = event
         writer = getattr(request.app.state, "writer", None)
         journal_dir = request.app.state.settings.journal_dir
         ingest = writer.status(journal_dir) if writer is not None else None
         return {
             "tracked": tracked,
             "selected": selected,
+            "unknown": unknown,
             "properties": properties,
             "ingest": ingest,
         }
 
     data = await run_in_threadpool(build)
-    return render(request, "events/page.html", data)
+    status = 404 if data["unknown"] is not None else 200
+    return render(request, "events/page.html", data, status_code=status)
 
 
 @router.get("/events/tail")

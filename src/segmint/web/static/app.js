@@ -1,4 +1,5 @@
-// Segmint web UI: htmx set-up (CSRF header, error messages) and the charts.
+// Segmint web UI: htmx set-up (CSRF header, error messages), the charts and confirmation
+// dialogs.
 (function () {
   "use strict";
 
@@ -143,6 +144,30 @@
     var target = event.target;
     if (target.matches && target.matches("select[data-navigate]") && target.value) {
       window.location.assign(target.value);
+    }
+  });
+
+  // Confirmation dialogs: <button data-open-dialog="ID"> opens <dialog id="ID">; a
+  // [data-close-dialog] inside it closes it; focus goes back to the button that opened it.
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target : null;
+    if (!target) return;
+    var opener = target.closest("[data-open-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
+      if (dialog && typeof dialog.showModal === "function" && !dialog.open) {
+        dialog._opener = opener;
+        dialog.showModal();
+      }
+      return;
+    }
+    var closer = target.closest("[data-close-dialog]");
+    if (closer) {
+      var open = closer.closest("dialog");
+      if (open && open.open) {
+        open.close();
+        if (open._opener && document.body.contains(open._opener)) open._opener.focus();
+      }
     }
   });
 

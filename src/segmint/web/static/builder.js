@@ -184,7 +184,7 @@
   function windowWords(w) {
     if (!w) return "";
     if (w.type === "relative") {
-      if (w.last) return " in the last " + w.last + " " + (w.unit || "days");
+      if (w.last) return " in the last " + Number(w.last).toLocaleString("en-US") + " " + (w.unit || "days");
       return " between " + (w.from_ago || 0) + " and " + (w.to_ago || 0) + " " + (w.unit || "days") + " ago";
     }
     if (w.type === "absolute") return " from " + (w.from || "…") + " to " + (w.to || "…");
@@ -622,9 +622,11 @@
     if (!problems.length) { summaryEl.hidden = true; return; }
     summaryEl.appendChild(el("h2", { text: "Fix " + problems.length + " problem" + (problems.length > 1 ? "s" : "") + " before you " + action }));
     var ul = el("ul");
+    var numbers = groupNumbers();
     problems.forEach(function (p) {
-      var control = controlFor(p.id, p.field);
-      var a = el("a", { href: "#" + (control ? control.id : "node-" + p.id), text: label(p.node) + ": " + p.message });
+      var control = p.node ? controlFor(p.id, p.field) : null;
+      var where = !p.node ? "" : (isGroup(p.node) ? "Group " + numbers[p.node.id] : label(p.node)) + ": ";
+      var a = el("a", { href: "#" + (control ? control.id : "node-" + p.id), text: where + p.message });
       a.addEventListener("click", function (ev) { ev.preventDefault(); if (control) control.focus(); });
       ul.appendChild(el("li", {}, [a]));
     });
@@ -643,8 +645,45 @@
       if (!left.length) summaryEl.hidden = true;
     }
     if (runRevision >= 0) document.getElementById("run-stale").hidden = runRevision === revision;
+    keepDraft();
     scheduleEstimate();
   }
+
+  // --- unsaved changes: a warning before leaving, and a draft kept for this tab ---------------
+  // The draft lives in sessionStorage (this tab only, gone when it closes), one per audience
+  // version, so Back or a reload brings the work back; a save or "Discard draft" removes it.
+  var DRAFT_KEY = "segmint:builder-draft:" + (audienceId ? audienceId + ":v" + audience.version : "new");
+  var savedJson = null; // the definition as loaded: nothing to lose while the builder holds it
+  var leaving = false; // set once a save succeeded: going to the audience page loses nothing
+  function unsaved() { return !leaving && JSON.stringify(doc) !== savedJson; }
+  function keepDraft() {
+    try {
+      if (unsaved()) sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ definition: doc }));
+      else sessionStorage.removeItem(DRAFT_KEY);
+    } catch (e) { /* storage full or disabled: the warning before leaving still works */ }
+  }
+  function storedDraft() {
+    try {
+      var stored = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+      var definition = stored && stored.definition;
+      return definition && isGroup(definition.root) && JSON.stringify(definition) !== savedJson ? definition : null;
+    } catch (e) { return null; }
+  }
+  function discardDraft() {
+    doc = JSON.parse(savedJson);
+    meta = {}; serverErrors = {}; showErrors = false;
+    summaryEl.hidden = true;
+    document.getElementById("draft-note").hidden = true;
+    render();
+    changed(true);
+    announce("Draft discarded: the builder shows the " + (audienceId ? "saved definition" : "empty audience") + " again.");
+    document.getElementById("builder-title").focus();
+  }
+  window.addEventListener("beforeunload", function (ev) {
+    if (!unsaved()) return;
+    ev.preventDefault();
+    ev.returnValue = ""; // older browsers need it to ask
+  });
 
   function holderFor(node, fieldName) {
     // The object a field lives on, and the key inside it ("filters[1].value" → filter, "value").
@@ -970,7 +1009,9 @@
         }
         lastValid = { dynamic: data.dynamic, size: data.size, revision: myRevision };
         setEstimate("About " + data.size.toLocaleString("en-US") + " people match (of " + data.profiles.toLocaleString("en-US") + " profiles).", "ok");
-        typeEl.textContent = data.dynamic ? "Dynamic: uses rolling windows, re-evaluated on a schedule." : "Static: fixed date ranges only, computed once.";
+        typeEl.textContent = data.dynamic ? "Dynamic: uses rolling windows, re-evaluated on a schedule."
+          : data.windowed ? "Static: fixed date ranges only, computed once."
+          : "Static: no rolling window, computed once (add one, such as “in the last 30 days”, to keep it current).";
       }).catch(function (err) {
         if (err && err.name === "AbortError") return;
         if (mySeq === estimateSeq) setEstimate("Estimate unavailable: Segmint could not be reached.", "invalid");
@@ -1011,7 +1052,7 @@
       button.disabled = false; button.textContent = "Run query";
       if (data._status >= 400 || !data.valid) {
         applyServerErrors(data.errors);
-        showSummary(data.errors ? allProblems() : [{ id: "root", field: "", message: data.message, node: doc.root }], "run the query");
+        showSummary(data.errors ? allProblems() : [{ id: "root", field: "", message: data.message, node: null }], "run the query");
         return;
       }
       runRevision = myRevision;
@@ -1082,7 +1123,18 @@
   var intervalSelect = document.getElementById("refresh-interval");
   var warmupBox = document.getElementById("warmup");
   var saveError = document.getElementById("save-error");
+  var warmupNote = document.getElementById("warmup-note");
   var nameSeq = 0, nameTimer = null, forecastSeq = 0, dialogDynamic = true, opener = null;
+  var warmupWanted = warmupBox.checked; // the user's choice, kept while it cannot apply
+
+  // The warm-up refreshes daily: with an interval of a day or less it would change nothing.
+  function syncWarmup() {
+    var applies = Number(intervalSelect.value) > boot.warmup_above_seconds;
+    if (!applies && !warmupBox.disabled) warmupWanted = warmupBox.checked;
+    warmupBox.disabled = !applies;
+    warmupBox.checked = applies && warmupWanted;
+    warmupNote.hidden = applies;
+  }
 
   function openSave() {
     if (!readyFor("save")) return;
@@ -1098,11 +1150,15 @@
       document.getElementById("save-type").textContent = data.dynamic ? "Dynamic" : "Static";
       document.getElementById("save-type-help").textContent = data.dynamic
         ? "It uses rolling windows (such as “last 30 days”): people enter and leave at every refresh."
-        : "All its windows are fixed date ranges: it is computed once when activated; nobody is added or removed later.";
+        : data.windowed
+          ? "All its windows are fixed date ranges: it is computed once when activated; nobody is added or removed later."
+          : "It has no rolling window: it is computed once when activated, and nobody is added or removed later. To keep it current, give a condition a rolling window such as “in the last 365 days”.";
       document.getElementById("schedule-fields").hidden = !data.dynamic;
       if (typeof dialog.showModal === "function") dialog.showModal(); else dialog.setAttribute("open", "");
       nameInput.focus();
-      checkName();
+      // A name already there (editing) is checked; an empty box is not an error yet.
+      if (nameInput.value.trim()) checkName(); else clearNameResult();
+      syncWarmup();
       updateForecast();
       if (audienceId && audience.status === "active") loadImpact();
     });
@@ -1122,6 +1178,14 @@
       });
     }, 250);
   }
+  function clearNameResult() {
+    ++nameSeq;
+    clearTimeout(nameTimer);
+    nameStatus.textContent = "";
+    nameStatus.className = "name-status";
+    nameInput.removeAttribute("aria-invalid");
+    suggestionButton.hidden = true;
+  }
   function showNameResult(ok, message, suggestion) {
     nameStatus.textContent = message || "";
     nameStatus.className = "name-status " + (ok ? "ok" : "bad");
@@ -1137,7 +1201,7 @@
   function updateForecast() {
     var out = document.getElementById("forecast-text");
     var mySeq = ++forecastSeq;
-    var body = definitionBody({ warmup: warmupBox.checked, refresh_interval_seconds: dialogDynamic ? Number(intervalSelect.value) : null });
+    var body = definitionBody({ warmup: warmupWanted, refresh_interval_seconds: dialogDynamic ? Number(intervalSelect.value) : null });
     if (lastValid && lastValid.revision === revision) body.size = lastValid.size;
     out.textContent = "Calculating…";
     post("/ui/builder/forecast", body).then(function (data) {
@@ -1162,10 +1226,16 @@
     var submit = document.getElementById("save-submit");
     submit.disabled = true;
     saveError.hidden = true;
-    var body = definitionBody({ name: nameInput.value.trim(), warmup: warmupBox.checked, refresh_interval_seconds: dialogDynamic ? Number(intervalSelect.value) : null });
+    // Where the warm-up cannot apply the choice is kept as made, for a later longer interval.
+    var body = definitionBody({ name: nameInput.value.trim(), warmup: warmupWanted, refresh_interval_seconds: dialogDynamic ? Number(intervalSelect.value) : null });
     post("/ui/builder/save", body).then(function (data) {
       submit.disabled = false;
-      if (data.ok) { window.location.assign(data.url); return; }
+      if (data.ok) {
+        leaving = true;
+        try { sessionStorage.removeItem(DRAFT_KEY); } catch (e) { /* nothing kept */ }
+        window.location.assign(data.url);
+        return;
+      }
       if (data.field === "name") {
         showNameResult(false, data.message, data.suggestion);
         saveError.textContent = "Not saved: the name cannot be used (see below).";
@@ -1241,6 +1311,13 @@
   // --- start ------------------------------------------------------------------------------------------
   ensureIds(doc.root, "root");
   if (!isGroup(doc.root)) doc.root = { id: newId("g"), kind: "and", conditions: [doc.root] };
+  savedJson = JSON.stringify(doc);
+  var draft = storedDraft();
+  if (draft) {
+    doc = draft;
+    ensureIds(doc.root, "root");
+    document.getElementById("draft-note").hidden = false;
+  }
   (function walk(node) {
     if (node.event) loadProperties(node.event);
     if (isGroup(node)) node.conditions.forEach(walk);
@@ -1255,8 +1332,9 @@
   document.getElementById("save-form").addEventListener("submit", submitSave);
   dialog.addEventListener("cancel", function () { setTimeout(function () { if (opener && opener.focus) opener.focus(); }, 0); });
   nameInput.addEventListener("input", checkName);
-  intervalSelect.addEventListener("change", updateForecast);
-  warmupBox.addEventListener("change", updateForecast);
+  intervalSelect.addEventListener("change", function () { syncWarmup(); updateForecast(); });
+  warmupBox.addEventListener("change", function () { warmupWanted = warmupBox.checked; updateForecast(); });
+  document.getElementById("draft-discard").addEventListener("click", discardDraft);
   suggestionButton.addEventListener("click", function () {
     nameInput.value = suggestionButton.getAttribute("data-name");
     suggestionButton.hidden = true;

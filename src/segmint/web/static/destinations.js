@@ -1,5 +1,5 @@
-// Segmint destinations UI: the Destinations / Logs tabs of the audience page, the delete
-// confirmation dialog, and auto-submitting the platform chooser. No inline handlers (CSP).
+// Segmint destinations UI: the Destinations / Logs tabs of the audience page and
+// auto-submitting the platform chooser (confirmation dialogs: app.js). No inline handlers (CSP).
 (function () {
   "use strict";
 
@@ -30,23 +30,6 @@
     if (tab && tab.closest(".sync-tabs")) {
       selectTab(tab, false);
       return;
-    }
-    var opener = target.closest("[data-open-dialog]");
-    if (opener) {
-      var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
-      if (dialog && typeof dialog.showModal === "function") {
-        dialog._opener = opener;
-        dialog.showModal();
-      }
-      return;
-    }
-    var closer = target.closest("[data-close-dialog]");
-    if (closer) {
-      var open = closer.closest("dialog");
-      if (open && open.open) {
-        open.close();
-        if (open._opener && document.body.contains(open._opener)) open._opener.focus();
-      }
     }
   });
 
