@@ -6,6 +6,8 @@ no stack trace reaches a user.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 
@@ -58,6 +60,21 @@ class NoWarehouse(NotFound):
     code = "no_warehouse"
 
 
+class NoData(NotFound):
+    """A command that does not make data found none where the settings point (a mistyped
+    ``--data-dir`` would otherwise leave an empty workspace behind)."""
+
+    code = "no_data"
+
+
+class NotWritable(SegmintError):
+    """The data directory, or a file in it, cannot be written: a read-only file system or
+    missing permissions. Nothing is wrong with the data."""
+
+    status_code = 503
+    code = "not_writable"
+
+
 class Conflict(SegmintError):
     status_code = 409
     code = "conflict"
@@ -89,3 +106,36 @@ def require_file(path: Path) -> None:
         raise InvalidInput(f"{path} is a directory: name a file in it")
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
+
+
+def write_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written — ``"read-only file system"`` or ``"permission
+    denied"`` — or ``None`` when it can. A missing path is judged by the nearest folder above
+    it that exists (where it would be made)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    statvfs = getattr(os, "statvfs", None)  # not on Windows
+    try:
+        if statvfs is not None and statvfs(existing).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return None if os.access(existing, os.W_OK) else "permission denied"
+
+
+def not_writable(path: Path | str, reason: str) -> NotWritable:
+    """The error for a ``path`` Segmint must write and cannot, with what to do (and nothing
+    that would touch the data: the data is fine, its place is not writable)."""
+    return NotWritable(
+        f"cannot write to {path}: {reason} — check its permissions or choose another "
+        "--data-dir (SEGMINT_DATA_DIR)"
+    )
+
+
+# OS errors that mean "not allowed to write here", with the words the messages use.
+WRITE_REFUSED = {
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from segmint.catalog import Catalog, open_catalog
 from segmint.collect.journal import segments
 from segmint.collect.pipeline import Collector
+from segmint.errors import not_writable, write_problem
 from segmint.settings import Settings
 from segmint.sync.secrets import SecretBox
 from segmint.warehouse import DuckDBEngine, open_warehouse
@@ -29,8 +30,12 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, *, read_only: bool = False) -> Runtime:
-        """Open the warehouse (for writing unless ``read_only``) and the catalog."""
-        settings.ensure_data_dir()
+        """Open the warehouse (for writing unless ``read_only``) and the catalog. For writing,
+        the data directory is made when missing, and a data directory or warehouse that
+        cannot be written is refused first (:class:`NotWritable`), with what to check."""
+        if not read_only:
+            settings.ensure_data_dir()
+            _check_writable(settings)
         warehouse = open_warehouse(settings.warehouse_file, read_only=read_only)
         try:
             catalog = open_catalog(settings.catalog_database_url)
@@ -92,3 +97,13 @@ class Runtime:
     def close(self) -> None:
         self.warehouse.close()
         self.catalog.dispose()
+
+
+def _check_writable(settings: Settings) -> None:
+    """Refuse a warehouse that cannot be written before DuckDB tries: its error would read
+    like a damaged file, and the advice for one (move it aside) is wrong here."""
+    warehouse = settings.warehouse_file
+    for path in (warehouse.parent, warehouse, settings.journal_dir):
+        problem = write_problem(path)
+        if problem:
+            raise not_writable(path, problem)

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segmint.errors import WRITE_REFUSED, InvalidInput, NoData, not_writable, write_problem
+
 
 class Settings(BaseSettings):
     """Runtime configuration. Environment variables are the field names, upper-cased,
@@ -105,8 +107,47 @@ class Settings(BaseSettings):
         return self.catalog_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
 
     def ensure_data_dir(self) -> Path:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data directory, made when missing. One that cannot be made or written is
+        refused saying why (:class:`NotWritable` for a read-only file system or missing
+        permissions, :class:`InvalidInput` for a file in the way), before anything opens
+        a database in it."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            chain = (self.data_dir, *self.data_dir.parents)
+            blocking = next((p for p in chain if p.is_file()), self.data_dir)
+            raise InvalidInput(
+                f"cannot make the data directory {self.data_dir}: {blocking} is a file, not a "
+                "directory — choose another --data-dir (SEGMINT_DATA_DIR)"
+            ) from None
+        except OSError as exc:
+            reason = WRITE_REFUSED.get(exc.errno or 0, exc.strerror or str(exc))
+            raise not_writable(self.data_dir, reason) from None
+        problem = write_problem(self.data_dir)
+        if problem:
+            raise not_writable(self.data_dir, problem)
         return self.data_dir
+
+    def holds_data(self) -> bool:
+        """Whether Segmint data is where these settings point: the warehouse file, or the
+        catalog's SQLite file. With a catalog database elsewhere (PostgreSQL), an existing
+        data directory counts: what it holds cannot be told from here."""
+        from segmint.catalog.db import sqlite_file  # SQLAlchemy: only when asked
+
+        if self.warehouse_file.is_file():
+            return True
+        catalog = sqlite_file(self.catalog_database_url)
+        return catalog.is_file() if catalog is not None else self.data_dir.is_dir()
+
+    def require_data(self) -> None:
+        """Refuse (:class:`NoData`) settings that point where there is no Segmint data: a
+        command that only reads, or changes what exists, must not make an empty workspace of
+        a mistyped ``--data-dir``."""
+        if not self.holds_data():
+            raise NoData(
+                f"no Segmint data in {self.data_dir} — check --data-dir / SEGMINT_DATA_DIR, "
+                "or create it with `segmint demo` / `segmint generate`"
+            )
 
 
 def get_settings() -> Settings:

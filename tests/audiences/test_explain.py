@@ -13,7 +13,7 @@ from segmint.audiences.explain import Explanation, explain_membership
 from segmint.audiences.run import run_definition
 from segmint.compiler import compile_definition, to_sql
 from segmint.definitions import Definition, DefinitionError, Group, iter_nodes
-from segmint.errors import NotFound
+from segmint.errors import InvalidInput, NotFound
 from segmint.warehouse import DuckDBEngine, open_warehouse
 from tests.compiler.fixtures import AS_OF, Warehouse, at, ev, last
 from tests.reference.loading import load_scenario
@@ -203,6 +203,44 @@ def test_profiles_are_found_by_user_id_and_unknown_ones_raise_not_found(shop: Wa
     with pytest.raises(NotFound) as raised:
         explain(shop, ev("x"), 99)
     assert "no profile '99'" in raised.value.message and "user id" in raised.value.message
+
+
+def test_a_number_that_is_a_profile_id_and_another_profiles_user_id_is_refused(
+    shop: Warehouse,
+) -> None:
+    shop.profile(565, {}, user_id="2", email="seven@example.com")
+    with pytest.raises(InvalidInput) as refused:
+        explain(shop, ev("x"), "2")
+    said = refused.value.message
+    assert said.startswith("'2' names 2 profiles: profile 2 (no user id or email); and the ")
+    assert "user id of profile 565 (user id 2, seven@example.com)" in said
+    assert said.endswith("Say which with a prefix: profile:2 or user:2")
+    assert refused.value.path == "profile_id"
+    by_user = explain(shop, ev("x"), "user:2").profile
+    assert (by_user.profile_id, by_user.matched_by) == (565, "user")
+    assert explain(shop, ev("x"), "profile:2").profile_id == 2
+    assert explain(shop, ev("x"), 1).profile.label() == "profile 1 (user id u1, ann@example.com)"
+
+
+def test_a_merged_away_profile_id_is_explained_as_the_profile_it_was_merged_into(
+    shop: Warehouse,
+) -> None:
+    shop.engine.execute(  # 7 into 5, then 5 into 1: the chain is followed
+        "INSERT INTO profile_merges VALUES (7, 5, ?, 'identify'), (5, 1, ?, 'identify')",
+        [at(9), at(8)],
+    )
+    found = explain(shop, ev("x"), "7").profile
+    assert (found.profile_id, found.merged_from, found.matched_by) == (1, 7, "profile")
+    assert found.how() == "profile 7, merged into profile 1 (user id u1, ann@example.com)"
+
+
+def test_a_prefix_says_what_the_reference_is(shop: Warehouse) -> None:
+    assert explain(shop, ev("x"), "email:ANN@example.com").profile.matched_by == "email"
+    assert explain(shop, ev("x"), "anonymous:anon-2").profile_id == 2
+    with pytest.raises(NotFound) as missing:
+        explain(shop, ev("x"), "user:1")
+    assert "no profile with user id '1'" in missing.value.message
+    assert "write user:user:1" in missing.value.message
 
 
 def test_bad_definitions_raise_with_the_path(shop: Warehouse) -> None:

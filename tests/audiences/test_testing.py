@@ -78,7 +78,11 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert passing.exit_code == 0, passing.output
     assert "PASS" in passing.output and "0 failed" in passing.output
     test_file = copy_example(tmp_path, "abandoned_checkout_30d")
-    test_file.write_text(test_file.read_text().replace("not_members: [bob]", "members: [bob]"))
+    test_file.write_text(
+        test_file.read_text().replace(
+            "members: [ann]\n    not_members: [bob]", "members: [ann, bob]"
+        )
+    )
     failing = runner.invoke(app, ["test", str(tmp_path)])
     assert failing.exit_code == 1
     assert "FAIL" in failing.output and "'bob' should be a member" in failing.output

@@ -73,6 +73,70 @@ def test_static_audience_and_versions(shop: Settings) -> None:
     assert "no changes" in run("audiences", "versions", "q4_2025_purchasers", "--diff", "1:1")
 
 
+def test_update_saves_a_new_version_and_says_what_changed(shop: Settings, tmp_path: Path) -> None:
+    example = EXAMPLES / "us_browsers_no_order_30d.yaml"
+    run("audiences", "create", str(example), "--activate")
+    edited = tmp_path / "us_browsers_no_order_30d.yaml"
+    edited.write_text(example.read_text().replace("last: 30", "last: 14", 1))
+    saved = run("audiences", "update", "us_browsers_no_order_30d", str(edited), "--note", "2 wk")
+    assert "Saved version 2 of 'us_browsers_no_order_30d' (was version 1):" in saved
+    assert "last 30 days → last 14 days" in saved
+    assert "Members change at its next refresh" in saved
+    again = run("audiences", "update", "us_browsers_no_order_30d", str(edited))
+    assert "No changes: us_browsers_no_order_30d.yaml is version 2" in again
+    versions = run("audiences", "versions", "us_browsers_no_order_30d")
+    assert "2 wk" in versions
+    diff = run("audiences", "versions", "us_browsers_no_order_30d", "--diff", "1:2")
+    assert "last 30 days → last 14 days" in diff
+    other = EXAMPLES / "q4_2025_purchasers.yaml"
+    refused = run("audiences", "update", "us_browsers_no_order_30d", str(other), code=2)
+    said = " ".join(refused.split())
+    assert "is the audience 'q4_2025_purchasers', not 'us_browsers_no_order_30d'" in said
+
+
+def test_a_static_audience_is_edited_with_update_activate_as_refresh_advises(
+    shop: Settings, tmp_path: Path
+) -> None:
+    example = EXAMPLES / "q4_2025_purchasers.yaml"
+    run("audiences", "create", str(example), "--activate")
+    refused = " ".join(run("refresh", "q4_2025_purchasers", code=2).split())
+    assert "edit it and activate it again to recompute it" in refused
+    assert "(`segmint audiences update q4_2025_purchasers FILE --activate` saves the" in refused
+    edited = tmp_path / "q4.yaml"
+    edited.write_text(example.read_text().replace('"2026-01-01"', '"2026-02-01"'))
+    plain = " ".join(run("audiences", "update", "q4_2025_purchasers", str(edited), code=2).split())
+    assert "is active and static" in plain
+    assert f"(here: `segmint audiences update q4_2025_purchasers {edited} --activate`)" in plain
+    done = run("audiences", "update", "q4_2025_purchasers", str(edited), "--activate")
+    assert "Activated 'q4_2025_purchasers'" in done and "Computed" in done
+    assert "Saved version 2 of 'q4_2025_purchasers' (was version 1):" in done
+
+
+def test_update_refuses_a_deleted_audience_and_says_how_to_restore_it(
+    workspace: Settings,
+) -> None:
+    run("audiences", "create", str(EXAMPLES / "abandoned_checkout_30d.yaml"))
+    run("audiences", "delete", "1")
+    refused = run("audiences", "update", "1", str(EXAMPLES / "abandoned_checkout_30d.yaml"), code=2)
+    said = " ".join(refused.split())
+    assert "is deleted: restore it first (`segmint audiences restore 1`), then update it" in said
+
+
+def test_restoring_a_name_a_draft_took_names_the_deleted_audiences_and_their_ids(
+    workspace: Settings,
+) -> None:
+    example = str(EXAMPLES / "abandoned_checkout_30d.yaml")
+    run("audiences", "create", example)
+    run("audiences", "delete", "abandoned_checkout_30d")
+    run("audiences", "create", example)  # a draft takes the name again: id 2
+    refused = " ".join(run("audiences", "restore", "abandoned_checkout_30d", code=2).split())
+    assert "'abandoned_checkout_30d' names the draft audience #2" in refused
+    assert "Deleted audiences named 'abandoned_checkout_30d': id 1 (deleted " in refused
+    assert "`segmint audiences restore 1 --name NEW_NAME`" in refused
+    restored = run("audiences", "restore", "1", "--name", "abandoned_checkout_old")
+    assert "'abandoned_checkout_old' is restored as a draft" in restored
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -83,7 +147,7 @@ def test_static_audience_and_versions(shop: Settings) -> None:
         (["audiences", "versions", "1", "--diff", "x"], "two version numbers"),
     ],
 )
-def test_bad_input_is_one_clear_line(settings: Settings, args: list[str], words: str) -> None:
+def test_bad_input_is_one_clear_line(workspace: Settings, args: list[str], words: str) -> None:
     assert words in run(*args, code=2)
 
 
@@ -94,7 +158,7 @@ def test_bad_interval_and_name(settings: Settings, tmp_path: Path) -> None:
     assert "'abandoned_checkout'" in out
 
 
-def test_an_empty_list_says_how_to_make_the_first(settings: Settings) -> None:
+def test_an_empty_list_says_how_to_make_the_first(workspace: Settings) -> None:
     listed = runner.invoke(app, ["audiences", "list"])
     assert listed.exit_code == 0, listed.output
     said = " ".join(listed.output.split())

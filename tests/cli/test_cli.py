@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import gzip
 import logging
@@ -26,6 +27,7 @@ from segmint.cli.main import app
 from segmint.collect.importer import import_file
 from segmint.settings import Settings
 from segmint.warehouse import open_warehouse
+from tests.catalog.read_only import read_only_mounted
 from tests.conftest import free_port
 
 runner = CliRunner()
@@ -44,7 +46,7 @@ def test_keys_create_list_revoke(settings: Settings) -> None:
     assert "no key with id 42" in missing.output
 
 
-def test_keys_list_without_keys_says_how_to_make_one(settings: Settings) -> None:
+def test_keys_list_without_keys_says_how_to_make_one(workspace: Settings) -> None:
     listed = runner.invoke(app, ["keys", "list"])
     assert listed.exit_code == 0, listed.output
     said = " ".join(listed.output.split())
@@ -414,3 +416,166 @@ def test_importing_nothing_exits_2(settings: Settings, tmp_path: Path) -> None:
     rejected_only = tmp_path / "bad.jsonl"
     rejected_only.write_bytes(orjson.dumps({"type": "track", "userId": "u"}) + b"\n")
     assert runner.invoke(app, ["import", str(rejected_only)]).exit_code == 2
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "segmint" / "examples" / "audiences"
+AUDIENCE_FILE = EXAMPLES / "q4_2025_purchasers.yaml"
+NO_DATA_COMMANDS = [
+    ["audiences", "list"],
+    ["audiences", "show", "x"],
+    ["audiences", "versions", "x"],
+    ["audiences", "history", "x"],
+    ["audiences", "update", "x", str(AUDIENCE_FILE)],
+    ["audiences", "restore", "x"],
+    ["refresh", "x"],
+    ["usage"],
+    ["keys", "list"],
+    ["keys", "revoke", "1"],
+    ["users", "list"],
+    ["logs", "x"],
+    ["destinations", "list"],
+    ["sync", "links", "x"],
+    ["preview", str(AUDIENCE_FILE)],
+    ["explain", str(AUDIENCE_FILE), "7"],
+    ["export", "{out}"],
+]
+
+
+@pytest.mark.parametrize("args", NO_DATA_COMMANDS, ids=lambda args: " ".join(args[:2]))
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_commands_that_make_no_data_refuse_a_data_dir_without_segmint_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], where: str
+) -> None:
+    typo = tmp_path / "typo"
+    if where == "empty":
+        typo.mkdir()
+    monkeypatch.delenv("SEGMINT_DATA_DIR", raising=False)
+    out = tmp_path / "out"
+    command = ["--data-dir", str(typo), *(a.format(out=out) for a in args)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert said(result) == (
+        f"Error: no Segmint data in {typo} — check --data-dir / SEGMINT_DATA_DIR, or create it "
+        "with `segmint demo` / `segmint generate`"
+    )
+    made = sorted(typo.iterdir()) if typo.exists() else None
+    assert made == ([] if where == "empty" else None)  # nothing was made
+    assert not out.exists()
+
+
+def test_commands_that_make_data_make_the_data_dir_and_sql_needs_none(tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    created = runner.invoke(
+        app, ["--data-dir", str(new), "audiences", "create", str(AUDIENCE_FILE)]
+    )
+    assert created.exit_code == 0, created.output
+    assert (new / "catalog.db").is_file()
+    compiled = runner.invoke(app, ["--data-dir", str(tmp_path / "none"), "sql", str(AUDIENCE_FILE)])
+    assert compiled.exit_code == 0, compiled.output
+    assert compiled.output.startswith("SELECT") and not (tmp_path / "none").exists()
+
+
+def test_a_catalog_that_refuses_writes_says_so_without_sql_or_key_hashes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["keys", "create", "website"]).exit_code == 0
+    catalog = settings.data_dir / "catalog.db"
+    monkeypatch.setenv("SEGMINT_CATALOG_URL", f"sqlite:///file:{catalog}?mode=ro&uri=true")
+    result = runner.invoke(app, ["keys", "create", "app"])
+    assert result.exit_code == 2, result.output
+    assert said(result) == (
+        f"Error: cannot write to {catalog}: the database is read-only — check its permissions "
+        "or choose another --data-dir (SEGMINT_DATA_DIR)"
+    )
+    assert "website" in runner.invoke(app, ["keys", "list"]).output  # reading still works
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", "website"],
+        ["generate", "--users", "5", "--days", "1"],
+        ["refresh", "x"],
+        ["logs", "x"],
+    ],
+)
+def test_a_read_only_data_dir_is_reported_as_such_never_as_damage(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    assert runner.invoke(app, ["generate", "--users", "5", "--days", "1"]).exit_code == 0
+    read_only_mounted(monkeypatch, settings.data_dir)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert said(result) == (
+        f"Error: cannot write to {settings.data_dir}: read-only file system — check its "
+        "permissions or choose another --data-dir (SEGMINT_DATA_DIR)"
+    )
+
+
+def test_a_data_dir_that_cannot_be_made_says_why(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == settings.data_dir:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "mkdir", mkdir)
+        for command in (["keys", "create", "x"], ["generate", "--users", "5", "--days", "1"]):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, result.output
+            assert said(result).startswith(
+                f"Error: cannot write to {settings.data_dir}: read-only file system — check"
+            )
+    (tmp_path / "a-file").write_text("")
+    under_a_file = tmp_path / "a-file" / "data"
+    made = runner.invoke(app, ["--data-dir", str(under_a_file), "keys", "create", "x"])
+    assert made.exit_code == 2
+    assert f"{tmp_path}/a-file is a file, not a directory — choose another" in said(made)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not stop root")
+def test_a_data_dir_without_write_permission_says_so(settings: Settings) -> None:
+    assert runner.invoke(app, ["keys", "create", "website"]).exit_code == 0
+    settings.data_dir.chmod(0o555)
+    try:
+        result = runner.invoke(app, ["keys", "create", "app"])
+    finally:
+        settings.data_dir.chmod(0o755)
+    assert result.exit_code == 2, result.output
+    assert "permission denied — check its permissions or choose another --data-dir" in said(result)
+
+
+def test_an_os_refusal_anywhere_is_one_line_and_a_database_error_shows_no_sql() -> None:
+    import sqlalchemy as sa
+    import typer
+
+    from segmint.cli.common import friendly_errors
+
+    def failing(error: Exception) -> typer.Typer:
+        small = typer.Typer()
+
+        @small.command()
+        @friendly_errors
+        def go() -> None:
+            raise error
+
+        return small
+
+    refused = OSError(errno.EROFS, "Read-only file system", "/mnt/x/out.csv")
+    result = runner.invoke(failing(refused), [])
+    assert result.exit_code == 2
+    assert said(result).startswith("Error: cannot write to /mnt/x/out.csv: read-only file system")
+    statement = sa.exc.OperationalError("INSERT INTO keys VALUES (?)", ("h4sh",), ValueError("x"))
+    result = runner.invoke(failing(statement), [])
+    assert result.exit_code == 1
+    assert said(result).startswith("Unexpected error: ValueError: x.")
+    assert "INSERT" not in result.output and "h4sh" not in result.output
+
+
+def said(result: Any) -> str:
+    """The command's output as one line, however the terminal wrapped it."""
+    return " ".join(result.output.split())

@@ -111,6 +111,58 @@ def test_explain_prints_every_condition_value(shop: Path) -> None:
     assert "Profile 2 is a member" in member.output
 
 
+def test_explain_says_whom_it_explained_and_refuses_a_value_naming_two_profiles(
+    shop: Path, settings: Settings
+) -> None:
+    file = str(shop / "viewed_no_order_us.yaml")
+    by_user_id = runner.invoke(cli(), ["explain", file, "u1", "--as-of", AS_OF])
+    assert by_user_id.exit_code == 0, by_user_id.output
+    assert by_user_id.output.startswith(
+        "Explaining profile 1 (user id u1, ann@example.com), found by its user id.\n"
+    )
+    engine = open_warehouse(settings.warehouse_file)
+    wh = Warehouse(engine)
+    wh.profile(565, {}, user_id="3", email="seven@example.com")  # "3" is profile 3's id too
+    engine.execute("INSERT INTO profile_merges VALUES (9, 2, ?, 'identify')", [NOW])
+    engine.close()
+    both = runner.invoke(cli(), ["explain", file, "3", "--as-of", AS_OF])
+    assert both.exit_code == 2, both.output
+    said = " ".join(both.output.split())
+    assert "'3' names 2 profiles: profile 3 (no user id or email); and the user id of " in said
+    assert "profile 565 (user id 3, seven@example.com)" in said
+    assert "Say which with a prefix: profile:3 or user:3" in said
+    chosen = runner.invoke(cli(), ["explain", file, "user:3", "--as-of", AS_OF])
+    assert "Profile 565 is NOT a member" in chosen.output
+    merged = runner.invoke(cli(), ["explain", file, "9", "--as-of", AS_OF])
+    assert merged.output.startswith(
+        "Explaining profile 2 (no user id or email): profile 9 was merged into it.\n"
+        "Profile 2 is a member"
+    )
+
+
+def test_a_definition_file_with_a_key_given_twice_is_refused(shop: Path) -> None:
+    twice = shop / "twice.yaml"
+    twice.write_text(
+        "root: {kind: event, event: product_viewed}\nroot: {kind: event, event: order_completed}\n"
+    )
+    result = runner.invoke(cli(), ["preview", str(twice), "--as-of", AS_OF])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert said.startswith(
+        "Error: root: duplicate key 'root' at line 2, column 1 (first at line 1, column 1)"
+    )
+    in_a_filter = shop / "filter.json"
+    in_a_filter.write_text(
+        '{"name": "f", "definition": {"root": {"kind": "event", "event": "product_viewed",\n'
+        '  "filters": [{"property": "sku", "property": "price", "operator": "equals",'
+        ' "value": "A1"}]}}}'
+    )
+    result = runner.invoke(cli(), ["audiences", "create", str(in_a_filter)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "definition.root.filters[0].property: duplicate key 'property' at line 2" in said
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -144,7 +196,7 @@ def test_errors_print_one_clear_line(shop: Path, args: list[str], words: str) ->
 
 @pytest.mark.parametrize("command", ["preview", "explain"])
 def test_reading_commands_without_a_warehouse_say_how_to_make_one(
-    settings: Settings, tmp_path: Path, command: str
+    workspace: Settings, tmp_path: Path, command: str
 ) -> None:
     audience = tmp_path / "a.yaml"
     audience.write_text(AUDIENCE)
@@ -152,9 +204,9 @@ def test_reading_commands_without_a_warehouse_say_how_to_make_one(
     result = runner.invoke(cli(), args)
     assert result.exit_code == 2, result.output
     said = "".join(result.output.split())  # however the terminal wrapped it
-    assert f"there is no warehouse at {settings.warehouse_file} yet".replace(" ", "") in said
+    assert f"there is no warehouse at {workspace.warehouse_file} yet".replace(" ", "") in said
     assert "`segmintimportFILE`" in said and "SEGMINT_DATA_DIR" in said
-    assert not settings.data_dir.exists()  # nothing was created by looking
+    assert not workspace.warehouse_file.exists()  # nothing was created by looking
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])

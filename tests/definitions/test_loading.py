@@ -99,6 +99,50 @@ def test_errors_in_yaml_name_the_path() -> None:
     assert caught.value.message.startswith("root.conditions[0].window.last: ")
 
 
+@pytest.mark.parametrize(
+    ("text", "path", "where"),
+    [
+        (
+            "root: {kind: event, event: a}\nroot: {kind: event, event: b}\n",
+            "root",
+            "duplicate key 'root' at line 2, column 1 (first at line 1, column 1)",
+        ),
+        (
+            "root:\n  kind: event\n  event: a\n  filters:\n"
+            "    - {property: sku, operator: equals, value: A1}\n"
+            "    - property: sku\n      operator: equals\n      property: price\n"
+            "      value: 1\n",
+            "root.filters[1].property",
+            "duplicate key 'property' at line 8, column 7 (first at line 6, column 7)",
+        ),
+        (  # JSON text: the same reader
+            '{"root": {"kind": "event",\n "event": "a",\n "event": "b"}}',
+            "root.event",
+            "duplicate key 'event' at line 3, column 2 (first at line 2, column 2)",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_its_line_and_path(
+    text: str, path: str, where: str
+) -> None:
+    with pytest.raises(DefinitionError) as refused:
+        load_definition(text)
+    assert refused.value.path == path
+    assert where in refused.value.message
+    assert "keep one of them" in refused.value.message
+
+
+def test_the_same_key_in_different_objects_and_yaml_merges_are_accepted() -> None:
+    definition = load_definition(
+        "root:\n  kind: and\n  conditions:\n"
+        "    - &viewed {kind: event, event: product_viewed}\n"
+        "    - {<<: *viewed, event: order_completed}\n"
+    )
+    assert isinstance(definition.root, Group)
+    events = [node.event for node in definition.root.conditions]  # type: ignore[union-attr]
+    assert events == ["product_viewed", "order_completed"]
+
+
 def test_json_schema_is_published() -> None:
     schema = definition_json_schema()
     assert schema["title"] == "Segmint audience definition"

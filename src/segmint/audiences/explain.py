@@ -11,7 +11,7 @@ children of each group held.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,7 +55,8 @@ from segmint.definitions.model import (
     iter_nodes,
 )
 from segmint.definitions.validation import AudienceResolver
-from segmint.errors import NotFound
+from segmint.errors import InvalidInput, NotFound
+from segmint.identifiers import normalize_email, normalize_phone
 from segmint.warehouse.engine import Engine
 
 _COMPLEMENT = {"at_least": "fewer than", "at_most": "more than", "exactly": "other than"}
@@ -80,13 +81,15 @@ class NodeVerdict:
 
 @dataclass
 class Explanation:
-    """Why ``profile_id`` is (``member``) or is not a member at ``as_of``."""
+    """Why ``profile_id`` is (``member``) or is not a member at ``as_of``; ``profile`` says
+    whom the reference given named, and how."""
 
     profile_id: int
     as_of: dt.datetime
     timezone: str
     member: bool
     nodes: list[NodeVerdict]
+    profile: ProfileMatch
 
     def lines(self) -> list[str]:
         """The verdicts as indented lines, the tree's shape kept."""
@@ -108,11 +111,13 @@ def explain_membership(
 ) -> Explanation:
     """The value of every node of ``definition`` for one profile at ``as_of``, with the counts
     behind it. ``profile_id`` is a profile id, or a user id, email or anonymous id that
-    identifies one. Unknown profiles raise :class:`NotFound`; bad definitions raise
-    :class:`DefinitionError`."""
+    identifies one, or one of them prefixed (see :func:`resolve_profile`). Unknown profiles
+    raise :class:`NotFound`, text naming two profiles :class:`InvalidInput`; bad definitions
+    raise :class:`DefinitionError`."""
     definition = prepare_definition(definition, resolve_audience)
     as_of = utc_naive(as_of)
-    found = find_profile(warehouse, profile_id)
+    profile = resolve_profile(warehouse, profile_id)
+    found = profile.profile_id
     nodes = iter_nodes(definition.root)
     values = _node_values(warehouse, nodes, found, as_of, timezone, resolve_audience)
     context = CompileContext(
@@ -126,40 +131,143 @@ def explain_membership(
         timezone=timezone,
         member=values["root"],
         nodes=verdicts,
+        profile=profile,
     )
+
+
+# How a reference can say what it is: ``user:7`` is the user id 7, ``profile:7`` the profile
+# id 7. Unprefixed, a reference is tried as each, and refused when two profiles answer.
+PREFIXES = {
+    "profile": "profile id",
+    "user": "user id",
+    "email": "email",
+    "anonymous": "anonymous id",
+    "phone": "phone",
+}
+# kind → (column of profiles, id_type of identities, normalization)
+_IDENTIFIERS: dict[str, tuple[str, str, Callable[[str], str | None]]] = {
+    "user": ("user_id", "user_id", lambda text: text),
+    "email": ("email", "email", normalize_email),
+    "anonymous": ("anonymous_id", "anonymous_id", lambda text: text),
+    "phone": ("phone", "phone", normalize_phone),
+}
+
+
+@dataclass(frozen=True)
+class ProfileMatch:
+    """The profile a reference named, and how: ``matched_by`` is a key of :data:`PREFIXES`
+    (``"user"``: the reference is the profile's user id). ``merged_from`` is the profile id
+    the reference gave when that profile was merged into this one. ``user_id`` and ``email``
+    are the profile's, to show whom it is."""
+
+    profile_id: int
+    matched_by: str
+    user_id: str | None = None
+    email: str | None = None
+    merged_from: int | None = None
+
+    def label(self) -> str:
+        """``profile 6 (user id 100006, ann@example.com)``."""
+        known = [f"user id {self.user_id}" if self.user_id else "", self.email or ""]
+        shown = ", ".join(part for part in known if part) or "no user id or email"
+        return f"profile {self.profile_id} ({shown})"
+
+    def how(self) -> str:
+        """How the reference led to the profile, as a clause for messages."""
+        if self.merged_from is not None:
+            return f"profile {self.merged_from}, merged into {self.label()}"
+        if self.matched_by == "profile":
+            return self.label()
+        return f"the {PREFIXES[self.matched_by]} of {self.label()}"
 
 
 def find_profile(warehouse: Engine, reference: int | str) -> int:
-    """The profile id of ``reference``: a profile id (or one merged into another), or a
-    user id, email or anonymous id. Raises :class:`NotFound` with a hint."""
+    """The profile id of ``reference`` (see :func:`resolve_profile`)."""
+    return resolve_profile(warehouse, reference).profile_id
+
+
+def resolve_profile(warehouse: Engine, reference: int | str) -> ProfileMatch:
+    """The profile ``reference`` names: a profile id (one merged into another gives the
+    profile it was merged into), a user id, an email, an anonymous id or a phone — or, with a
+    prefix, only that: ``profile:7``, ``user:7``, ``email:…``, ``anonymous:…``, ``phone:…``.
+    Unprefixed text that names two profiles (profile 7, and the user id "7" of profile 565)
+    raises :class:`InvalidInput` naming both and the prefixes that choose; unknown text
+    raises :class:`NotFound` with a hint."""
     text = str(reference).strip()
-    if text.isdigit():
-        number = int(text)
-        if warehouse.rows("SELECT 1 FROM profiles WHERE profile_id = ?", [number]):
-            return number
+    prefix, colon, rest = text.partition(":")
+    if colon and prefix.lower() in PREFIXES:
+        kind = prefix.lower()
+        found = _lookup(warehouse, kind, rest.strip())
+        if found is None:
+            raise NotFound(
+                f"no profile with {PREFIXES[kind]} {rest.strip()!r} in the warehouse (if "
+                f"{text!r} is itself the {PREFIXES[kind]}, write {kind}:{text})",
+                path="profile_id",
+            )
+        return found
+    matches = [m for kind in PREFIXES if (m := _lookup(warehouse, kind, text)) is not None]
+    if not matches:
+        raise NotFound(
+            f"no profile {text!r} in the warehouse: give a profile id (Run Query's sample lists "
+            "members' ids), a user id, an email or an anonymous id",
+            path="profile_id",
+        )
+    choices: dict[int, ProfileMatch] = {}  # the first match of each profile
+    for match in matches:
+        choices.setdefault(match.profile_id, match)
+    if len(choices) > 1:
+        raise InvalidInput(
+            f"{text!r} names {len(choices)} profiles: "
+            f"{'; and '.join(m.how() for m in choices.values())}. Say which with a prefix: "
+            f"{' or '.join(f'{m.matched_by}:{text}' for m in choices.values())}",
+            path="profile_id",
+        )
+    return matches[0]
+
+
+def _lookup(warehouse: Engine, kind: str, text: str) -> ProfileMatch | None:
+    """The profile whose ``kind`` identifier (see :data:`PREFIXES`) is ``text``."""
+    if kind == "profile":
+        return _by_profile_id(warehouse, text)
+    column, id_type, normalize = _IDENTIFIERS[kind]
+    value = normalize(text)
+    if not value:
+        return None
+    rows = warehouse.rows(
+        f"SELECT profile_id FROM profiles WHERE {column} = ? ORDER BY last_seen DESC LIMIT 1",
+        [value],
+    ) or warehouse.rows(
+        "SELECT profile_id FROM identities WHERE id_type = ? AND id_value = ? LIMIT 1",
+        [id_type, value],
+    )
+    return _match(warehouse, int(rows[0][0]), kind) if rows else None
+
+
+def _by_profile_id(warehouse: Engine, text: str) -> ProfileMatch | None:
+    """The profile with id ``text``, or the one it was merged into (merges chain)."""
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:
+        return None
+    number = current = int(text)
+    followed = {number}
+    while not warehouse.rows("SELECT 1 FROM profiles WHERE profile_id = ?", [current]):
         merged = warehouse.rows(
             "SELECT into_profile_id FROM profile_merges WHERE merged_profile_id = ? "
             "ORDER BY merged_at DESC LIMIT 1",
-            [number],
+            [current],
         )
-        if merged:
-            return find_profile(warehouse, int(merged[0][0]))
-    rows = warehouse.rows(
-        "SELECT profile_id FROM profiles WHERE user_id = ? OR email = ? OR anonymous_id = ? "
-        "ORDER BY last_seen DESC LIMIT 1",
-        [text, text.lower(), text],
-    )
-    if not rows:
-        rows = warehouse.rows(
-            "SELECT profile_id FROM identities WHERE id_value = ? LIMIT 1", [text]
-        )
-    if rows:
-        return int(rows[0][0])
-    raise NotFound(
-        f"no profile {text!r} in the warehouse: give a profile id (Run Query's sample lists "
-        "members' ids), a user id, an email or an anonymous id",
-        path="profile_id",
-    )
+        if not merged or int(merged[0][0]) in followed:
+            return None
+        current = int(merged[0][0])
+        followed.add(current)
+    return _match(warehouse, current, "profile", merged_from=None if current == number else number)
+
+
+def _match(
+    warehouse: Engine, profile_id: int, kind: str, *, merged_from: int | None = None
+) -> ProfileMatch:
+    rows = warehouse.rows("SELECT user_id, email FROM profiles WHERE profile_id = ?", [profile_id])
+    user_id, email = rows[0] if rows else (None, None)
+    return ProfileMatch(profile_id, kind, user_id, email, merged_from)
 
 
 def _node_values(

@@ -1,5 +1,5 @@
-"""``segmint audiences list|show|create|preview|activate|archive|delete|restore|history|
-retention|versions``, ``segmint refresh NAME | --due`` and ``segmint usage``.
+"""``segmint audiences list|show|create|update|preview|activate|archive|delete|restore|
+history|retention|versions``, ``segmint refresh NAME | --due`` and ``segmint usage``.
 
 Commands that compute members (activate, refresh, history, preview) open the warehouse;
 while `segmint serve` owns it, use the REST API instead (the error says so).
@@ -17,16 +17,30 @@ from rich.table import Table
 from rich.text import Text
 
 from segmint.audiences import history, operations, service, usage
-from segmint.audiences.files import format_interval, parse_interval, read_audience_file
+from segmint.audiences.files import (
+    AudienceFile,
+    format_interval,
+    parse_interval,
+    read_audience_file,
+)
+from segmint.audiences.refresh import RefreshRefused
 from segmint.audiences.scheduler import default_owner, run_due
+from segmint.audiences.service import AudienceInfo
 from segmint.catalog import open_catalog
 from segmint.catalog.db import Catalog
-from segmint.cli.common import command_group, console, friendly_errors, load_settings
-from segmint.errors import InvalidInput
+from segmint.cli.common import (
+    command_group,
+    console,
+    creates_data,
+    friendly_errors,
+    load_settings,
+)
+from segmint.definitions import Definition
+from segmint.errors import Conflict, InvalidInput
 from segmint.runtime import Runtime
 from segmint.sync.runner import SyncContext, sync_after_refresh
 
-app = command_group("Audiences: create, activate, archive, restore, inspect.")
+app = command_group("Audiences: create, update, activate, archive, restore, inspect.")
 
 
 def _who() -> str:
@@ -36,9 +50,12 @@ def _who() -> str:
         return "cli"
 
 
-def _catalog() -> Catalog:
+def _catalog(*, create: bool = False) -> Catalog:
+    """The catalog; with ``create`` (for a command that creates data) made, with the data
+    directory, when missing."""
     settings = load_settings()
-    settings.ensure_data_dir()
+    if create:
+        settings.ensure_data_dir()
     return open_catalog(settings.catalog_database_url)
 
 
@@ -111,13 +128,14 @@ def show(audience: Annotated[str, typer.Argument(help="Id or name.")]) -> None:
 
 
 @app.command("create")
+@creates_data
 @friendly_errors
 def create(
     file: Annotated[Path, typer.Argument(help="An audience YAML/JSON file.")],
     activate: Annotated[bool, typer.Option(help="Activate (and compute) it at once.")] = False,
 ) -> None:
     """Create an audience from a file ("audiences as code")."""
-    catalog = _catalog()
+    catalog = _catalog(create=True)
     parsed = read_audience_file(file, resolve_audience=service.audience_resolver(catalog))
     info = service.create_draft(
         catalog,
@@ -130,6 +148,145 @@ def create(
     console.print(f"Created draft {info.label} (id {info.id}).")
     if activate:
         _activate(info.id, parsed.name, parsed.refresh_interval, parsed.warmup)
+
+
+@app.command("update")
+@friendly_errors
+def update(
+    audience: Annotated[str, typer.Argument(help="Id or name.")],
+    file: Annotated[Path, typer.Argument(help="The audience YAML/JSON file, edited.")],
+    note: Annotated[str, typer.Option(help="Why it changed (`audiences versions` shows it).")] = "",
+    recompute_history: Annotated[
+        bool,
+        typer.Option(
+            "--recompute-history",
+            help="Also re-evaluate past membership with the new definition (default: members "
+            "change at the next refresh, history stays as it was).",
+        ),
+    ] = False,
+    activate: Annotated[
+        bool,
+        typer.Option(
+            "--activate",
+            help="Save & Activate: save it, apply the file's refresh_interval and warmup, and "
+            "compute it now (needed to change an active static audience, or to turn one "
+            "static or dynamic).",
+        ),
+    ] = False,
+) -> None:
+    """Save the definition in FILE as the audience's next version, and show what changed.
+
+    The same save, with the same refusals, as the REST API's PUT /api/v1/audiences/REF/definition
+    (a deleted audience, or an edit of an active static one without --activate)."""
+    if activate and (recompute_history or note):
+        raise InvalidInput(
+            "--activate computes the audience anew and saves the version without a note: "
+            "leave out --recompute-history and --note with it"
+        )
+    catalog = _catalog()
+    info = operations.resolve_ref(catalog, audience)
+    parsed = read_audience_file(file, resolve_audience=service.audience_resolver(catalog))
+    _check_same_audience(parsed, info)
+    if activate:  # restores a deleted or archived audience too, as activate does
+        interval = parsed.refresh_interval or info.refresh_interval
+        done = _activate(info.id, None, interval, parsed.warmup, parsed.definition)
+        _print_changes(catalog, info, done.current_version)
+        return
+    if info.status == "deleted":
+        raise Conflict(
+            f"audience {info.label} is deleted: restore it first (`segmint audiences restore "
+            f"{info.id}`), then update it"
+        )
+    plan = service.plan_edit(catalog, info.id, parsed.definition)
+    if plan.unchanged:
+        console.print(
+            f"No changes: {file.name} is version {info.current_version} of {info.label}; "
+            "nothing saved.",
+            highlight=False,
+        )
+        return
+    if plan.needs_activation:
+        raise Conflict(
+            f"{plan.needs_activation} (here: `segmint audiences update {audience} {file} "
+            "--activate`)"
+        )
+    version, recomputed = _save_definition(
+        catalog, info, parsed.definition, note, recompute_history
+    )
+    _print_changes(catalog, info, version)
+    if recomputed is not None:
+        console.print(f"Recomputed the membership of {recomputed:,} past refresh(es).")
+    elif info.status == "active":
+        console.print("Members change at its next refresh (`segmint refresh` runs one now).")
+    _print_interval_left_out(parsed, info)
+
+
+def _check_same_audience(parsed: AudienceFile, info: AudienceInfo) -> None:
+    """Refuse a file that names another audience (the wrong file, or the wrong NAME)."""
+    if parsed.name and info.name and parsed.name != info.name:
+        raise InvalidInput(
+            f"{parsed.path.name} is the audience {parsed.name!r}, not {info.label}: update "
+            f"{parsed.name!r}, or correct the name in the file (`segmint audiences activate "
+            f"{info.id} --name NEW` renames an audience)",
+            path="name",
+        )
+
+
+def _print_interval_left_out(parsed: AudienceFile, info: AudienceInfo) -> None:
+    """Say so when the file's refresh interval differs from the active audience's: saving a
+    version keeps the audience's, activating applies the file's."""
+    if info.status != "active" or parsed.refresh_interval in (None, info.refresh_interval):
+        return
+    console.print(
+        f"The file's refresh_interval ({format_interval(parsed.refresh_interval)}) is not the "
+        f"audience's ({format_interval(info.refresh_interval)}): --activate applies it.",
+        highlight=False,
+    )
+
+
+def _save_definition(
+    catalog: Catalog,
+    info: AudienceInfo,
+    definition: Definition,
+    note: str,
+    recompute_history: bool,
+) -> tuple[int, int | None]:
+    """Save the next version as the REST API's PUT .../definition does: its number, and the
+    past refreshes recomputed (``None`` unless ``recompute_history``)."""
+    if not recompute_history:  # the catalog alone: it works next to `segmint serve`
+        saved = service.update_definition(
+            catalog, info.id, definition, by=_who(), now=operations.utcnow(), note=note
+        )
+        return saved.version, None
+    settings = load_settings()
+    runtime = Runtime.open(settings)
+    try:
+        edit = operations.save_definition(
+            runtime.warehouse,
+            runtime.catalog,
+            info.id,
+            definition,
+            by=_who(),
+            timezone=settings.timezone,
+            note=note,
+            apply="recompute_history",
+        )
+    finally:
+        runtime.close()
+    return edit.version, edit.recomputed_refreshes
+
+
+def _print_changes(catalog: Catalog, before: AudienceInfo, version: int) -> None:
+    """The version saved and its diff from the one before."""
+    old = before.current_version
+    if version == old:
+        console.print(f"The definition of {before.label} is unchanged (version {old}).")
+        return
+    console.print(
+        f"Saved version {version} of {before.label} (was version {old}):", highlight=False
+    )
+    for line in service.diff_versions(catalog, before.id, old, version).summary:
+        console.print(f"• {line}", highlight=False, soft_wrap=True)
 
 
 @app.command("activate")
@@ -146,8 +303,14 @@ def activate(
 
 
 def _activate(
-    audience_id: int, name: str | None, interval: dt.timedelta | None, warmup: bool
-) -> None:
+    audience_id: int,
+    name: str | None,
+    interval: dt.timedelta | None,
+    warmup: bool,
+    definition: Definition | None = None,
+) -> AudienceInfo:
+    """Save & Activate (``definition``, when given, saved first as a new version) and say
+    how the first refresh went."""
     settings = load_settings()
     runtime = Runtime.open(settings)
     try:
@@ -160,6 +323,7 @@ def _activate(
             warmup=warmup,
             by=_who(),
             timezone=settings.timezone,
+            definition=definition,
             on_refreshed=sync_after_refresh(SyncContext.of(runtime)),
         )
     finally:
@@ -177,6 +341,7 @@ def _activate(
                 f" {result.error} (it is retried automatically).",
             )
         )
+    return info
 
 
 def _transition(verb: str, audience: str) -> None:
@@ -210,8 +375,25 @@ def restore(
     """Restore an archived or deleted audience as a draft."""
     catalog = _catalog()
     info = operations.resolve_ref(catalog, audience, deleted=True)
+    if info.status not in ("archived", "deleted"):
+        _refuse_restoring(catalog, info)
     done = service.restore(catalog, info.id, by=_who(), now=operations.utcnow(), name=name)
     console.print(f"{done.label} is restored as a draft; activate it to compute it again.")
+
+
+def _refuse_restoring(catalog: Catalog, info: AudienceInfo) -> None:
+    """Refuse restoring an audience that is not archived or deleted, naming the deleted
+    audiences of the same name (a name picks the audience that is not deleted first)."""
+    deleted = [a for a in service.list_audiences(catalog, "deleted") if a.name == info.name]
+    if not deleted:
+        return  # the service's own refusal says it all
+    listed = ", ".join(f"id {a.id} (deleted {_when(a.deleted_at)})" for a in deleted)
+    raise Conflict(
+        f"{info.label} names the {info.status} audience #{info.id}, and only archived or "
+        f"deleted audiences can be restored. Deleted audiences named {info.name!r}: {listed}; "
+        f"restore one by its id with a new name: `segmint audiences restore {deleted[0].id} "
+        "--name NEW_NAME`"
+    )
 
 
 @app.command("versions")
@@ -318,19 +500,37 @@ def refresh_command(
             console.print(f"{len(outcomes)} audience(s) were due.")
             return
         assert audience is not None
-        result = operations.refresh_by_ref(
-            runtime.warehouse,
-            runtime.catalog,
-            audience,
-            timezone=settings.timezone,
-            on_refreshed=sync_after_refresh(SyncContext.of(runtime)),
-        )
+        try:
+            result = operations.refresh_by_ref(
+                runtime.warehouse,
+                runtime.catalog,
+                audience,
+                timezone=settings.timezone,
+                on_refreshed=sync_after_refresh(SyncContext.of(runtime)),
+            )
+        except RefreshRefused as exc:
+            remedy = _remedy(operations.resolve_ref(runtime.catalog, audience))
+            if remedy is None:
+                raise
+            raise RefreshRefused(f"{exc.message} ({remedy})", path=exc.path) from None
     finally:
         runtime.close()
     console.print(
         f"Refreshed: {result.size:,} members (+{result.entered:,} / "
         f"−{result.left:,}) in {result.duration_seconds:.2f} s."
     )
+
+
+def _remedy(info: AudienceInfo) -> str | None:
+    """The commands that make a refused refresh of ``info`` possible (None: none does)."""
+    ref = info.name if info.status != "deleted" and info.name else str(info.id)
+    if info.status == "draft":
+        return f"`segmint audiences activate {ref}`"
+    if info.status in ("archived", "deleted"):
+        return f"`segmint audiences restore {ref}`, then `segmint audiences activate {ref}`"
+    if not info.is_dynamic:
+        return f"`segmint audiences update {ref} FILE --activate` saves the edit and recomputes it"
+    return None
 
 
 @friendly_errors

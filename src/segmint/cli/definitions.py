@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from segmint.audiences.explain import Explanation, explain_membership
+from segmint.audiences.explain import PREFIXES, Explanation, explain_membership
 from segmint.audiences.files import read_audience_file
 from segmint.audiences.run import RunResult, run_definition
 from segmint.cli.common import console, friendly_errors, load_settings
@@ -93,10 +93,20 @@ def preview_command(
 @friendly_errors
 def explain_command(
     file: Annotated[Path, typer.Argument(help="An audience or definition file (YAML or JSON).")],
-    profile: Annotated[str, typer.Argument(help="A profile id, user id, email or anonymous id.")],
+    profile: Annotated[
+        str,
+        typer.Argument(
+            help="A profile id, user id, email or anonymous id; when one value names two "
+            "profiles, a prefix says which: profile:7, user:7, email:…, anonymous:…, phone:…"
+        ),
+    ],
     as_of: AsOfOption = None,
 ) -> None:
-    """Explain why one profile is in or out of an audience: every condition's value."""
+    """Explain why one profile is in or out of an audience: every condition's value.
+
+    The output says whom PROFILE named: a profile merged into another is explained as that
+    one, and a value that names two profiles (profile 7, and the user id "7" of another) is
+    refused until a prefix says which (profile:7, user:7)."""
     settings = load_settings()
     resolver = directory_resolver(file.parent)
     audience = read_audience_file(file, resolve_audience=resolver)
@@ -135,7 +145,7 @@ def sql_command(
     """Print the SQL a definition compiles to for an engine: it selects the members'
     profile_id from the warehouse's tables. Windows become the instants they mean as of
     --as-of (default now), so compile again for another instant."""
-    settings = load_settings()
+    settings = load_settings(needs_data=False)  # compiling reads no data
     resolver = directory_resolver(file.parent)
     audience = read_audience_file(file, resolve_audience=resolver)
     query = compile_definition(
@@ -190,8 +200,14 @@ def print_run(result: RunResult, *, title: str) -> None:
 
 
 def print_explanation(result: Explanation, *, title: str) -> None:
-    """The verdict, then every node's value with its facts."""
+    """Whom the reference named (and how), the verdict, then every node's value with its
+    facts."""
     verdict = ("a member", "bold green") if result.member else ("NOT a member", "bold red")
+    found = result.profile
+    how = "" if found.matched_by == "profile" else f", found by its {PREFIXES[found.matched_by]}"
+    if found.merged_from is not None:
+        how = f": profile {found.merged_from} was merged into it"
+    console.print(f"Explaining {found.label()}{how}.", highlight=False, soft_wrap=True)
     console.print(
         Text.assemble(
             f"Profile {result.profile_id} is ",

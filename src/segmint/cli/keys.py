@@ -10,12 +10,19 @@ from rich.text import Text
 
 from segmint.catalog import open_catalog
 from segmint.catalog.keys import create_key, list_keys, revoke_key
-from segmint.cli.common import command_group, console, friendly_errors, load_settings
+from segmint.cli.common import (
+    command_group,
+    console,
+    creates_data,
+    friendly_errors,
+    load_settings,
+)
 
 app = command_group("Write keys (for sources) and admin keys (for the REST API).")
 
 
 @app.command("create")
+@creates_data
 @friendly_errors
 def create(
     name: Annotated[str, typer.Argument(help="Who uses the key, e.g. 'website'.")],

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from segmint.cli import audiences, data, definitions, demo, keys, sync, testing, users
-from segmint.cli.common import command_group, friendly_errors
+from segmint.cli.common import command_group, creates_data, friendly_errors
 from segmint.errors import InvalidInput
 
 app = command_group(
@@ -29,10 +29,12 @@ app.command("logs")(sync.logs_command)
 app.add_typer(users.app, name="users")
 app.command("refresh")(audiences.refresh_command)
 app.command("usage")(audiences.usage_command)
-app.command("import")(data.import_command)
-app.command("generate")(data.generate_command)
+# Commands that make data make the data directory; every other one refuses a data directory
+# without Segmint data (a mistyped --data-dir), see cli/common.py.
+app.command("import")(creates_data(data.import_command))
+app.command("generate")(creates_data(data.generate_command))
 app.command("export")(data.export_command)
-app.command("demo")(demo.demo_command)
+app.command("demo")(creates_data(demo.demo_command))
 app.command("test")(testing.test_command)
 app.command("preview")(definitions.preview_command)
 app.command("explain")(definitions.explain_command)
@@ -56,6 +58,7 @@ def main(
 
 
 @app.command()
+@creates_data
 @friendly_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,

@@ -17,7 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from segmint.audiences import operations
-from segmint.cli.common import command_group, console, friendly_errors, load_settings
+from segmint.cli.common import (
+    command_group,
+    console,
+    creates_data,
+    friendly_errors,
+    load_settings,
+)
 from segmint.destinations import registry
 from segmint.errors import InvalidInput
 from segmint.runtime import Runtime
@@ -115,6 +121,7 @@ def list_destinations() -> None:
 
 
 @destinations_app.command("add")
+@creates_data
 @friendly_errors
 def add_destination(
     name: Annotated[str, typer.Argument(help="Your name for it, e.g. 'Shop Meta'.")],

@@ -10,7 +10,13 @@ from rich.text import Text
 
 from segmint.catalog import open_catalog
 from segmint.catalog.accounts import check_password, create_user, list_users, set_password
-from segmint.cli.common import command_group, console, friendly_errors, load_settings
+from segmint.cli.common import (
+    command_group,
+    console,
+    creates_data,
+    friendly_errors,
+    load_settings,
+)
 from segmint.errors import InvalidInput
 
 app = command_group("Users of the web UI (sign-in accounts).")
@@ -43,6 +49,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 @app.command("create")
+@creates_data
 @friendly_errors
 def create(
     username: Annotated[str, typer.Argument(help="The sign-in name, e.g. 'alice'.")],

@@ -23,13 +23,68 @@ TOO_DEEP_TEXT = (
 
 class _TextDatesLoader(yaml.SafeLoader):
     """YAML without implicit timestamps: ``2025-01-31`` stays text, as in JSON; the model
-    parses it where a date is expected."""
+    parses it where a date is expected. A key given twice in one object is refused
+    (:class:`DefinitionError` naming it, its line and its path): YAML and JSON parsers keep
+    the last one silently, so a second ``root:`` or ``property:`` would hide the first. JSON
+    text is read by this loader too (YAML is a superset of JSON)."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        refuse_duplicate_keys(node)
+        return self.construct_document(node)
 
 
 _TextDatesLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"  # ``<<: *defaults``: later keys override on purpose
+
+
+def refuse_duplicate_keys(document: yaml.Node) -> None:
+    """Raise :class:`DefinitionError` for the first key (in reading order) that an object of
+    the parsed ``document`` holds twice, with the key, its line and column, and its path
+    (``root.conditions[0].filters[0].property``). Walks without recursion: a deep document
+    stays an error about its depth, not a :class:`RecursionError` here."""
+    stack: list[tuple[yaml.Node, str]] = [(document, "")]
+    walked: set[int] = set()  # an alias repeats a node: walk it once
+    while stack:
+        node, path = stack.pop()
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            children = _mapping_children(node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, f"{path}[{index}]") for index, item in enumerate(node.value)]
+        else:
+            continue
+        stack.extend(reversed(children))
+
+
+def _mapping_children(node: yaml.MappingNode, path: str) -> list[tuple[yaml.Node, str]]:
+    """The values of a mapping with their paths; a key given twice raises."""
+    children: list[tuple[yaml.Node, str]] = []
+    first_marks: dict[tuple[str, str], str] = {}
+    for key, value in node.value:
+        child = path
+        if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
+            child = f"{path}.{key.value}" if path else str(key.value)
+            where = f"line {key.start_mark.line + 1}, column {key.start_mark.column + 1}"
+            if (key.tag, key.value) in first_marks:
+                raise DefinitionError(
+                    f"duplicate key {key.value!r} at {where} (first at "
+                    f"{first_marks[key.tag, key.value]}): an object takes each key once; keep "
+                    "one of them",
+                    path=child,
+                )
+            first_marks[key.tag, key.value] = where
+        children.append((value, child))
+    return children
 
 
 def parse_definition(
