@@ -454,7 +454,7 @@ def test_commands_that_make_no_data_refuse_a_data_dir_without_segmint_data(
     command = ["--data-dir", str(typo), *(a.format(out=out) for a in args)]
     result = runner.invoke(app, command)
     assert result.exit_code == 2, result.output
-    assert said(result) == (
+    assert flat(result.output) == flat(
         f"Error: no Segmint data in {typo} — check --data-dir / SEGMINT_DATA_DIR, or create it "
         "with `segmint demo` / `segmint generate`"
     )
@@ -483,7 +483,7 @@ def test_a_catalog_that_refuses_writes_says_so_without_sql_or_key_hashes(
     monkeypatch.setenv("SEGMINT_CATALOG_URL", f"sqlite:///file:{catalog}?mode=ro&uri=true")
     result = runner.invoke(app, ["keys", "create", "app"])
     assert result.exit_code == 2, result.output
-    assert said(result) == (
+    assert flat(result.output) == flat(
         f"Error: cannot write to {catalog}: the database is read-only — check its permissions "
         "or choose another --data-dir (SEGMINT_DATA_DIR)"
     )
@@ -506,7 +506,7 @@ def test_a_read_only_data_dir_is_reported_as_such_never_as_damage(
     read_only_mounted(monkeypatch, settings.data_dir)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert said(result) == (
+    assert flat(result.output) == flat(
         f"Error: cannot write to {settings.data_dir}: read-only file system — check its "
         "permissions or choose another --data-dir (SEGMINT_DATA_DIR)"
     )
@@ -527,14 +527,16 @@ def test_a_data_dir_that_cannot_be_made_says_why(
         for command in (["keys", "create", "x"], ["generate", "--users", "5", "--days", "1"]):
             result = runner.invoke(app, command)
             assert result.exit_code == 2, result.output
-            assert said(result).startswith(
-                f"Error: cannot write to {settings.data_dir}: read-only file system — check"
+            assert flat(result.output).startswith(
+                flat(f"Error: cannot write to {settings.data_dir}: read-only file system — check")
             )
     (tmp_path / "a-file").write_text("")
     under_a_file = tmp_path / "a-file" / "data"
     made = runner.invoke(app, ["--data-dir", str(under_a_file), "keys", "create", "x"])
     assert made.exit_code == 2
-    assert f"{tmp_path}/a-file is a file, not a directory — choose another" in said(made)
+    assert flat(f"{tmp_path}/a-file is a file, not a directory — choose another") in flat(
+        made.output
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not stop root")
@@ -546,7 +548,9 @@ def test_a_data_dir_without_write_permission_says_so(settings: Settings) -> None
     finally:
         settings.data_dir.chmod(0o755)
     assert result.exit_code == 2, result.output
-    assert "permission denied — check its permissions or choose another --data-dir" in said(result)
+    assert flat("permission denied — check its permissions or choose another --data-dir") in flat(
+        result.output
+    )
 
 
 def test_an_os_refusal_anywhere_is_one_line_and_a_database_error_shows_no_sql() -> None:
@@ -568,14 +572,17 @@ def test_an_os_refusal_anywhere_is_one_line_and_a_database_error_shows_no_sql() 
     refused = OSError(errno.EROFS, "Read-only file system", "/mnt/x/out.csv")
     result = runner.invoke(failing(refused), [])
     assert result.exit_code == 2
-    assert said(result).startswith("Error: cannot write to /mnt/x/out.csv: read-only file system")
+    assert flat(result.output).startswith(
+        flat("Error: cannot write to /mnt/x/out.csv: read-only file system")
+    )
     statement = sa.exc.OperationalError("INSERT INTO keys VALUES (?)", ("h4sh",), ValueError("x"))
     result = runner.invoke(failing(statement), [])
     assert result.exit_code == 1
-    assert said(result).startswith("Unexpected error: ValueError: x.")
+    assert flat(result.output).startswith(flat("Unexpected error: ValueError: x."))
     assert "INSERT" not in result.output and "h4sh" not in result.output
 
 
-def said(result: Any) -> str:
-    """The command's output as one line, however the terminal wrapped it."""
-    return " ".join(result.output.split())
+def flat(text: str) -> str:
+    """``text`` without any whitespace: compares output however the terminal wrapped it (a long
+    path may be broken anywhere)."""
+    return "".join(text.split())
