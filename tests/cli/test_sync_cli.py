@@ -135,3 +135,22 @@ def test_demo_links_a_file_export_and_syncs_it(settings: Settings) -> None:
     assert set(read_membership(exports, "abandoned_checkout_30d")) == members
     logs = run("logs", "abandoned_checkout_30d")
     assert "Local export" in logs and "succeeded" in logs
+
+
+def test_a_refused_instant_sync_exits_1_and_says_its_remedy_once(
+    world: Settings, fake: FakeMeta, meta_url: str
+) -> None:
+    run(
+        "destinations", "add", "Shop Meta", "--platform", "meta",
+        "--credential", f"access_token={fake.token}",
+        "--config", f"ad_account_id={fake.ad_account_id}", "--config", f"base_url={meta_url}",
+    )  # fmt: skip
+    run("sync", "link", "gold_members", "Shop Meta")
+    assert "no destination 'Nope'" in run(
+        "sync", "now", "gold_members", "--destination", "Nope", code=2
+    )  # said so, not "has no active link"
+    run("destinations", "disable", "Shop Meta")
+    refused = run("sync", "now", "gold_members", code=1)
+    assert "refused" in refused
+    (said,) = [line for line in refused.splitlines() if line.startswith("Shop Meta, ")]
+    assert said.count("enable it") == 1, said

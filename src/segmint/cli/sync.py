@@ -258,9 +258,12 @@ def sync_now(
         str | None, typer.Option(help="Only this destination (default: all linked).")
     ] = None,
 ) -> None:
-    """Instant Sync: send the changes pending since the last sync now (R20 applies)."""
+    """Instant Sync: send the changes pending since the last sync now (R20 applies). Exits 1
+    when a sync failed or was refused."""
     with _context() as ctx:
         info = operations.resolve_ref(ctx.catalog, audience)
+        if destination:  # an unknown one is said so, not "no active link"
+            sync_catalog.get_destination(ctx.catalog, _ref(destination))
         targets = sync_catalog.list_links(
             ctx.catalog, audience_id=info.id, destination=_ref(destination) if destination else None
         )
@@ -268,7 +271,7 @@ def sync_now(
             raise InvalidInput(f"{info.label} has no active link to sync; link it first")
         entries = [runner.sync_link(ctx, target.id, trigger="instant") for target in targets]
     _print_logs(entries)
-    if any(entry.status == "failed" for entry in entries):
+    if any(entry.status in ("failed", "refused") for entry in entries):
         raise typer.Exit(1)
 
 
@@ -376,7 +379,11 @@ def _print_logs(entries: list[SyncLogEntry]) -> None:
         if entry.error_message:
             console.print(
                 f"{entry.destination_name}, {entry.started_at:%H:%M:%S}: {entry.error_message}"
-                + (f" — {entry.remedy}" if entry.remedy else ""),
+                + (
+                    f" — {entry.remedy}"
+                    if entry.remedy and entry.remedy not in entry.error_message
+                    else ""
+                ),
                 highlight=False,
                 soft_wrap=True,
             )
