@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,11 @@ def track(event: str, user: str, message_id: str | None = None) -> dict[str, Any
     if message_id:
         item["messageId"] = message_id
     return item
+
+
+def accepting(settings: Settings) -> Callable[[dict[str, Any], bytes], list[Message]]:
+    """How recovery accepts a journaled request again: as the API does."""
+    return lambda meta, body: rebuild(meta, body, settings)
 
 
 def stored_ids(runtime: Runtime) -> list[str]:
@@ -183,10 +189,7 @@ def test_recovery_skips_what_was_committed_before_the_crash(
     Journal(settings.journal_dir).append(meta, raw, then=lambda _: None)
     assert len(segments(settings.journal_dir)) == 1
 
-    def accept(meta: dict[str, Any], body: bytes) -> list[Message]:
-        return rebuild(meta, body, settings)
-
-    assert recover_journal(settings.journal_dir, runtime.collector, accept) == 0
+    assert recover_journal(settings.journal_dir, runtime.collector, accepting(settings)) == 0
     assert stored_ids(runtime) == ["m-1"] and segments(settings.journal_dir) == []
 
 
@@ -276,16 +279,13 @@ def test_recovery_keeps_aside_only_the_messages_the_warehouse_refuses(
     gate = Gate(runtime.collector, opened=True)
     gate.refuse = "poison"
 
-    def accept(meta: dict[str, Any], body: bytes) -> list[Message]:
-        return rebuild(meta, body, settings)
-
-    assert recover_journal(settings.journal_dir, gate, accept) == 3  # type: ignore[arg-type]
+    assert recover_journal(settings.journal_dir, gate, accepting(settings)) == 3  # type: ignore[arg-type]
     assert stored_ids(runtime) == ["m-a", "m-c", "m-d"]
     (failed,) = segments(settings.journal_dir)
     assert failed.parent.name == "failed"
     assert [r.meta["ids"] for r in read_segment(failed)] == [["m-b"]]
     # The next start, without the cause: the one kept aside is stored.
-    assert recover_journal(settings.journal_dir, runtime.collector, accept) == 1
+    assert recover_journal(settings.journal_dir, runtime.collector, accepting(settings)) == 1
     assert stored_ids(runtime) == ["m-a", "m-b", "m-c", "m-d"]
     assert segments(settings.journal_dir) == []
 
@@ -301,10 +301,7 @@ def test_recovery_keeps_a_segment_whole_when_the_warehouse_refuses_everything(
     gate = Gate(runtime.collector, opened=True)
     gate.refuse = "poison"
 
-    def accept(meta: dict[str, Any], body: bytes) -> list[Message]:
-        return rebuild(meta, body, settings)
-
-    assert recover_journal(settings.journal_dir, gate, accept) == 0  # type: ignore[arg-type]
+    assert recover_journal(settings.journal_dir, gate, accepting(settings)) == 0  # type: ignore[arg-type]
     (kept,) = segments(settings.journal_dir)  # moved to failed/ as it was, not split
     assert kept == settings.journal_dir / "failed" / segment.name
     assert [r.meta["ids"] for r in read_segment(kept)] == [["m-a", "m-b"]]

@@ -314,13 +314,7 @@ class GroupCommitWriter:
         except Exception:
             self._failed(request, exc)
             return
-        refused: list[int] = []
-        for index, message in enumerate(messages):
-            try:
-                self.collector.ingest([message])
-            except Exception as error:
-                refused.append(index)
-                exc = error
+        _, refused, exc = _one_by_one(self.collector, messages, exc)
         if not refused:
             assert self.journal is not None
             self.journal.committed([record.segment])
@@ -358,6 +352,21 @@ class GroupCommitWriter:
                 kept,
             )
         self._settle([request])
+
+
+def _one_by_one(
+    collector: Collector, messages: list[Message], error: Exception, *, check_table: bool = False
+) -> tuple[int, list[int], Exception]:
+    """Store ``messages`` one at a time: how many were stored, the positions of those the
+    warehouse refused, and the last refusal (``error`` when there was none)."""
+    stored, refused = 0, []
+    for index, message in enumerate(messages):
+        try:
+            stored += collector.ingest([message], check_table=check_table).stored
+        except Exception as exc:
+            refused.append(index)
+            error = exc
+    return stored, refused, error
 
 
 def _only(record: Record, keep: list[int]) -> Record:
@@ -458,16 +467,10 @@ def _store_isolating(
             continue
         except Exception as exc:
             error: Exception = exc
-        refused: list[int] = []
+        refused = list(range(len(messages)))
         if record.meta.get("route") == "batch" and len(messages) > 1:
-            for index, message in enumerate(messages):
-                try:
-                    stored += collector.ingest([message], check_table=True).stored
-                except Exception as exc:
-                    refused.append(index)
-                    error = exc
-        else:
-            refused = list(range(len(messages)))
+            alone, refused, error = _one_by_one(collector, messages, error, check_table=True)
+            stored += alone
         if refused:
             narrowed = record if len(refused) == len(messages) else _only(record, refused)
             aside.append((narrowed, f"{type(error).__name__}: {error}"))
